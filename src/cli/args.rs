@@ -1,0 +1,105 @@
+//! Flags and commands, parsed by clap into plain data. Validation that needs
+//! more than the flags themselves (files, the journal) happens in commands.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Move applications between Kubernetes clusters without downtime",
+    long_about = "ferry runs migration scripts (Rhai) with a durable step journal: a run that halts \
+                  (failure, approval gate, Ctrl-C, kill -9) resumes later, by anyone, from where it stopped.",
+    after_help = "Exit codes: 0 succeeded, 1 a step failed, 2 usage or script error, 3 paused at a gate, \
+                  4 refused (lock held, changed script, identity mismatch), 130 interrupted."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Directory holding the journal (state.db) [default: .ferry]
+    #[arg(long, global = true, env = "FERRY_STATE", value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Print events as JSON lines on stdout instead of progress
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only errors
+    #[arg(long, short, global = true, conflicts_with = "json")]
+    pub quiet: bool,
+    /// Show replayed steps and debug output
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Extra folder to import modules from (repeatable; after the script's folder, before FERRY_PATH)
+    #[arg(long = "lib", global = true, value_name = "DIR")]
+    pub libs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a new run of a script
+    Run {
+        /// The migration script (.rhai)
+        script: PathBuf,
+        /// A parameter the script reads as params.KEY (repeatable)
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_param)]
+        params: Vec<(String, String)>,
+        /// Run id to use instead of a generated one
+        #[arg(long, value_name = "RUN_ID")]
+        id: Option<String>,
+    },
+    /// Continue a run from its journal
+    Resume {
+        run: String,
+        /// Continue even though the script changed, matching steps by name
+        #[arg(long)]
+        allow_changed: bool,
+    },
+    /// Approve a gate a run waits at
+    Approve { run: String, gate: String },
+    /// Undo a run: run the undo closures of its completed steps, newest first
+    Rollback {
+        run: String,
+        /// Roll back even though the script changed, matching steps by name
+        #[arg(long)]
+        allow_changed: bool,
+    },
+    /// Show a run (the most recent one without RUN)
+    Status { run: Option<String> },
+    /// List runs, newest first
+    Runs,
+    /// Show every journal record of a run
+    Log { run: String },
+    /// Compile scripts, resolve imports and report unknown functions and duplicate step names, without running
+    Check {
+        #[arg(required = true)]
+        scripts: Vec<PathBuf>,
+    },
+    /// Print the reference of every script primitive and stdlib module (Markdown; JSON with --json)
+    Docs,
+    /// Print a shell completion script
+    Completions { shell: clap_complete::Shell },
+}
+
+/// `KEY=VALUE`, with a key a script can write as `params.KEY`.
+pub fn parse_param(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    let valid = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "`{key}` is not a parameter name (letters, digits and _, not starting with a digit)"
+        ));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}

@@ -1,0 +1,168 @@
+//! Static checks run by `ferry check` and before every run: imports resolve,
+//! every called function exists, literal step names are unique, and the
+//! literal `params.require([...])` lists are known before anything runs.
+
+use super::Host;
+use rhai::{AST, Expr, Module, Position, Stmt};
+use std::sync::Arc;
+
+type SharedModule = Arc<Module>;
+use rhai::ASTNode;
+use std::collections::{HashMap, HashSet};
+
+/// Functions Rhai handles itself, outside any package.
+const KEYWORDS: &[&str] = &[
+    "print",
+    "debug",
+    "type_of",
+    "eval",
+    "Fn",
+    "call",
+    "curry",
+    "is_shared",
+    "is_def_var",
+    "is_def_fn",
+    "exit",
+];
+
+#[derive(Debug, Default)]
+pub struct Analysis {
+    /// Problems, each rendered with location and source line.
+    pub findings: Vec<String>,
+    /// Parameters named in literal `params.require([...])` calls.
+    pub required_params: Vec<String>,
+}
+
+pub fn analyze(host: &Host, ast: &AST, label: &str) -> Analysis {
+    let mut analysis = Analysis::default();
+    let sources = &host.session.sources;
+    let finding = |message: String, pos: Position| {
+        let err = rhai::EvalAltResult::ErrorRuntime(message.into(), pos);
+        super::diagnostic::render(&err, label, sources)
+    };
+
+    let mut known: HashSet<String> = host
+        .engine
+        .gen_fn_signatures(true)
+        .into_iter()
+        .filter_map(|sig| sig.split('(').next().map(str::to_owned))
+        .collect();
+    known.extend(KEYWORDS.iter().map(|k| k.to_string()));
+    known.extend(ast.iter_functions().map(|f| f.name.to_owned()));
+
+    // Imports first: namespaced calls are checked against what they export.
+    let mut modules: HashMap<String, SharedModule> = HashMap::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Stmt(Stmt::Import(x, pos))) = path.last() {
+            let (expr, alias) = &**x;
+            if let Expr::StringConstant(module_path, _) = expr {
+                match host
+                    .resolver
+                    .load(&host.engine, Some(label), module_path, *pos)
+                {
+                    Ok(module) => {
+                        if !alias.name.is_empty() {
+                            modules.insert(alias.name.to_string(), module);
+                        }
+                    }
+                    Err(err) => analysis
+                        .findings
+                        .push(super::diagnostic::render(&err, label, sources)),
+                }
+            }
+        }
+        true
+    });
+    let exports: HashMap<&str, HashSet<String>> = modules
+        .iter()
+        .map(|(alias, m)| {
+            let names = m
+                .gen_fn_signatures_with_mapper(|t| t.into())
+                .filter_map(|s| s.split('(').next().map(str::to_owned))
+                .collect();
+            (alias.as_str(), names)
+        })
+        .collect();
+
+    let mut step_names: HashMap<String, Position> = HashMap::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        match path.last() {
+            Some(ASTNode::Expr(Expr::FnCall(call, pos))) if !call.is_operator_call() => {
+                let name = call.name.as_str();
+                if !call.namespace.is_empty() {
+                    let root = call.namespace.root();
+                    match exports.get(root) {
+                        Some(names) if !names.contains(name) => analysis.findings.push(finding(
+                            format!(
+                                "module `{root}` has no function `{name}`{}",
+                                suggest(name, names)
+                            ),
+                            *pos,
+                        )),
+                        _ => {}
+                    }
+                } else if !known.contains(name) {
+                    analysis.findings.push(finding(
+                        format!("unknown function `{name}`{}", suggest(name, &known)),
+                        *pos,
+                    ));
+                }
+                if (name == "step" || name == "pause") && call.namespace.is_empty() {
+                    if let Some(Expr::StringConstant(step, _)) = call.args.first() {
+                        if let Some(first) = step_names.get(step.as_str()) {
+                            let first = sources.locate(label, *first);
+                            analysis.findings.push(finding(
+                                format!("duplicate step name `{step}`: already used at {first}"),
+                                *pos,
+                            ));
+                        } else {
+                            step_names.insert(step.to_string(), *pos);
+                        }
+                    }
+                }
+            }
+            Some(ASTNode::Expr(Expr::Dot(x, _, _))) => {
+                if let (Expr::Variable(var, _, _), Expr::MethodCall(call, _)) = (&x.lhs, &x.rhs) {
+                    if var.1 == "params" && call.name == "require" {
+                        // The optimizer folds a literal list into a constant.
+                        match call.args.first() {
+                            Some(Expr::Array(items, _)) => {
+                                for item in items {
+                                    if let Expr::StringConstant(param, _) = item {
+                                        analysis.required_params.push(param.to_string());
+                                    }
+                                }
+                            }
+                            Some(Expr::DynamicConstant(value, _)) => {
+                                if let Some(items) = value.read_lock::<rhai::Array>() {
+                                    for item in items.iter() {
+                                        if let Some(param) =
+                                            item.read_lock::<rhai::ImmutableString>()
+                                        {
+                                            analysis.required_params.push(param.to_string());
+                                        }
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        true
+    });
+    analysis
+}
+
+/// `; did you mean `x`?` for the closest known name, if close enough.
+fn suggest(name: &str, known: &HashSet<String>) -> String {
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(name, k), k))
+        .filter(|(d, k)| *d <= 2.max(name.len() / 4) && !k.contains('$'))
+        .min()
+        .map(|(_, k)| format!("; did you mean `{k}`?"))
+        .unwrap_or_default()
+}

@@ -1,0 +1,183 @@
+//! The Rhai host: builds an engine for a session, loads and compiles the
+//! script, and holds what primitives share.
+//!
+//! Rhai is synchronous and ferry is async: the engine runs on its own thread
+//! (see `runner`), and primitives that do I/O block on the tokio runtime
+//! through the session's handle, never on a runtime worker.
+
+pub mod cancel;
+pub mod check;
+pub mod diagnostic;
+pub mod frames;
+pub mod resolver;
+pub mod session;
+pub mod signal;
+pub mod stdlib;
+pub mod value;
+
+pub use cancel::Cancel;
+pub use session::{Mode, Session, SessionConfig};
+
+use crate::error::{Error, Result};
+use crate::events::Event;
+use crate::primitives::params::Params;
+use resolver::Resolver;
+use rhai::{AST, Dynamic, Engine, Scope};
+use sha2::{Digest, Sha256};
+use signal::Signal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A migration script as loaded from disk.
+pub struct Script {
+    /// Absolute path.
+    pub path: PathBuf,
+    /// The path as the user would type it.
+    pub display: String,
+    /// Source label: positions in the journal are `label:line:col`. The file
+    /// name, so they stay stable when the run is resumed from elsewhere.
+    pub label: String,
+    pub text: Arc<str>,
+    /// Hex SHA-256 of the text.
+    pub hash: String,
+}
+
+impl Script {
+    pub fn load(path: &Path) -> Result<Script> {
+        let read_err = |source| Error::ScriptRead {
+            path: path.to_owned(),
+            source,
+        };
+        let text = std::fs::read_to_string(path).map_err(read_err)?;
+        let abs = path.canonicalize().map_err(read_err)?;
+        let label = abs
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "script".into());
+        let hash = Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Script {
+            display: resolver::display_path(&abs),
+            path: abs,
+            label,
+            text: text.into(),
+            hash,
+        })
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
+/// Library roots after the script's folder: `--lib` folders, then `FERRY_PATH`.
+pub fn library_roots(libs: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut roots = Vec::new();
+    for lib in libs {
+        if !lib.is_dir() {
+            return Err(Error::usage(format!(
+                "--lib {}: not a directory",
+                lib.display()
+            )));
+        }
+        roots.push(lib.clone());
+    }
+    if let Some(path) = std::env::var_os("FERRY_PATH") {
+        // Entries that do not exist are skipped, as PATH-like variables are.
+        roots.extend(std::env::split_paths(&path).filter(|p| p.is_dir()));
+    }
+    Ok(roots)
+}
+
+/// An engine wired to one session.
+pub struct Host {
+    pub engine: Engine,
+    pub resolver: Resolver,
+    pub session: Arc<Session>,
+}
+
+impl Host {
+    /// Builds the engine: limits, output to the event stream, Ctrl-C through
+    /// the progress hook, the module resolver and every primitive.
+    pub fn new(session: Arc<Session>, script: &Script, libs: &[PathBuf]) -> Host {
+        session
+            .sources
+            .insert(&script.label, script.display.clone(), script.text.clone());
+        let mut roots = vec![script.dir()];
+        roots.extend(libs.iter().cloned());
+        let resolver = Resolver::new(roots, &script.label, session.sources.clone());
+
+        let mut engine = Engine::new();
+        engine.set_strict_variables(true);
+        // Generous: migrations loop over fleets and nest recipes, but a
+        // runaway script should still stop rather than hang forever.
+        engine.set_max_operations(50_000_000_000);
+        engine.set_max_call_levels(256);
+        engine.set_max_expr_depths(512, 256);
+        engine.set_max_modules(10_000);
+        engine.set_max_string_size(64 << 20);
+        engine.set_max_array_size(10_000_000);
+        engine.set_max_map_size(10_000_000);
+
+        let events = session.events.clone();
+        engine.on_print(move |text| {
+            events.emit(Event::Output {
+                step: frames::current(),
+                depth: frames::depth(),
+                text: text.to_owned(),
+                debug: false,
+            })
+        });
+        let events = session.events.clone();
+        engine.on_debug(move |text, _source, _pos| {
+            events.emit(Event::Output {
+                step: frames::current(),
+                depth: frames::depth(),
+                text: text.to_owned(),
+                debug: true,
+            })
+        });
+        let cancel = session.cancel.clone();
+        engine.on_progress(move |_| {
+            cancel
+                .is_cancelled()
+                .then(|| Dynamic::from(Signal::Cancelled))
+        });
+        engine.set_module_resolver(resolver.clone());
+        crate::primitives::register(&mut engine, &session);
+        Host {
+            engine,
+            resolver,
+            session,
+        }
+    }
+
+    /// The global scope scripts start with.
+    pub fn scope(&self) -> Scope<'static> {
+        let mut scope = Scope::new();
+        scope.push_constant("params", Params(self.session.params.clone()));
+        scope
+    }
+
+    /// Compiles the main script; errors are rendered with the source.
+    pub fn compile(&self, script: &Script) -> Result<AST> {
+        let mut ast = self
+            .engine
+            .compile_with_scope(&self.scope(), &*script.text)
+            .map_err(|e| Error::Script {
+                rendered: diagnostic::render_parse(&e, &script.label, &self.session.sources),
+            })?;
+        ast.set_source(script.label.as_str());
+        Ok(ast)
+    }
+
+    /// Renders any error raised while running the script.
+    pub fn render(&self, err: &rhai::EvalAltResult) -> String {
+        diagnostic::render(err, &self.session.main_label, &self.session.sources)
+    }
+}

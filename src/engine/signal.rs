@@ -1,0 +1,43 @@
+//! Control flow that must cross the script untouched: a gate that pauses the
+//! run, Ctrl-C, a changed script. Signals travel as `ErrorTerminated`, which
+//! Rhai never lets a script's `try`/`catch` swallow and never wraps in
+//! function-call errors, so the runner always sees them as raised.
+
+use rhai::{Dynamic, EvalAltResult, Position};
+
+#[derive(Debug, Clone)]
+pub enum Signal {
+    /// A gate waits for approval.
+    Paused { gate: String, message: String },
+    /// Ctrl-C / SIGTERM.
+    Cancelled,
+    /// The script no longer matches the journal.
+    Diverged { step: String, detail: String },
+    /// Rollback replay reached the first step that never completed.
+    RollbackCollected,
+    /// `params.require` found parameters missing.
+    MissingParams { names: Vec<String> },
+    /// The journal could not be written: the run cannot continue safely.
+    Journal { message: String },
+}
+
+impl Signal {
+    pub fn raise(self, pos: Position) -> Box<EvalAltResult> {
+        EvalAltResult::ErrorTerminated(Dynamic::from(self), pos).into()
+    }
+
+    /// The signal an error carries, looking through module and call wrappers.
+    pub fn of(err: &EvalAltResult) -> Option<Signal> {
+        match err {
+            EvalAltResult::ErrorTerminated(value, _) => value.clone().try_cast::<Signal>(),
+            EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+            | EvalAltResult::ErrorInModule(_, inner, _) => Signal::of(inner),
+            _ => None,
+        }
+    }
+}
+
+/// A catchable error raised by a primitive: the script may `try`/`catch` it.
+pub fn runtime_error(message: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
+    EvalAltResult::ErrorRuntime(Dynamic::from(message.into()), pos).into()
+}

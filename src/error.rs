@@ -1,0 +1,104 @@
+//! Everything that can stop a command, and the exit code each one maps to.
+//!
+//! Variants are structs with named fields so a message always says *what* and
+//! *where*. Messages are lowercase and carry no credentials.
+
+use std::path::PathBuf;
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    pub const SUCCEEDED: i32 = 0;
+    pub const STEP_FAILED: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const PAUSED: i32 = 3;
+    pub const REFUSED: i32 = 4;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{message}")]
+    Usage { message: String },
+
+    /// A script that does not compile, or fails outside any step. `rendered`
+    /// already carries `file:line:col`, the source line and a caret.
+    #[error("{rendered}")]
+    Script { rendered: String },
+
+    #[error(
+        "missing parameter{} {}: pass {}",
+        if names.len() == 1 { "" } else { "s" },
+        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+        names.iter().map(|n| format!("--set {n}=...")).collect::<Vec<_>>().join(" ")
+    )]
+    MissingParams { names: Vec<String> },
+
+    #[error("no run `{id}` in {}", state.display())]
+    UnknownRun { id: String, state: PathBuf },
+
+    #[error("run `{id}` already exists; continue it with `ferry resume {id}`")]
+    RunExists { id: String },
+
+    #[error("cannot read script {}: {source}", path.display())]
+    ScriptRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("state at {}: {message}", path.display())]
+    Journal { path: PathBuf, message: String },
+
+    #[error("run `{run}` is held by {holder}; wait for it to finish or stop that process")]
+    Locked { run: String, holder: String },
+
+    #[error(
+        "script changed since run `{run}` recorded step `{step}` ({detail}); \
+         rerun with --allow-changed to continue by step name"
+    )]
+    ScriptChanged {
+        run: String,
+        step: String,
+        detail: String,
+    },
+
+    #[error("run `{run}` is {status}: {hint}")]
+    NotResumable {
+        run: String,
+        status: String,
+        hint: String,
+    },
+
+    #[error("run `{run}` has no gate `{gate}`{}", if waiting.is_empty() { String::new() } else { format!(" (waiting: {})", waiting.join(", ")) })]
+    UnknownGate {
+        run: String,
+        gate: String,
+        waiting: Vec<String>,
+    },
+
+    #[error(
+        "run `{run}` waits at gate `{gate}`: {message}\n  approve it with: ferry approve {run} {gate}"
+    )]
+    GateWaiting {
+        run: String,
+        gate: String,
+        message: String,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Locked { .. } | Error::ScriptChanged { .. } => exit::REFUSED,
+            Error::GateWaiting { .. } => exit::PAUSED,
+            _ => exit::USAGE,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,142 @@
+//! An in-memory [`Store`]: for `ferry check`, `ferry docs` and tests.
+
+use super::{Gate, Run, RunLock, Step, Store};
+use crate::error::{Error, Result};
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+    locks: Arc<Mutex<HashSet<String>>>,
+    location: PathBuf,
+}
+
+#[derive(Default)]
+struct State {
+    runs: BTreeMap<String, Run>,
+    steps: BTreeMap<String, Vec<Step>>,
+    gates: BTreeMap<String, Vec<Gate>>,
+    next_seq: i64,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        MemoryStore {
+            location: PathBuf::from("<memory>"),
+            ..Default::default()
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-written: every
+        // method finishes its mutation before returning.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+struct MemoryLock {
+    locks: Arc<Mutex<HashSet<String>>>,
+    run: String,
+}
+
+impl Drop for MemoryLock {
+    fn drop(&mut self) {
+        self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.run);
+    }
+}
+
+impl Store for MemoryStore {
+    fn location(&self) -> &Path {
+        &self.location
+    }
+
+    fn create_run(&self, run: &Run) -> Result<()> {
+        let mut state = self.state();
+        if state.runs.contains_key(&run.id) {
+            return Err(Error::RunExists { id: run.id.clone() });
+        }
+        state.runs.insert(run.id.clone(), run.clone());
+        Ok(())
+    }
+
+    fn run(&self, id: &str) -> Result<Option<Run>> {
+        Ok(self.state().runs.get(id).cloned())
+    }
+
+    fn runs(&self) -> Result<Vec<Run>> {
+        let mut runs: Vec<Run> = self.state().runs.values().cloned().collect();
+        runs.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        Ok(runs)
+    }
+
+    fn update_run(&self, run: &Run) -> Result<()> {
+        let mut state = self.state();
+        match state.runs.get_mut(&run.id) {
+            Some(existing) => *existing = run.clone(),
+            None => {
+                return Err(Error::UnknownRun {
+                    id: run.id.clone(),
+                    state: self.location.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn steps(&self, run: &str) -> Result<Vec<Step>> {
+        Ok(self.state().steps.get(run).cloned().unwrap_or_default())
+    }
+
+    fn put_step(&self, run: &str, step: &Step, _durable: bool) -> Result<()> {
+        let mut state = self.state();
+        state.next_seq += 1;
+        let seq = state.next_seq;
+        let steps = state.steps.entry(run.to_owned()).or_default();
+        match steps.iter_mut().find(|s| s.name == step.name) {
+            Some(existing) => {
+                let seq = existing.seq;
+                *existing = step.clone();
+                existing.seq = seq;
+            }
+            None => {
+                let mut step = step.clone();
+                step.seq = seq;
+                steps.push(step);
+            }
+        }
+        Ok(())
+    }
+
+    fn gates(&self, run: &str) -> Result<Vec<Gate>> {
+        Ok(self.state().gates.get(run).cloned().unwrap_or_default())
+    }
+
+    fn put_gate(&self, run: &str, gate: &Gate) -> Result<()> {
+        let mut state = self.state();
+        let gates = state.gates.entry(run.to_owned()).or_default();
+        match gates.iter_mut().find(|g| g.name == gate.name) {
+            Some(existing) => *existing = gate.clone(),
+            None => gates.push(gate.clone()),
+        }
+        Ok(())
+    }
+
+    fn lock(&self, run: &str) -> Result<RunLock> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if !locks.insert(run.to_owned()) {
+            return Err(Error::Locked {
+                run: run.to_owned(),
+                holder: "this process".into(),
+            });
+        }
+        Ok(RunLock::new(MemoryLock {
+            locks: self.locks.clone(),
+            run: run.to_owned(),
+        }))
+    }
+}

@@ -1,0 +1,197 @@
+//! The durable step journal: what a run is, what its steps recorded, and the
+//! [`Store`] port every backend implements.
+//!
+//! The SQLite store is the default; the in-memory store backs `ferry check`,
+//! `ferry docs` and tests. Both pass the same suite (`tests/journal_store.rs`).
+
+pub mod lock;
+mod memory;
+mod sqlite;
+
+pub use lock::RunLock;
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Formats a journal timestamp for people (UTC, seconds).
+pub fn format_ms(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Where a run stands.
+    RunStatus {
+        Running = "running",
+        Paused = "paused",
+        Failed = "failed",
+        Succeeded = "succeeded",
+        RolledBack = "rolled-back",
+        Aborted = "aborted",
+        Interrupted = "interrupted",
+    }
+);
+
+string_enum!(
+    /// Where a step stands. `Running` after a crash means "interrupted, run
+    /// again"; only `Completed` is ever replayed.
+    StepStatus {
+        Running = "running",
+        Completed = "completed",
+        Failed = "failed",
+        Interrupted = "interrupted",
+        Waiting = "waiting",
+    }
+);
+
+string_enum!(
+    /// What produced a journal record.
+    StepKind {
+        Step = "step",
+        Gate = "gate",
+        Sleep = "sleep",
+    }
+);
+
+string_enum!(
+    /// Progress of a step's undo closure during `ferry rollback`.
+    UndoStatus {
+        None = "none",
+        Pending = "pending",
+        Running = "running",
+        Done = "done",
+        Failed = "failed",
+    }
+);
+
+/// One run: a script, its parameters and where it stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Run {
+    pub id: String,
+    /// Absolute path of the script, so anyone can resume from any directory.
+    pub script: PathBuf,
+    /// SHA-256 of the script's content when the run started (or was last
+    /// resumed with `--allow-changed`).
+    pub script_hash: String,
+    pub params: BTreeMap<String, String>,
+    /// Library roots (`--lib`) in effect, so a resume resolves the same imports.
+    pub libs: Vec<PathBuf>,
+    pub status: RunStatus,
+    pub dry_run: bool,
+    pub error: Option<String>,
+    /// Identities of the targets the run touched (e.g. cluster UIDs), by name.
+    pub identities: BTreeMap<String, serde_json::Value>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One journal record: a step, a gate or a durable timer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// Order of first start within the run; assigned by the store.
+    pub seq: i64,
+    pub name: String,
+    /// `source:line:col` of the call, used to detect changed scripts.
+    pub position: String,
+    pub kind: StepKind,
+    pub status: StepStatus,
+    /// The body's value, as JSON, once completed.
+    pub value: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub attempts: u32,
+    pub started_at: Option<i64>,
+    pub ended_at: Option<i64>,
+    pub undo: UndoStatus,
+    pub undo_error: Option<String>,
+    /// Kind-specific data: a timer's deadline, a guard's statistics.
+    pub data: Option<serde_json::Value>,
+}
+
+impl Step {
+    pub fn new(name: impl Into<String>, position: impl Into<String>, kind: StepKind) -> Self {
+        Step {
+            seq: 0,
+            name: name.into(),
+            position: position.into(),
+            kind,
+            status: StepStatus::Running,
+            value: None,
+            error: None,
+            attempts: 0,
+            started_at: None,
+            ended_at: None,
+            undo: UndoStatus::None,
+            undo_error: None,
+            data: None,
+        }
+    }
+}
+
+/// A gate a run waits at, and who approved it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Gate {
+    pub name: String,
+    pub message: String,
+    pub requested_at: i64,
+    pub approved_at: Option<i64>,
+    pub approved_by: Option<String>,
+}
+
+/// The journal port. Every write is one transaction; `durable` writes are on
+/// disk when the call returns.
+pub trait Store: Send + Sync {
+    /// Where the state lives, for messages.
+    fn location(&self) -> &Path;
+    /// Records a new run; fails with [`crate::error::Error::RunExists`] if the id is taken.
+    fn create_run(&self, run: &Run) -> Result<()>;
+    fn run(&self, id: &str) -> Result<Option<Run>>;
+    /// All runs, newest first.
+    fn runs(&self) -> Result<Vec<Run>>;
+    /// Saves a run's mutable fields (status, error, hash, identities, updated_at).
+    fn update_run(&self, run: &Run) -> Result<()>;
+    /// A run's records in order of first start.
+    fn steps(&self, run: &str) -> Result<Vec<Step>>;
+    /// Inserts or replaces the record named `step.name`.
+    fn put_step(&self, run: &str, step: &Step, durable: bool) -> Result<()>;
+    fn gates(&self, run: &str) -> Result<Vec<Gate>>;
+    fn put_gate(&self, run: &str, gate: &Gate) -> Result<()>;
+    /// Takes the run's lock: only one process drives a run at a time. A lock
+    /// whose holder died is free again.
+    fn lock(&self, run: &str) -> Result<RunLock>;
+}

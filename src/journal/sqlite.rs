@@ -1,0 +1,410 @@
+//! The default [`Store`]: one SQLite database in WAL mode under the state
+//! directory (`.ferry/state.db`), created private to its owner.
+//!
+//! Durability: a step's start is written without fsync (losing it only means
+//! the step runs again, which steps must tolerate anyway); its completion is
+//! written with `synchronous=FULL`, which fsyncs the WAL and with it every
+//! earlier record. That keeps one fsync per step.
+
+use super::{Gate, Run, RunLock, RunStatus, Step, StepKind, StepStatus, Store, UndoStatus};
+use crate::error::{Error, Result};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts how many ran.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE runs (
+    id          TEXT PRIMARY KEY,
+    script      TEXT NOT NULL,
+    script_hash TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    libs        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    dry_run     INTEGER NOT NULL,
+    error       TEXT,
+    identities  TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE TABLE steps (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id      TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    position    TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    value       TEXT,
+    error       TEXT,
+    attempts    INTEGER NOT NULL,
+    started_at  INTEGER,
+    ended_at    INTEGER,
+    undo        TEXT NOT NULL,
+    undo_error  TEXT,
+    data        TEXT,
+    UNIQUE (run_id, name)
+);
+CREATE TABLE gates (
+    run_id       TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    message      TEXT NOT NULL,
+    requested_at INTEGER NOT NULL,
+    approved_at  INTEGER,
+    approved_by  TEXT,
+    PRIMARY KEY (run_id, name)
+);
+"#];
+
+pub struct SqliteStore {
+    dir: PathBuf,
+    db: PathBuf,
+    conn: Mutex<Conn>,
+}
+
+struct Conn {
+    conn: Connection,
+    /// Whether `synchronous=FULL` is in effect, to skip redundant pragmas.
+    sync_full: bool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = dir.join("state.db");
+        let fail = |message: String| Error::Journal {
+            path: db.clone(),
+            message,
+        };
+        create_private_dir(dir).map_err(|e| Error::Journal {
+            path: dir.to_owned(),
+            message: format!("cannot create the state directory: {e}"),
+        })?;
+        create_private_file(&db).map_err(|e| fail(format!("cannot create the state file: {e}")))?;
+        let conn = Connection::open(&db).map_err(|e| fail(describe(&e)))?;
+        let store = SqliteStore {
+            dir: dir.to_owned(),
+            db: db.clone(),
+            conn: Mutex::new(Conn {
+                conn,
+                sync_full: true,
+            }),
+        };
+        store.init()?;
+        Ok(store)
+    }
+
+    fn init(&self) -> Result<()> {
+        let mut guard = self.lock_conn();
+        let conn = &mut guard.conn;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| self.fail(e))?;
+        // `journal_mode` answers with a row; the others do not.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| self.fail(e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Journal {
+                path: self.db.clone(),
+                message: format!("cannot switch to WAL mode (got {mode})"),
+            });
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+            .map_err(|e| self.fail(e))?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.fail(e))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(Error::Journal {
+                path: self.db.clone(),
+                message: format!(
+                    "written by a newer ferry (schema {version}, this ferry knows {known})"
+                ),
+            });
+        }
+        if version < known {
+            let tx = conn.transaction().map_err(|e| self.fail(e))?;
+            for sql in &MIGRATIONS[version as usize..] {
+                tx.execute_batch(sql).map_err(|e| self.fail(e))?;
+            }
+            tx.pragma_update(None, "user_version", known)
+                .map_err(|e| self.fail(e))?;
+            tx.commit().map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
+    fn lock_conn(&self) -> std::sync::MutexGuard<'_, Conn> {
+        // A panic mid-transaction rolls the transaction back on drop, so the
+        // connection is consistent even if the mutex was poisoned.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fail(&self, e: rusqlite::Error) -> Error {
+        Error::Journal {
+            path: self.db.clone(),
+            message: describe(&e),
+        }
+    }
+
+    fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let guard = self.lock_conn();
+        f(&guard.conn).map_err(|e| self.fail(e))
+    }
+}
+
+/// SQLite's own words, with a hint where they are cryptic.
+fn describe(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            "not a ferry state file (file is not a database); move it aside or pass --state DIR"
+                .into()
+        }
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            "the state file is corrupt; restore it from a backup or move it aside".into()
+        }
+        Some(rusqlite::ErrorCode::ReadOnly)
+        | Some(rusqlite::ErrorCode::CannotOpen)
+        | Some(rusqlite::ErrorCode::PermissionDenied) => {
+            format!("cannot write the state file ({e}); check permissions or pass --state DIR")
+        }
+        _ => e.to_string(),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    // Probe writability now, so the error names the directory rather than
+    // surfacing later as a SQLite I/O error.
+    let probe = dir.join(".ferry-write-test");
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
+}
+
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+}
+
+fn json_col<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+fn parse_json<T: serde::de::DeserializeOwned + Default>(text: Option<String>) -> T {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+fn bad_value(column: &str, text: &str) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(0, format!("{column}={text}"), rusqlite::types::Type::Text)
+}
+
+fn run_from_row(row: &Row) -> rusqlite::Result<Run> {
+    let status: String = row.get("status")?;
+    Ok(Run {
+        id: row.get("id")?,
+        script: PathBuf::from(row.get::<_, String>("script")?),
+        script_hash: row.get("script_hash")?,
+        params: parse_json(row.get("params")?),
+        libs: parse_json(row.get("libs")?),
+        status: RunStatus::parse(&status).ok_or_else(|| bad_value("status", &status))?,
+        dry_run: row.get("dry_run")?,
+        error: row.get("error")?,
+        identities: parse_json(row.get("identities")?),
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
+    })
+}
+
+fn step_from_row(row: &Row) -> rusqlite::Result<Step> {
+    let kind: String = row.get("kind")?;
+    let status: String = row.get("status")?;
+    let undo: String = row.get("undo")?;
+    Ok(Step {
+        seq: row.get("seq")?,
+        name: row.get("name")?,
+        position: row.get("position")?,
+        kind: StepKind::parse(&kind).ok_or_else(|| bad_value("kind", &kind))?,
+        status: StepStatus::parse(&status).ok_or_else(|| bad_value("status", &status))?,
+        value: row
+            .get::<_, Option<String>>("value")?
+            .and_then(|t| serde_json::from_str(&t).ok()),
+        error: row.get("error")?,
+        attempts: row.get("attempts")?,
+        started_at: row.get("started_at")?,
+        ended_at: row.get("ended_at")?,
+        undo: UndoStatus::parse(&undo).ok_or_else(|| bad_value("undo", &undo))?,
+        undo_error: row.get("undo_error")?,
+        data: row
+            .get::<_, Option<String>>("data")?
+            .and_then(|t| serde_json::from_str(&t).ok()),
+    })
+}
+
+impl Store for SqliteStore {
+    fn location(&self) -> &Path {
+        &self.dir
+    }
+
+    fn create_run(&self, run: &Run) -> Result<()> {
+        let inserted = self.with_conn(|c| {
+            c.execute(
+                "INSERT INTO runs (id, script, script_hash, params, libs, status, dry_run, error, identities, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT(id) DO NOTHING",
+                params![
+                    run.id,
+                    run.script.to_string_lossy(),
+                    run.script_hash,
+                    json_col(&run.params),
+                    json_col(&run.libs),
+                    run.status.as_str(),
+                    run.dry_run,
+                    run.error,
+                    json_col(&run.identities),
+                    run.created_at,
+                    run.updated_at
+                ],
+            )
+        })?;
+        if inserted == 0 {
+            return Err(Error::RunExists { id: run.id.clone() });
+        }
+        Ok(())
+    }
+
+    fn run(&self, id: &str) -> Result<Option<Run>> {
+        self.with_conn(|c| {
+            c.query_row("SELECT * FROM runs WHERE id = ?1", [id], run_from_row)
+                .optional()
+        })
+    }
+
+    fn runs(&self) -> Result<Vec<Run>> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare("SELECT * FROM runs ORDER BY created_at DESC, id DESC")?;
+            stmt.query_map([], run_from_row)?.collect()
+        })
+    }
+
+    fn update_run(&self, run: &Run) -> Result<()> {
+        let updated = self.with_conn(|c| {
+            c.execute(
+                "UPDATE runs SET script_hash = ?2, status = ?3, error = ?4, identities = ?5, updated_at = ?6 WHERE id = ?1",
+                params![run.id, run.script_hash, run.status.as_str(), run.error, json_col(&run.identities), run.updated_at],
+            )
+        })?;
+        if updated == 0 {
+            return Err(Error::UnknownRun {
+                id: run.id.clone(),
+                state: self.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn steps(&self, run: &str) -> Result<Vec<Step>> {
+        self.with_conn(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT * FROM steps WHERE run_id = ?1 ORDER BY seq")?;
+            stmt.query_map([run], step_from_row)?.collect()
+        })
+    }
+
+    fn put_step(&self, run: &str, step: &Step, durable: bool) -> Result<()> {
+        let mut guard = self.lock_conn();
+        if guard.sync_full != durable {
+            let mode = if durable { "FULL" } else { "NORMAL" };
+            guard
+                .conn
+                .pragma_update(None, "synchronous", mode)
+                .map_err(|e| self.fail(e))?;
+            guard.sync_full = durable;
+        }
+        guard
+            .conn
+            .prepare_cached(
+                "INSERT INTO steps (run_id, name, position, kind, status, value, error, attempts, started_at, ended_at, undo, undo_error, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT(run_id, name) DO UPDATE SET
+                   position = excluded.position, kind = excluded.kind, status = excluded.status,
+                   value = excluded.value, error = excluded.error, attempts = excluded.attempts,
+                   started_at = excluded.started_at, ended_at = excluded.ended_at, undo = excluded.undo,
+                   undo_error = excluded.undo_error, data = excluded.data",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    run,
+                    step.name,
+                    step.position,
+                    step.kind.as_str(),
+                    step.status.as_str(),
+                    step.value.as_ref().map(json_col),
+                    step.error,
+                    step.attempts,
+                    step.started_at,
+                    step.ended_at,
+                    step.undo.as_str(),
+                    step.undo_error,
+                    step.data.as_ref().map(json_col),
+                ])
+            })
+            .map(drop)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn gates(&self, run: &str) -> Result<Vec<Gate>> {
+        self.with_conn(|c| {
+            let mut stmt =
+                c.prepare("SELECT * FROM gates WHERE run_id = ?1 ORDER BY requested_at, name")?;
+            stmt.query_map([run], |row| {
+                Ok(Gate {
+                    name: row.get("name")?,
+                    message: row.get("message")?,
+                    requested_at: row.get("requested_at")?,
+                    approved_at: row.get("approved_at")?,
+                    approved_by: row.get("approved_by")?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn put_gate(&self, run: &str, gate: &Gate) -> Result<()> {
+        self.with_conn(|c| {
+            c.execute(
+                "INSERT INTO gates (run_id, name, message, requested_at, approved_at, approved_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(run_id, name) DO UPDATE SET message = excluded.message,
+                   approved_at = excluded.approved_at, approved_by = excluded.approved_by",
+                params![
+                    run,
+                    gate.name,
+                    gate.message,
+                    gate.requested_at,
+                    gate.approved_at,
+                    gate.approved_by
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    fn lock(&self, run: &str) -> Result<RunLock> {
+        let dir = self.dir.join("locks");
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Journal {
+            path: dir.clone(),
+            message: e.to_string(),
+        })?;
+        RunLock::file(&dir.join(format!("{run}.lock")), run)
+    }
+}

@@ -1,0 +1,21 @@
+//! ferry moves applications between Kubernetes clusters without downtime.
+//!
+//! Migration scripts are Rhai; ferry runs them with a durable step journal so
+//! a halted run resumes from where it stopped. Layout:
+//!
+//! * [`cli`]: flags and commands; `main.rs` only calls [`run`].
+//! * [`runner`]: starts, resumes and rolls back runs; maps outcomes to exit codes.
+//! * [`engine`]: the Rhai host (session, module resolver, diagnostics, checks).
+//! * [`primitives`]: what scripts call, one file per Rhai name.
+//! * [`journal`]: the durable step journal and its stores.
+//! * [`events`]: progress, plain and JSON rendering of what a run does.
+
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod journal;
+pub mod primitives;
+pub mod runner;
+
+pub use cli::run;

@@ -1,0 +1,43 @@
+//! Functions scripts call, one file per Rhai name (`step` lives in
+//! `step.rs`, `parallel` in `parallel.rs`, ...). Each file has a
+//! `register()`; side effects go through the session's ports, never a client
+//! held here.
+
+pub mod parallel;
+pub mod params;
+pub mod pause;
+pub mod sleep;
+pub mod step;
+pub mod testing;
+
+use crate::engine::Session;
+use crate::engine::frames;
+use crate::engine::signal::runtime_error;
+use rhai::{Engine, EvalAltResult, NativeCallContext};
+use std::sync::Arc;
+
+pub fn register(engine: &mut Engine, session: &Arc<Session>) {
+    step::register(engine, session);
+    pause::register(engine, session);
+    sleep::register(engine, session);
+    parallel::register(engine);
+    params::register(engine);
+    if testing::enabled() {
+        testing::register(engine, session);
+    }
+}
+
+/// Refuses a primitive that changes the world when no step encloses it: only
+/// a step's completion is durable, so a mutation outside one could be lost
+/// or repeated without record.
+pub fn require_step(ctx: &NativeCallContext, primitive: &str) -> Result<(), Box<EvalAltResult>> {
+    if frames::depth() > 0 {
+        return Ok(());
+    }
+    Err(runtime_error(
+        format!(
+            "`{primitive}` changes the world and must run inside a step: step(\"name\", || {{ {primitive}(...) }})"
+        ),
+        ctx.call_position(),
+    ))
+}

@@ -1,0 +1,56 @@
+//! Test-only primitives, registered when `FERRY_TEST_PRIMITIVES=1`. They let
+//! the integration tests observe and hold a step without a cluster:
+//! `test_mutate(path, line)` is a world-changing primitive (it appends a line
+//! to a file, so it is refused outside a step), and `test_wait_for(path)`
+//! blocks until a file exists.
+
+use super::require_step;
+use crate::engine::Session;
+use crate::engine::signal::{Signal, runtime_error};
+use rhai::{Engine, EvalAltResult, NativeCallContext};
+use std::io::Write;
+use std::sync::Arc;
+
+pub const ENV: &str = "FERRY_TEST_PRIMITIVES";
+
+pub fn enabled() -> bool {
+    std::env::var(ENV).is_ok_and(|v| v == "1")
+}
+
+pub fn register(engine: &mut Engine, session: &Arc<Session>) {
+    let s = session.clone();
+    engine.register_fn(
+        "test_mutate",
+        |ctx: NativeCallContext, path: &str, line: &str| -> Result<(), Box<EvalAltResult>> {
+            require_step(&ctx, "test_mutate")?;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| {
+                    runtime_error(format!("test_mutate: {path}: {e}"), ctx.call_position())
+                })?;
+            writeln!(file, "{line}")
+                .and_then(|()| file.sync_data())
+                .map_err(|e| {
+                    runtime_error(format!("test_mutate: {path}: {e}"), ctx.call_position())
+                })
+        },
+    );
+    engine.register_fn(
+        "test_wait_for",
+        move |ctx: NativeCallContext, path: &str| -> Result<(), Box<EvalAltResult>> {
+            // Native code is not interrupted by the engine's progress hook, so
+            // this watches the cancel flag itself.
+            loop {
+                if std::path::Path::new(path).exists() {
+                    return Ok(());
+                }
+                if s.cancel.is_cancelled() {
+                    return Err(Signal::Cancelled.raise(ctx.call_position()));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        },
+    );
+}

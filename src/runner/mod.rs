@@ -1,0 +1,533 @@
+//! Starts, resumes and rolls back runs: loads the script, checks it before
+//! anything changes, takes the run's lock, drives the engine on its own
+//! thread while the main thread watches for Ctrl-C/SIGTERM, and turns what
+//! happened into a run status and an [`Outcome`].
+
+mod id;
+
+pub use id::{new_run_id, validate_run_id};
+
+use crate::engine::diagnostic::Sources;
+use crate::engine::session::Mode;
+use crate::engine::signal::Signal;
+use crate::engine::{Host, Script, Session, SessionConfig, check, frames, library_roots};
+use crate::error::{Error, Result, exit};
+use crate::events::{Event, EventSink, Events};
+use crate::journal::{Gate, Run, RunStatus, StepStatus, Store, UndoStatus, now_ms};
+use rhai::{AST, Dynamic};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How a run ended this time.
+#[derive(Debug)]
+pub enum Outcome {
+    Succeeded,
+    /// A step failed; `rendered` has the location and source line.
+    StepFailed {
+        step: String,
+        rendered: String,
+    },
+    Paused {
+        gate: String,
+        message: String,
+    },
+    Interrupted,
+    RolledBack,
+    UndoFailed {
+        step: String,
+        error: String,
+    },
+}
+
+impl Outcome {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Succeeded | Outcome::RolledBack => exit::SUCCEEDED,
+            Outcome::StepFailed { .. } | Outcome::UndoFailed { .. } => exit::STEP_FAILED,
+            Outcome::Paused { .. } => exit::PAUSED,
+            Outcome::Interrupted => exit::INTERRUPTED,
+        }
+    }
+
+    fn status(&self) -> RunStatus {
+        match self {
+            Outcome::Succeeded => RunStatus::Succeeded,
+            Outcome::StepFailed { .. } | Outcome::UndoFailed { .. } => RunStatus::Failed,
+            Outcome::Paused { .. } => RunStatus::Paused,
+            Outcome::Interrupted => RunStatus::Interrupted,
+            Outcome::RolledBack => RunStatus::RolledBack,
+        }
+    }
+}
+
+pub struct StartRequest {
+    pub script: PathBuf,
+    pub params: BTreeMap<String, String>,
+    pub id: Option<String>,
+}
+
+pub struct Runner {
+    store: Arc<dyn Store>,
+    sink: Arc<dyn EventSink>,
+    /// `--lib` folders given on this command line.
+    libs: Vec<PathBuf>,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Runner {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sink: Arc<dyn EventSink>,
+        libs: Vec<PathBuf>,
+    ) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::usage(format!("cannot start the async runtime: {e}")))?;
+        Ok(Runner {
+            store,
+            sink,
+            libs,
+            rt,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// `ferry run`: checks the script, records a new run and drives it.
+    pub fn start(&self, request: StartRequest) -> Result<(String, Outcome)> {
+        let script = Script::load(&request.script)?;
+        let id = match request.id {
+            Some(id) => validate_run_id(&id)?,
+            None => new_run_id(&script.label),
+        };
+        if self.store.run(&id)?.is_some() {
+            return Err(Error::RunExists { id });
+        }
+        let libs = library_roots(&self.libs)?;
+        let (host, ast) = self.prepare(
+            &script,
+            &id,
+            Mode::Run,
+            &request.params,
+            &libs,
+            false,
+            false,
+        )?;
+        let now = now_ms();
+        let mut run = Run {
+            id: id.clone(),
+            script: script.path.clone(),
+            script_hash: script.hash.clone(),
+            params: request.params,
+            libs: self
+                .libs
+                .iter()
+                .map(|l| l.canonicalize().unwrap_or_else(|_| l.clone()))
+                .collect(),
+            status: RunStatus::Running,
+            dry_run: false,
+            error: None,
+            identities: BTreeMap::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_run(&run)?;
+        let _lock = self.store.lock(&id)?;
+        let outcome = self.drive(&host, &ast, &mut run, &script, "run")?;
+        Ok((id, outcome))
+    }
+
+    /// `ferry resume`: continues a run from its journal.
+    pub fn resume(&self, id: &str, allow_changed: bool) -> Result<Outcome> {
+        let id = validate_run_id(id)?;
+        let _lock = self.store.lock(&id)?;
+        let mut run = self.existing(&id)?;
+        match run.status {
+            RunStatus::Succeeded => {
+                return Err(Error::NotResumable {
+                    run: id,
+                    status: run.status.to_string(),
+                    hint: "nothing left to do".into(),
+                });
+            }
+            RunStatus::RolledBack | RunStatus::Aborted => {
+                return Err(Error::NotResumable {
+                    run: id,
+                    status: run.status.to_string(),
+                    hint: "start a new run with `ferry run`".into(),
+                });
+            }
+            _ => {}
+        }
+        if let Some(gate) = self.waiting_gate(&id)? {
+            return Err(Error::GateWaiting {
+                run: id,
+                gate: gate.name,
+                message: gate.message,
+            });
+        }
+        let script = Script::load(&run.script)?;
+        let changed = script.hash != run.script_hash;
+        let libs = library_roots(&self.libs_for(&run))?;
+        let (host, ast) = self.prepare(
+            &script,
+            &id,
+            Mode::Run,
+            &run.params,
+            &libs,
+            changed,
+            allow_changed,
+        )?;
+        if changed && allow_changed {
+            run.script_hash = script.hash.clone();
+        }
+        self.drive(&host, &ast, &mut run, &script, "resume")
+    }
+
+    /// `ferry rollback`: replays the script to collect the undo closures of
+    /// completed steps and runs them newest first, each journaled.
+    pub fn rollback(&self, id: &str, allow_changed: bool) -> Result<Outcome> {
+        let id = validate_run_id(id)?;
+        let _lock = self.store.lock(&id)?;
+        let mut run = self.existing(&id)?;
+        if run.status == RunStatus::RolledBack {
+            return Err(Error::NotResumable {
+                run: id,
+                status: run.status.to_string(),
+                hint: "already rolled back".into(),
+            });
+        }
+        let script = Script::load(&run.script)?;
+        let changed = script.hash != run.script_hash;
+        let libs = library_roots(&self.libs_for(&run))?;
+        let (host, ast) = self.prepare(
+            &script,
+            &id,
+            Mode::Rollback,
+            &run.params,
+            &libs,
+            changed,
+            allow_changed,
+        )?;
+        self.drive(&host, &ast, &mut run, &script, "rollback")
+    }
+
+    /// `ferry approve`: records the approval of a gate.
+    pub fn approve(&self, id: &str, gate: &str) -> Result<Gate> {
+        let id = validate_run_id(id)?;
+        self.existing(&id)?;
+        let gates = self.store.gates(&id)?;
+        let Some(mut found) = gates.iter().find(|g| g.name == gate).cloned() else {
+            return Err(Error::UnknownGate {
+                run: id,
+                gate: gate.to_owned(),
+                waiting: gates
+                    .iter()
+                    .filter(|g| g.approved_at.is_none())
+                    .map(|g| g.name.clone())
+                    .collect(),
+            });
+        };
+        if found.approved_at.is_none() {
+            found.approved_at = Some(now_ms());
+            let user = std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .unwrap_or_else(|_| "unknown".into());
+            found.approved_by = Some(format!("{user}@{}", crate::journal::lock::hostname()));
+            self.store.put_gate(&id, &found)?;
+        }
+        Ok(found)
+    }
+
+    fn existing(&self, id: &str) -> Result<Run> {
+        self.store.run(id)?.ok_or_else(|| Error::UnknownRun {
+            id: id.to_owned(),
+            state: self.store.location().to_owned(),
+        })
+    }
+
+    /// The first gate that waits for an approval, if any.
+    fn waiting_gate(&self, id: &str) -> Result<Option<Gate>> {
+        let waiting: Vec<String> = self
+            .store
+            .steps(id)?
+            .into_iter()
+            .filter(|s| s.status == StepStatus::Waiting)
+            .map(|s| s.name)
+            .collect();
+        Ok(self
+            .store
+            .gates(id)?
+            .into_iter()
+            .find(|g| g.approved_at.is_none() && waiting.contains(&g.name)))
+    }
+
+    /// `--lib` given now wins; otherwise the folders the run started with.
+    fn libs_for(&self, run: &Run) -> Vec<PathBuf> {
+        if self.libs.is_empty() {
+            run.libs.clone()
+        } else {
+            self.libs.clone()
+        }
+    }
+
+    /// Builds the engine for a run and checks the script before anything runs.
+    #[allow(clippy::too_many_arguments)]
+    fn prepare(
+        &self,
+        script: &Script,
+        id: &str,
+        mode: Mode,
+        params: &BTreeMap<String, String>,
+        libs: &[PathBuf],
+        script_changed: bool,
+        allow_changed: bool,
+    ) -> Result<(Host, AST)> {
+        let session = Session::new(SessionConfig {
+            run_id: id.to_owned(),
+            mode,
+            store: self.store.clone(),
+            events: Events::new(id, self.sink.clone()),
+            cancel: Default::default(),
+            rt: self.rt.handle().clone(),
+            sources: Arc::new(Sources::default()),
+            main_label: script.label.clone(),
+            params: params.clone(),
+            script_changed,
+            allow_changed,
+        })?;
+        let host = Host::new(Arc::new(session), script, libs);
+        let ast = host.compile(script)?;
+        let analysis = check::analyze(&host, &ast, &script.label);
+        if !analysis.findings.is_empty() {
+            return Err(Error::Script {
+                rendered: analysis.findings.join("\n\n"),
+            });
+        }
+        let mut missing = host
+            .session
+            .params_missing(analysis.required_params.iter().map(String::as_str));
+        missing.dedup();
+        if !missing.is_empty() {
+            return Err(Error::MissingParams { names: missing });
+        }
+        Ok((host, ast))
+    }
+
+    /// Runs the script (and, for a rollback, the undos) on the engine thread,
+    /// records the run's new status and reports how it ended.
+    fn drive(
+        &self,
+        host: &Host,
+        ast: &AST,
+        run: &mut Run,
+        script: &Script,
+        verb: &str,
+    ) -> Result<Outcome> {
+        let session = host.session.clone();
+        let started = Instant::now();
+        run.status = RunStatus::Running;
+        run.error = None;
+        run.updated_at = now_ms();
+        self.store.update_run(run)?;
+        session.events.emit(Event::RunStarted {
+            script: script.display.clone(),
+            mode: verb.to_owned(),
+        });
+
+        let result = self.on_engine_thread(&session, || {
+            let mut scope = host.scope();
+            let replay = host.engine.run_ast_with_scope(&mut scope, ast);
+            match session.mode {
+                Mode::Rollback => match replay {
+                    Ok(()) => Ok(Ok(run_undos(host))),
+                    Err(err) if matches!(Signal::of(&err), Some(Signal::RollbackCollected)) => {
+                        Ok(Ok(run_undos(host)))
+                    }
+                    Err(err) => Err(err),
+                },
+                _ => replay.map(|()| Ok(Outcome::Succeeded)),
+            }
+        });
+
+        let outcome: Result<Outcome> = match result {
+            Ok(outcome) => outcome,
+            Err(err) => match Signal::of(&err) {
+                Some(Signal::Paused { gate, message }) => Ok(Outcome::Paused { gate, message }),
+                Some(Signal::Cancelled) => Ok(Outcome::Interrupted),
+                Some(Signal::Diverged { step, detail }) => Err(Error::ScriptChanged {
+                    run: run.id.clone(),
+                    step,
+                    detail,
+                }),
+                Some(Signal::MissingParams { names }) => Err(Error::MissingParams { names }),
+                Some(Signal::Journal { message }) => Err(Error::Journal {
+                    path: self.store.location().to_owned(),
+                    message,
+                }),
+                Some(Signal::RollbackCollected) | None => {
+                    let summary = session.summarize(&err);
+                    match session.failed_step(&summary) {
+                        Some(step) => Ok(Outcome::StepFailed {
+                            step,
+                            rendered: host.render(&err),
+                        }),
+                        None => {
+                            run.error = Some(summary);
+                            Err(Error::Script {
+                                rendered: host.render(&err),
+                            })
+                        }
+                    }
+                }
+            },
+        };
+
+        // A refusal changes nothing; everything else is recorded.
+        if !matches!(outcome, Err(Error::ScriptChanged { .. })) {
+            run.status = match &outcome {
+                Ok(outcome) => outcome.status(),
+                Err(_) => RunStatus::Failed,
+            };
+            if let Ok(Outcome::StepFailed { rendered, .. }) = &outcome {
+                run.error = rendered
+                    .lines()
+                    .next()
+                    .map(|l| l.trim_start_matches("error: ").to_owned());
+            }
+            if let Ok(Outcome::UndoFailed { step, error }) = &outcome {
+                run.error = Some(format!("undo of `{step}` failed: {error}"));
+            }
+            run.updated_at = now_ms();
+            self.store.update_run(run)?;
+            let (steps_run, steps_replayed) = session.counts();
+            session.events.emit(Event::RunFinished {
+                status: run.status.to_string(),
+                ms: started.elapsed().as_millis() as u64,
+                steps_run,
+                steps_replayed,
+            });
+        }
+        self.sink.finish();
+        outcome
+    }
+
+    /// Runs `work` on a dedicated thread (Rhai blocks; the runtime must not),
+    /// while this thread turns Ctrl-C / SIGTERM into a cancel. A second
+    /// signal exits at once: every journal write is a transaction, so the
+    /// journal stays consistent either way.
+    fn on_engine_thread<R: Send>(&self, session: &Session, work: impl FnOnce() -> R + Send) -> R {
+        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::scope(|scope| {
+            let handle = std::thread::Builder::new()
+                .name("ferry-engine".into())
+                .stack_size(16 * 1024 * 1024)
+                .spawn_scoped(scope, move || {
+                    let result = work();
+                    let _ = done_tx.send(());
+                    result
+                })
+                .expect("spawn the engine thread");
+            self.rt.block_on(async {
+                tokio::select! {
+                    _ = &mut done_rx => {}
+                    _ = shutdown_signal() => {
+                        session.cancel.cancel();
+                        tokio::spawn(async {
+                            shutdown_signal().await;
+                            std::process::exit(exit::INTERRUPTED);
+                        });
+                        let _ = done_rx.await;
+                    }
+                }
+            });
+            match handle.join() {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+}
+
+/// Ctrl-C or SIGTERM (what Kubernetes sends a pod that runs ferry).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+}
+
+/// Runs collected undo closures, newest step first; each is journaled, so an
+/// interrupted rollback continues where it stopped.
+fn run_undos(host: &Host) -> Outcome {
+    let session = &host.session;
+    for undo in session.take_undos() {
+        let Some(mut record) = session.record(&undo.step) else {
+            continue;
+        };
+        if record.undo == UndoStatus::Done {
+            continue;
+        }
+        let pos = rhai::Position::NONE;
+        record.undo = UndoStatus::Running;
+        if let Err(err) = session.save(&record, true, pos) {
+            return Outcome::UndoFailed {
+                step: undo.step,
+                error: session.summarize(&err),
+            };
+        }
+        session.events.emit(Event::UndoStarted {
+            step: undo.step.clone(),
+        });
+        let started = Instant::now();
+        #[allow(deprecated)]
+        let ctx = undo.context.create_context(&host.engine);
+        let result = frames::with_frame(&format!("undo {}", undo.step), || {
+            undo.closure.call_within_context::<Dynamic>(&ctx, ())
+        });
+        match result {
+            Ok(_) => {
+                record.undo = UndoStatus::Done;
+                record.undo_error = None;
+                if let Err(err) = session.save(&record, true, pos) {
+                    return Outcome::UndoFailed {
+                        step: undo.step,
+                        error: session.summarize(&err),
+                    };
+                }
+                session.events.emit(Event::UndoCompleted {
+                    step: undo.step,
+                    ms: started.elapsed().as_millis() as u64,
+                });
+            }
+            Err(err) => {
+                if matches!(Signal::of(&err), Some(Signal::Cancelled)) {
+                    record.undo = UndoStatus::Pending;
+                    let _ = session.save(&record, true, pos);
+                    return Outcome::Interrupted;
+                }
+                let error = session.summarize(&err);
+                record.undo = UndoStatus::Failed;
+                record.undo_error = Some(error.clone());
+                let _ = session.save(&record, true, pos);
+                session.events.emit(Event::UndoFailed {
+                    step: undo.step.clone(),
+                    error: error.clone(),
+                });
+                return Outcome::UndoFailed {
+                    step: undo.step,
+                    error,
+                };
+            }
+        }
+    }
+    Outcome::RolledBack
+}
