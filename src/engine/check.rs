@@ -86,74 +86,94 @@ pub fn analyze(host: &Host, ast: &AST, label: &str) -> Analysis {
 
     let mut step_names: HashMap<String, Position> = HashMap::new();
     ast.walk(&mut |path: &[ASTNode]| {
-        match path.last() {
-            Some(ASTNode::Expr(Expr::FnCall(call, pos))) if !call.is_operator_call() => {
-                let name = call.name.as_str();
-                if !call.namespace.is_empty() {
-                    let root = call.namespace.root();
-                    match exports.get(root) {
-                        Some(names) if !names.contains(name) => analysis.findings.push(finding(
-                            format!(
-                                "module `{root}` has no function `{name}`{}",
-                                suggest(name, names)
-                            ),
+        let node = path.last();
+        if let Some((call, pos)) = function_call(node) {
+            let name = call.name.as_str();
+            if !call.namespace.is_empty() {
+                let root = call.namespace.root();
+                if let Some(names) = exports.get(root)
+                    && !names.contains(name)
+                {
+                    let message = format!(
+                        "module `{root}` has no function `{name}`{}",
+                        suggest(name, names)
+                    );
+                    analysis.findings.push(finding(message, *pos));
+                }
+            } else if !known.contains(name) {
+                analysis.findings.push(finding(
+                    format!("unknown function `{name}`{}", suggest(name, &known)),
+                    *pos,
+                ));
+            } else if (name == "step" || name == "pause")
+                && let Some(Expr::StringConstant(step, _)) = call.args.first()
+            {
+                match step_names.get(step.as_str()) {
+                    Some(first) => {
+                        let first = sources.locate(label, *first);
+                        analysis.findings.push(finding(
+                            format!("duplicate step name `{step}`: already used at {first}"),
                             *pos,
-                        )),
-                        _ => {}
+                        ));
                     }
-                } else if !known.contains(name) {
-                    analysis.findings.push(finding(
-                        format!("unknown function `{name}`{}", suggest(name, &known)),
-                        *pos,
-                    ));
-                }
-                if (name == "step" || name == "pause") && call.namespace.is_empty() {
-                    if let Some(Expr::StringConstant(step, _)) = call.args.first() {
-                        if let Some(first) = step_names.get(step.as_str()) {
-                            let first = sources.locate(label, *first);
-                            analysis.findings.push(finding(
-                                format!("duplicate step name `{step}`: already used at {first}"),
-                                *pos,
-                            ));
-                        } else {
-                            step_names.insert(step.to_string(), *pos);
-                        }
+                    None => {
+                        step_names.insert(step.to_string(), *pos);
                     }
                 }
             }
-            Some(ASTNode::Expr(Expr::Dot(x, _, _))) => {
-                if let (Expr::Variable(var, _, _), Expr::MethodCall(call, _)) = (&x.lhs, &x.rhs) {
-                    if var.1 == "params" && call.name == "require" {
-                        // The optimizer folds a literal list into a constant.
-                        match call.args.first() {
-                            Some(Expr::Array(items, _)) => {
-                                for item in items {
-                                    if let Expr::StringConstant(param, _) = item {
-                                        analysis.required_params.push(param.to_string());
-                                    }
-                                }
-                            }
-                            Some(Expr::DynamicConstant(value, _)) => {
-                                if let Some(items) = value.read_lock::<rhai::Array>() {
-                                    for item in items.iter() {
-                                        if let Some(param) =
-                                            item.read_lock::<rhai::ImmutableString>()
-                                        {
-                                            analysis.required_params.push(param.to_string());
-                                        }
-                                    }
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                }
-            }
-            _ => {}
         }
+        analysis.required_params.extend(required_params(node));
         true
     });
     analysis
+}
+
+/// A function call node: an expression, or a statement when its value is unused.
+fn function_call<'a>(node: Option<&'a ASTNode>) -> Option<(&'a rhai::FnCallExpr, &'a Position)> {
+    match node? {
+        ASTNode::Expr(Expr::FnCall(call, pos)) | ASTNode::Stmt(Stmt::FnCall(call, pos))
+            if !call.is_operator_call() =>
+        {
+            Some((call, pos))
+        }
+        _ => None,
+    }
+}
+
+/// The names in a literal `params.require([...])`.
+fn required_params(node: Option<&ASTNode>) -> Vec<String> {
+    let Some(ASTNode::Expr(Expr::Dot(x, _, _))) = node else {
+        return Vec::new();
+    };
+    let (Expr::Variable(var, _, _), Expr::MethodCall(call, _)) = (&x.lhs, &x.rhs) else {
+        return Vec::new();
+    };
+    if var.1 != "params" || call.name != "require" {
+        return Vec::new();
+    }
+    match call.args.first() {
+        Some(Expr::Array(items, _)) => items
+            .iter()
+            .filter_map(|item| match item {
+                Expr::StringConstant(name, _) => Some(name.to_string()),
+                _ => None,
+            })
+            .collect(),
+        // The optimizer folds a literal list into a constant.
+        Some(Expr::DynamicConstant(value, _)) => value
+            .read_lock::<rhai::Array>()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|i| {
+                        i.read_lock::<rhai::ImmutableString>()
+                            .map(|n| n.to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 /// `; did you mean `x`?` for the closest known name, if close enough.
@@ -161,7 +181,7 @@ fn suggest(name: &str, known: &HashSet<String>) -> String {
     known
         .iter()
         .map(|k| (strsim::levenshtein(name, k), k))
-        .filter(|(d, k)| *d <= 2.max(name.len() / 4) && !k.contains('$'))
+        .filter(|(d, k)| *d <= (name.len() / 4).max(1) && !k.contains('$'))
         .min()
         .map(|(_, k)| format!("; did you mean `{k}`?"))
         .unwrap_or_default()

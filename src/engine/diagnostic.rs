@@ -87,7 +87,12 @@ pub fn locate<'a>(err: &'a EvalAltResult, main_label: &str) -> Located<'a> {
     loop {
         match error {
             EvalAltResult::ErrorInFunctionCall(name, source, inner, pos) => {
-                chain.push((format!("in call to `{name}`"), label.clone(), *pos));
+                let what = if name.starts_with("anon$") {
+                    "in closure".to_owned()
+                } else {
+                    format!("in call to `{name}`")
+                };
+                chain.push((what, label.clone(), *pos));
                 if !source.is_empty() {
                     label = source.clone();
                 }

@@ -388,7 +388,7 @@ impl Session {
     /// The collected undo closures, newest step first.
     pub fn take_undos(&self) -> Vec<Undo> {
         let mut undos = std::mem::take(&mut self.state().undos);
-        undos.sort_by(|a, b| b.seq.cmp(&a.seq));
+        undos.sort_by_key(|u| std::cmp::Reverse(u.seq));
         undos
     }
 

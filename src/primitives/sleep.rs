@@ -33,7 +33,7 @@ fn durable_sleep(
     seconds: FLOAT,
 ) -> Result<(), Box<EvalAltResult>> {
     let pos = ctx.call_position();
-    if !seconds.is_finite() || seconds < 0.0 || seconds > 366.0 * 86_400.0 {
+    if !(0.0..=366.0 * 86_400.0).contains(&seconds) {
         return Err(runtime_error(
             format!("sleep needs 0 to 366 days in seconds, got {seconds}"),
             pos,

@@ -58,17 +58,18 @@ fn run_step(
     session.claim(name, &position, pos)?;
 
     if let Some(record) = session.replay(name, &position, pos)? {
-        if let Some(closure) = undo {
-            if session.mode == Mode::Rollback && record.undo != UndoStatus::Done {
-                #[allow(deprecated)]
-                let context = ctx.store_data();
-                session.collect_undo(Undo {
-                    seq: record.seq,
-                    step: name.to_owned(),
-                    closure,
-                    context,
-                });
-            }
+        if let Some(closure) = undo
+            && session.mode == Mode::Rollback
+            && record.undo != UndoStatus::Done
+        {
+            #[allow(deprecated)]
+            let context = ctx.store_data();
+            session.collect_undo(Undo {
+                seq: record.seq,
+                step: name.to_owned(),
+                closure,
+                context,
+            });
         }
         return Ok(record
             .value

@@ -1,8 +1,8 @@
 //! Test-only primitives, registered when `FERRY_TEST_PRIMITIVES=1`. They let
 //! the integration tests observe and hold a step without a cluster:
 //! `test_mutate(path, line)` is a world-changing primitive (it appends a line
-//! to a file, so it is refused outside a step), and `test_wait_for(path)`
-//! blocks until a file exists.
+//! to a file, so it is refused outside a step), `test_wait_for(path)`
+//! blocks until a file exists and `test_exists(path)` asks whether it does.
 
 use super::require_step;
 use crate::engine::Session;
@@ -30,7 +30,8 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
                 .map_err(|e| {
                     runtime_error(format!("test_mutate: {path}: {e}"), ctx.call_position())
                 })?;
-            writeln!(file, "{line}")
+            // One write per line: O_APPEND keeps concurrent branches' lines whole.
+            file.write_all(format!("{line}\n").as_bytes())
                 .and_then(|()| file.sync_data())
                 .map_err(|e| {
                     runtime_error(format!("test_mutate: {path}: {e}"), ctx.call_position())
@@ -53,4 +54,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             }
         },
     );
+    engine.register_fn("test_exists", |path: &str| {
+        std::path::Path::new(path).exists()
+    });
 }

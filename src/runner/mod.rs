@@ -332,6 +332,7 @@ impl Runner {
     ) -> Result<Outcome> {
         let session = host.session.clone();
         let started = Instant::now();
+        let status_before = run.status;
         run.status = RunStatus::Running;
         run.error = None;
         run.updated_at = now_ms();
@@ -390,7 +391,10 @@ impl Runner {
         };
 
         // A refusal changes nothing; everything else is recorded.
-        if !matches!(outcome, Err(Error::ScriptChanged { .. })) {
+        if matches!(outcome, Err(Error::ScriptChanged { .. })) {
+            run.status = status_before;
+            self.store.update_run(run)?;
+        } else {
             run.status = match &outcome {
                 Ok(outcome) => outcome.status(),
                 Err(_) => RunStatus::Failed,

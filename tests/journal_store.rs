@@ -1,0 +1,207 @@
+//! The journal contract, run against every `Store`: the same suite for the
+//! SQLite store and the in-memory one. Journals are built with a builder so
+//! each test states only what matters to it.
+
+use ferry::error::Error;
+use ferry::journal::{
+    Gate, MemoryStore, Run, RunStatus, SqliteStore, Step, StepKind, StepStatus, Store, UndoStatus,
+};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[must_use]
+struct RunBuilder(Run);
+
+impl RunBuilder {
+    fn new(id: &str) -> Self {
+        RunBuilder(Run {
+            id: id.into(),
+            script: PathBuf::from("/scripts/two-apps.rhai"),
+            script_hash: "abc".into(),
+            params: BTreeMap::from([("app".into(), "app1".into())]),
+            libs: vec![PathBuf::from("/recipes")],
+            status: RunStatus::Running,
+            dry_run: false,
+            error: None,
+            identities: BTreeMap::new(),
+            created_at: 1_000,
+            updated_at: 1_000,
+        })
+    }
+    fn created_at(mut self, at: i64) -> Self {
+        self.0.created_at = at;
+        self
+    }
+    fn build(self) -> Run {
+        self.0
+    }
+}
+
+fn completed(name: &str, value: serde_json::Value) -> Step {
+    let mut step = Step::new(
+        name,
+        format!("two-apps.rhai:{}:1", name.len()),
+        StepKind::Step,
+    );
+    step.status = StepStatus::Completed;
+    step.value = Some(value);
+    step.attempts = 1;
+    step
+}
+
+fn suite(store: &dyn Store) {
+    // runs
+    let run = RunBuilder::new("r1").build();
+    store.create_run(&run).unwrap();
+    assert!(matches!(
+        store.create_run(&run),
+        Err(Error::RunExists { .. })
+    ));
+    assert_eq!(store.run("r1").unwrap().as_ref(), Some(&run));
+    assert_eq!(store.run("nope").unwrap(), None);
+    store
+        .create_run(&RunBuilder::new("r2").created_at(2_000).build())
+        .unwrap();
+    let ids: Vec<String> = store.runs().unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["r2", "r1"], "newest first");
+
+    let mut updated = run.clone();
+    updated.status = RunStatus::Paused;
+    updated.error = Some("x".into());
+    updated
+        .identities
+        .insert("old".into(), serde_json::json!({ "uid": "u-1" }));
+    store.update_run(&updated).unwrap();
+    assert_eq!(store.run("r1").unwrap().unwrap(), updated);
+    assert!(store.update_run(&RunBuilder::new("ghost").build()).is_err());
+
+    // steps keep the order of their first start, across updates
+    store
+        .put_step("r1", &completed("a", serde_json::json!(1)), true)
+        .unwrap();
+    let mut b = Step::new("b", "two-apps.rhai:2:1", StepKind::Step);
+    b.attempts = 1;
+    store.put_step("r1", &b, false).unwrap();
+    store
+        .put_step(
+            "r1",
+            &completed("c", serde_json::json!({ "k": [1, 2.5, null] })),
+            true,
+        )
+        .unwrap();
+    b.status = StepStatus::Failed;
+    b.error = Some("boom".into());
+    b.attempts = 2;
+    b.undo = UndoStatus::Pending;
+    store.put_step("r1", &b, true).unwrap();
+    let steps = store.steps("r1").unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert!(steps.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(steps[1].status, StepStatus::Failed);
+    assert_eq!(steps[1].attempts, 2);
+    assert_eq!(steps[1].error.as_deref(), Some("boom"));
+    assert_eq!(steps[1].undo, UndoStatus::Pending);
+    assert_eq!(
+        steps[2].value,
+        Some(serde_json::json!({ "k": [1, 2.5, null] }))
+    );
+    assert!(
+        store.steps("r2").unwrap().is_empty(),
+        "steps belong to their run"
+    );
+
+    // gates
+    let mut gate = Gate {
+        name: "g".into(),
+        message: "ok?".into(),
+        requested_at: 5,
+        approved_at: None,
+        approved_by: None,
+    };
+    store.put_gate("r1", &gate).unwrap();
+    gate.approved_at = Some(6);
+    gate.approved_by = Some("ana@host".into());
+    store.put_gate("r1", &gate).unwrap();
+    assert_eq!(store.gates("r1").unwrap(), vec![gate]);
+
+    // locks: exclusive while held, free once dropped
+    let held = store.lock("r1").unwrap();
+    assert!(matches!(store.lock("r1"), Err(Error::Locked { .. })));
+    let other = store.lock("r2").unwrap();
+    drop(held);
+    store.lock("r1").unwrap();
+    drop(other);
+}
+
+#[test]
+fn memory_store_keeps_the_contract() {
+    suite(&MemoryStore::new());
+}
+
+#[test]
+fn sqlite_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(&SqliteStore::open(&dir.path().join("state")).unwrap());
+}
+
+#[test]
+fn sqlite_store_persists_and_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    {
+        let store = SqliteStore::open(&state).unwrap();
+        store.create_run(&RunBuilder::new("keep").build()).unwrap();
+        store
+            .put_step("keep", &completed("a", serde_json::json!("v")), true)
+            .unwrap();
+    }
+    let store = SqliteStore::open(&state).unwrap();
+    assert_eq!(
+        store.steps("keep").unwrap()[0].value,
+        Some(serde_json::json!("v"))
+    );
+    let mode = std::fs::metadata(state.join("state.db"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the journal is readable by its owner only");
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}
+
+#[test]
+fn sqlite_store_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    drop(SqliteStore::open(&state).unwrap());
+    let conn = rusqlite::Connection::open(state.join("state.db")).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    match SqliteStore::open(&state) {
+        Err(Error::Journal { message, .. }) => {
+            assert!(message.contains("newer ferry"), "{message}")
+        }
+        other => panic!("expected a newer-schema error, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn sqlite_lock_is_exclusive_across_store_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let a = SqliteStore::open(&state).unwrap();
+    let b = SqliteStore::open(&state).unwrap();
+    let held = a.lock("r").unwrap();
+    match b.lock("r") {
+        Err(Error::Locked { holder, .. }) => assert!(
+            holder.contains(&format!("pid {}", std::process::id())),
+            "{holder}"
+        ),
+        other => panic!("expected Locked, got {:?}", other.err()),
+    }
+    drop(held);
+    b.lock("r").unwrap();
+}

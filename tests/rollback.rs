@@ -1,0 +1,73 @@
+//! `ferry rollback`: undo closures of completed steps, newest first.
+
+mod common;
+use common::Sandbox;
+
+const WITH_UNDOS: &str = r#"
+step("a", || test_mutate("log", "do a"), || test_mutate("log", "undo a"));
+step("b", || test_mutate("log", "do b"));
+step("c", || test_mutate("log", "do c"), || test_mutate("log", "undo c"));
+step("d", || {
+    test_mutate("log", "do d");
+    if !test_exists("flag") { throw "d fails"; }
+}, || test_mutate("log", "undo d"));
+"#;
+
+#[test]
+fn rollback_runs_undos_of_completed_steps_newest_first() {
+    let sb = Sandbox::new();
+    sb.write("undo.rhai", WITH_UNDOS);
+    sb.ferry(["run", "undo.rhai", "--id", "u"]).code(1).run();
+    sb.ferry(["rollback", "u"])
+        .stdout_has("✔ undo c")
+        .stdout_has("✔ undo a")
+        .run();
+    // d failed, so it has nothing to undo; b has no undo closure.
+    assert_eq!(
+        sb.lines("log"),
+        ["do a", "do b", "do c", "do d", "undo c", "undo a"]
+    );
+    assert_eq!(sb.run_status("u"), "rolled-back");
+    assert_eq!(sb.step("u", "a")["undo"], "done");
+    assert_eq!(sb.step("u", "c")["undo"], "done");
+    assert_eq!(sb.step("u", "b")["undo"], "none");
+
+    sb.ferry(["rollback", "u"])
+        .code(2)
+        .stderr_has("already rolled back")
+        .run();
+    sb.ferry(["resume", "u"])
+        .code(2)
+        .stderr_has("rolled-back")
+        .run();
+}
+
+#[test]
+fn a_failed_undo_stops_and_a_second_rollback_continues() {
+    let sb = Sandbox::new();
+    sb.write(
+        "undo2.rhai",
+        r#"
+        step("a", || test_mutate("log", "do a"), || test_mutate("log", "undo a"));
+        step("b", || test_mutate("log", "do b"), || {
+            if !test_exists("flag") { throw "cannot undo b yet"; }
+            test_mutate("log", "undo b");
+        });
+        "#,
+    );
+    sb.ferry(["run", "undo2.rhai", "--id", "u2"]).run();
+    sb.ferry(["rollback", "u2"])
+        .code(1)
+        .stderr_has("undo of `b` failed")
+        .stderr_has("cannot undo b yet")
+        .run();
+    assert_eq!(sb.step("u2", "b")["undo"], "failed");
+    assert_eq!(
+        sb.step("u2", "a")["undo"],
+        "pending",
+        "a is not undone before b"
+    );
+    sb.write("flag", "");
+    sb.ferry(["rollback", "u2"]).run();
+    assert_eq!(sb.lines("log"), ["do a", "do b", "undo b", "undo a"]);
+}
