@@ -205,3 +205,27 @@ fn sqlite_lock_is_exclusive_across_store_instances() {
     drop(held);
     b.lock("r").unwrap();
 }
+
+#[test]
+fn many_processes_may_open_a_fresh_state_directory_at_once() {
+    // Separate connections race on creating the file, switching it to WAL and
+    // migrating the schema; every one of them must succeed.
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join(format!("state-{round}"));
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        SqliteStore::open(&state).map(drop)
+                    })
+                })
+                .collect();
+            for handle in handles {
+                handle.join().unwrap().unwrap();
+            }
+        });
+    }
+}

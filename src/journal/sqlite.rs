@@ -98,10 +98,12 @@ impl SqliteStore {
         let conn = &mut guard.conn;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| self.fail(e))?;
-        // `journal_mode` answers with a row; the others do not.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|e| self.fail(e))?;
+        // Switching a fresh file to WAL takes an exclusive lock and does not
+        // wait on the busy handler, so a second process opening the same new
+        // state directory retries it.
+        let mode: String =
+            retry_busy(|| conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))
+                .map_err(|e| self.fail(e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::Journal {
                 path: self.db.clone(),
@@ -110,7 +112,12 @@ impl SqliteStore {
         }
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(|e| self.fail(e))?;
-        let version: i64 = conn
+        // The version is read inside a write transaction, so when several
+        // processes open a fresh state directory at once only one migrates.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.fail(e))?;
+        let version: i64 = tx
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|e| self.fail(e))?;
         let known = MIGRATIONS.len() as i64;
@@ -123,15 +130,13 @@ impl SqliteStore {
             });
         }
         if version < known {
-            let tx = conn.transaction().map_err(|e| self.fail(e))?;
             for sql in &MIGRATIONS[version as usize..] {
                 tx.execute_batch(sql).map_err(|e| self.fail(e))?;
             }
             tx.pragma_update(None, "user_version", known)
                 .map_err(|e| self.fail(e))?;
-            tx.commit().map_err(|e| self.fail(e))?;
         }
-        Ok(())
+        tx.commit().map_err(|e| self.fail(e))
     }
 
     fn lock_conn(&self) -> std::sync::MutexGuard<'_, Conn> {
@@ -172,6 +177,23 @@ fn describe(e: &rusqlite::Error) -> String {
     }
 }
 
+/// Retries `f` while SQLite answers "busy" (bounded: about ten seconds).
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let mut tries = 0;
+    loop {
+        match f() {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && tries < 500 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -180,7 +202,9 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .create(dir)?;
     // Probe writability now, so the error names the directory rather than
     // surfacing later as a SQLite I/O error.
-    let probe = dir.join(".ferry-write-test");
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = dir.join(format!(".write-test-{}-{n}", std::process::id()));
     std::fs::write(&probe, b"")?;
     std::fs::remove_file(&probe)
 }
