@@ -32,7 +32,7 @@ fn main() {
         let state = dir.path().join(format!("state-{round}"));
         let runner = || {
             let store = Arc::new(SqliteStore::open(&state).unwrap());
-            Runner::new(store, Arc::new(NullSink), vec![]).unwrap()
+            Runner::new(store, Arc::new(NullSink), vec![], Default::default()).unwrap()
         };
         let id = format!("bench-{round}");
 
@@ -42,6 +42,7 @@ fn main() {
                 script: script.clone(),
                 params: Default::default(),
                 id: Some(id.clone()),
+                dry_run: false,
             })
             .unwrap();
         let run_time = started.elapsed();

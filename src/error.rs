@@ -61,6 +61,17 @@ pub enum Error {
         detail: String,
     },
 
+    #[error(
+        "`{name}` is not the target run `{run}` recorded: recorded {recorded}, found {found}; \
+         check your kubeconfig context or DNS profile"
+    )]
+    IdentityMismatch {
+        run: String,
+        name: String,
+        recorded: String,
+        found: String,
+    },
+
     #[error("run `{run}` is {status}: {hint}")]
     NotResumable {
         run: String,
@@ -88,7 +99,9 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Locked { .. } | Error::ScriptChanged { .. } => exit::REFUSED,
+            Error::Locked { .. } | Error::ScriptChanged { .. } | Error::IdentityMismatch { .. } => {
+                exit::REFUSED
+            }
             Error::GateWaiting { .. } => exit::PAUSED,
             _ => exit::USAGE,
         }

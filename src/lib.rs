@@ -8,14 +8,19 @@
 //! * [`engine`]: the Rhai host (session, module resolver, diagnostics, checks).
 //! * [`primitives`]: what scripts call, one file per Rhai name.
 //! * [`journal`]: the durable step journal and its stores.
+//! * [`ports`] / [`adapters`]: the traits every side effect goes through, and their real implementations.
+//! * [`settings`]: how to reach targets (kubeconfig, rate limits, dry run).
 //! * [`events`]: progress, plain and JSON rendering of what a run does.
 
+pub mod adapters;
 pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod journal;
+pub mod ports;
 pub mod primitives;
 pub mod runner;
+pub mod settings;
 
 pub use cli::run;

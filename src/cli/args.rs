@@ -35,6 +35,15 @@ pub struct GlobalArgs {
     /// Show replayed steps and debug output
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Kubeconfig file [default: KUBECONFIG, then ~/.kube/config, then in-cluster]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// API requests per second per cluster (client-side rate limit)
+    #[arg(long, global = true, default_value_t = 50.0, value_name = "N")]
+    pub qps: f64,
+    /// Burst above --qps
+    #[arg(long, global = true, default_value_t = 100, value_name = "N")]
+    pub burst: u32,
     /// Extra folder to import modules from (repeatable; after the script's folder, before FERRY_PATH)
     #[arg(long = "lib", global = true, value_name = "DIR")]
     pub libs: Vec<PathBuf>,
@@ -52,6 +61,9 @@ pub enum Command {
         /// Run id to use instead of a generated one
         #[arg(long, value_name = "RUN_ID")]
         id: Option<String>,
+        /// Send every mutation with server-side dry run: nothing changes; the run is recorded as a dry run
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Continue a run from its journal
     Resume {

@@ -123,7 +123,12 @@ fn print_run(run: &Run) {
         let params: Vec<String> = run.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("  params:   {}", params.join(" "));
     }
-    println!("  status:   {}", run.status);
+    let dry = if run.dry_run {
+        " (dry run: nothing was changed)"
+    } else {
+        ""
+    };
+    println!("  status:   {}{dry}", run.status);
     println!(
         "  started:  {}   updated: {}",
         format_ms(run.created_at),

@@ -10,6 +10,7 @@ use crate::error::{Error, Result, exit};
 use crate::events::{EventSink, JsonSink, NullSink, PlainSink, ProgressSink};
 use crate::journal::SqliteStore;
 use crate::runner::{Outcome, Runner, StartRequest};
+use crate::settings::Settings;
 use clap::{CommandFactory, Parser};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -40,12 +41,18 @@ pub fn run() -> i32 {
 fn dispatch(cli: Cli) -> Result<i32> {
     let global = &cli.global;
     match cli.command {
-        Command::Run { script, params, id } => {
+        Command::Run {
+            script,
+            params,
+            id,
+            dry_run,
+        } => {
             let runner = runner(global)?;
             let (id, outcome) = runner.start(StartRequest {
                 script,
                 params: params.into_iter().collect(),
                 id,
+                dry_run,
             })?;
             Ok(report(&id, outcome))
         }
@@ -94,7 +101,13 @@ fn open_store(global: &GlobalArgs) -> Result<SqliteStore> {
 
 fn runner(global: &GlobalArgs) -> Result<Runner> {
     let store = Arc::new(open_store(global)?);
-    Runner::new(store, sink(global), global.libs.clone())
+    let settings = Settings {
+        kubeconfig: global.kubeconfig.clone(),
+        qps: global.qps,
+        burst: global.burst,
+        dry_run: false,
+    };
+    Runner::new(store, sink(global), global.libs.clone(), settings)
 }
 
 /// Progress bars on a terminal, plain lines in a pipe, JSON with `--json`.

@@ -24,6 +24,8 @@ fn offline_host(script: &Script, libs: &[PathBuf], rt: &tokio::runtime::Runtime)
         params: BTreeMap::new(),
         script_changed: false,
         allow_changed: false,
+        settings: Default::default(),
+        identities: Default::default(),
     })?;
     Ok(Host::new(Arc::new(session), script, libs))
 }

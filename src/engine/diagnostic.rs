@@ -120,6 +120,13 @@ pub fn message(err: &EvalAltResult) -> String {
         EvalAltResult::ErrorRuntime(value, _) if value.is_string() => {
             value.clone().into_string().unwrap_or_default()
         }
+        // Host errors (and scripts that throw maps) carry their text in `message`.
+        EvalAltResult::ErrorRuntime(value, _) if value.is_map() => {
+            match value.clone().cast::<rhai::Map>().get("message") {
+                Some(message) => message.to_string(),
+                None => format!("{value}"),
+            }
+        }
         EvalAltResult::ErrorRuntime(value, _) => format!("{value}"),
         EvalAltResult::ErrorParsing(kind, _) => kind.to_string(),
         _ => {

@@ -45,6 +45,8 @@ pub struct Session {
     /// The script's hash differs from the one the journal recorded.
     pub script_changed: bool,
     pub allow_changed: bool,
+    /// How to reach targets: kubeconfig, rate limits, dry run.
+    pub settings: crate::settings::Settings,
     state: Mutex<State>,
 }
 
@@ -63,6 +65,11 @@ struct State {
     failure: Option<(String, String)>,
     steps_run: u64,
     steps_replayed: u64,
+    /// Identities of the run's targets by name, as the journal records them.
+    identities: BTreeMap<String, serde_json::Value>,
+    /// Data primitives attach to the step they run in (e.g. guard statistics),
+    /// merged into the step's record when it ends.
+    annotations: HashMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 pub struct SessionConfig {
@@ -77,12 +84,18 @@ pub struct SessionConfig {
     pub params: BTreeMap<String, String>,
     pub script_changed: bool,
     pub allow_changed: bool,
+    pub settings: crate::settings::Settings,
+    /// Identities the run recorded so far.
+    pub identities: BTreeMap<String, serde_json::Value>,
 }
 
 impl Session {
     /// Loads the run's journal so replay needs no further reads.
     pub fn new(config: SessionConfig) -> crate::error::Result<Self> {
-        let mut state = State::default();
+        let mut state = State {
+            identities: config.identities,
+            ..State::default()
+        };
         if config.mode != Mode::Check {
             for step in config.store.steps(&config.run_id)? {
                 if step.status == StepStatus::Completed && step.kind != StepKind::Sleep {
@@ -106,6 +119,7 @@ impl Session {
             params: Arc::new(config.params),
             script_changed: config.script_changed,
             allow_changed: config.allow_changed,
+            settings: config.settings,
             state: Mutex::new(state),
         })
     }
@@ -311,6 +325,7 @@ impl Session {
         step.status = StepStatus::Completed;
         step.ended_at = Some(now_ms());
         step.error = None;
+        self.take_annotations(&mut step);
         step.value = Some(value.clone());
         self.save(&step, true, pos)?;
         if step.kind == StepKind::Step {
@@ -333,6 +348,7 @@ impl Session {
         step.status = StepStatus::Failed;
         step.ended_at = Some(now_ms());
         step.error = Some(error.clone());
+        self.take_annotations(&mut step);
         self.save(&step, true, pos)?;
         self.state().failure = Some((step.name.clone(), error.clone()));
         self.events.emit(Event::StepFailed {
@@ -454,5 +470,89 @@ impl Session {
     /// Names in `wanted` that the run's parameters lack.
     pub fn params_missing<'a>(&self, wanted: impl IntoIterator<Item = &'a str>) -> Vec<String> {
         crate::primitives::params::Params(self.params.clone()).missing(wanted)
+    }
+}
+
+/// Target identities and step annotations.
+impl Session {
+    /// Checks that the target `name` is the one the journal recorded (its
+    /// `id` field), recording it the first time. A different identity raises
+    /// [`Signal::IdentityMismatch`]: the run refuses (exit 4) rather than
+    /// touching another cluster under the same name.
+    pub fn check_identity(
+        &self,
+        name: &str,
+        identity: serde_json::Value,
+        pos: Position,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let mut state = self.state();
+        match state.identities.get(name) {
+            Some(recorded) if recorded.get("id") == identity.get("id") => Ok(()),
+            Some(recorded) => Err(Signal::IdentityMismatch {
+                name: name.to_owned(),
+                recorded: recorded.to_string(),
+                found: identity.to_string(),
+            }
+            .raise(pos)),
+            None => {
+                state.identities.insert(name.to_owned(), identity);
+                if self.mode == Mode::Check {
+                    return Ok(());
+                }
+                let identities = state.identities.clone();
+                drop(state);
+                let journal = |e: crate::error::Error| {
+                    Signal::Journal {
+                        message: e.to_string(),
+                    }
+                    .raise(pos)
+                };
+                let mut run = self
+                    .store
+                    .run(&self.run_id)
+                    .map_err(journal)?
+                    .ok_or_else(|| {
+                        Signal::Journal {
+                            message: format!("run `{}` vanished from the journal", self.run_id),
+                        }
+                        .raise(pos)
+                    })?;
+                run.identities = identities;
+                self.store.update_run(&run).map_err(journal)
+            }
+        }
+    }
+
+    /// The identities recorded so far (the runner saves them with the run).
+    pub fn identities(&self) -> BTreeMap<String, serde_json::Value> {
+        self.state().identities.clone()
+    }
+
+    /// Attaches `key: value` to the innermost running step's record (its
+    /// `data`), written when the step completes or fails. Returns false
+    /// outside a step.
+    pub fn annotate(&self, key: &str, value: serde_json::Value) -> bool {
+        let Some(step) = frames::current() else {
+            return false;
+        };
+        self.state()
+            .annotations
+            .entry(step)
+            .or_default()
+            .insert(key.to_owned(), value);
+        true
+    }
+
+    /// Merges pending annotations of `step` into its data.
+    fn take_annotations(&self, step: &mut Step) {
+        let Some(notes) = self.state().annotations.remove(&step.name) else {
+            return;
+        };
+        let mut data = match step.data.take() {
+            Some(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        data.extend(notes);
+        step.data = Some(serde_json::Value::Object(data));
     }
 }

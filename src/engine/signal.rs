@@ -19,6 +19,12 @@ pub enum Signal {
     MissingParams { names: Vec<String> },
     /// The journal could not be written: the run cannot continue safely.
     Journal { message: String },
+    /// A target (e.g. a cluster) is not the one the journal recorded.
+    IdentityMismatch {
+        name: String,
+        recorded: String,
+        found: String,
+    },
 }
 
 impl Signal {
@@ -40,4 +46,21 @@ impl Signal {
 /// A catchable error raised by a primitive: the script may `try`/`catch` it.
 pub fn runtime_error(message: impl Into<String>, pos: Position) -> Box<EvalAltResult> {
     EvalAltResult::ErrorRuntime(Dynamic::from(message.into()), pos).into()
+}
+
+/// A failure of the world (API server, DNS server, network), tagged apart
+/// from a script's own `throw`: `catch (e)` receives a map with `message`,
+/// `source` (e.g. "cluster", "dns", "probe") and the details given, so a
+/// script can branch on `e.status` or `e.reason`. Messages must never carry
+/// credentials.
+pub fn host_error(
+    source: &str,
+    message: impl Into<String>,
+    details: rhai::Map,
+    pos: Position,
+) -> Box<EvalAltResult> {
+    let mut value = details;
+    value.insert("message".into(), Dynamic::from(message.into()));
+    value.insert("source".into(), Dynamic::from(source.to_owned()));
+    EvalAltResult::ErrorRuntime(Dynamic::from_map(value), pos).into()
 }

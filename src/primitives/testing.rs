@@ -3,6 +3,8 @@
 //! `test_mutate(path, line)` is a world-changing primitive (it appends a line
 //! to a file, so it is refused outside a step), `test_wait_for(path)`
 //! blocks until a file exists and `test_exists(path)` asks whether it does.
+//! `test_identity(name, path)`, `test_annotate(key, value)` and
+//! `test_host_error(message)` exercise the hooks adapters build on.
 
 use super::require_step;
 use crate::engine::Session;
@@ -57,4 +59,41 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     engine.register_fn("test_exists", |path: &str| {
         std::path::Path::new(path).exists()
     });
+    let s = session.clone();
+    engine.register_fn(
+        "test_identity",
+        move |ctx: NativeCallContext, name: &str, path: &str| -> Result<(), Box<EvalAltResult>> {
+            let id = std::fs::read_to_string(path).unwrap_or_default();
+            s.check_identity(
+                name,
+                serde_json::json!({ "id": id.trim(), "source": path }),
+                ctx.call_position(),
+            )
+        },
+    );
+    let s = session.clone();
+    engine.register_fn(
+        "test_annotate",
+        move |ctx: NativeCallContext,
+              key: &str,
+              value: rhai::Dynamic|
+              -> Result<bool, Box<EvalAltResult>> {
+            let value = crate::engine::value::to_json(&value)
+                .map_err(|e| runtime_error(e, ctx.call_position()))?;
+            Ok(s.annotate(key, value))
+        },
+    );
+    engine.register_fn(
+        "test_host_error",
+        |ctx: NativeCallContext, message: &str| -> Result<(), Box<EvalAltResult>> {
+            let mut details = rhai::Map::new();
+            details.insert("status".into(), rhai::Dynamic::from(503 as rhai::INT));
+            Err(crate::engine::signal::host_error(
+                "test",
+                message,
+                details,
+                ctx.call_position(),
+            ))
+        },
+    );
 }

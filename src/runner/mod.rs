@@ -14,6 +14,7 @@ use crate::engine::{Host, Script, Session, SessionConfig, check, frames, library
 use crate::error::{Error, Result, exit};
 use crate::events::{Event, EventSink, Events};
 use crate::journal::{Gate, Run, RunStatus, StepStatus, Store, UndoStatus, now_ms};
+use crate::settings::Settings;
 use rhai::{AST, Dynamic};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -66,6 +67,8 @@ pub struct StartRequest {
     pub script: PathBuf,
     pub params: BTreeMap<String, String>,
     pub id: Option<String>,
+    /// Send every mutation with server-side dry run; the run is recorded as a dry run.
+    pub dry_run: bool,
 }
 
 pub struct Runner {
@@ -73,6 +76,7 @@ pub struct Runner {
     sink: Arc<dyn EventSink>,
     /// `--lib` folders given on this command line.
     libs: Vec<PathBuf>,
+    settings: Settings,
     rt: tokio::runtime::Runtime,
 }
 
@@ -81,7 +85,9 @@ impl Runner {
         store: Arc<dyn Store>,
         sink: Arc<dyn EventSink>,
         libs: Vec<PathBuf>,
+        settings: Settings,
     ) -> Result<Self> {
+        crate::settings::install_tls_provider();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -91,6 +97,7 @@ impl Runner {
             store,
             sink,
             libs,
+            settings,
             rt,
         })
     }
@@ -110,15 +117,6 @@ impl Runner {
             return Err(Error::RunExists { id });
         }
         let libs = library_roots(&self.libs)?;
-        let (host, ast) = self.prepare(
-            &script,
-            &id,
-            Mode::Run,
-            &request.params,
-            &libs,
-            false,
-            false,
-        )?;
         let now = now_ms();
         let mut run = Run {
             id: id.clone(),
@@ -131,12 +129,13 @@ impl Runner {
                 .map(|l| l.canonicalize().unwrap_or_else(|_| l.clone()))
                 .collect(),
             status: RunStatus::Running,
-            dry_run: false,
+            dry_run: request.dry_run,
             error: None,
             identities: BTreeMap::new(),
             created_at: now,
             updated_at: now,
         };
+        let (host, ast) = self.prepare(&script, &run, Mode::Run, &libs, false, false)?;
         self.store.create_run(&run)?;
         let _lock = self.store.lock(&id)?;
         let outcome = self.drive(&host, &ast, &mut run, &script, "run")?;
@@ -175,15 +174,7 @@ impl Runner {
         let script = Script::load(&run.script)?;
         let changed = script.hash != run.script_hash;
         let libs = library_roots(&self.libs_for(&run))?;
-        let (host, ast) = self.prepare(
-            &script,
-            &id,
-            Mode::Run,
-            &run.params,
-            &libs,
-            changed,
-            allow_changed,
-        )?;
+        let (host, ast) = self.prepare(&script, &run, Mode::Run, &libs, changed, allow_changed)?;
         if changed && allow_changed {
             run.script_hash = script.hash.clone();
         }
@@ -206,15 +197,8 @@ impl Runner {
         let script = Script::load(&run.script)?;
         let changed = script.hash != run.script_hash;
         let libs = library_roots(&self.libs_for(&run))?;
-        let (host, ast) = self.prepare(
-            &script,
-            &id,
-            Mode::Rollback,
-            &run.params,
-            &libs,
-            changed,
-            allow_changed,
-        )?;
+        let (host, ast) =
+            self.prepare(&script, &run, Mode::Rollback, &libs, changed, allow_changed)?;
         self.drive(&host, &ast, &mut run, &script, "rollback")
     }
 
@@ -278,29 +262,33 @@ impl Runner {
     }
 
     /// Builds the engine for a run and checks the script before anything runs.
-    #[allow(clippy::too_many_arguments)]
     fn prepare(
         &self,
         script: &Script,
-        id: &str,
+        run: &Run,
         mode: Mode,
-        params: &BTreeMap<String, String>,
         libs: &[PathBuf],
         script_changed: bool,
         allow_changed: bool,
     ) -> Result<(Host, AST)> {
         let session = Session::new(SessionConfig {
-            run_id: id.to_owned(),
+            run_id: run.id.clone(),
             mode,
             store: self.store.clone(),
-            events: Events::new(id, self.sink.clone()),
+            events: Events::new(&run.id, self.sink.clone()),
             cancel: Default::default(),
             rt: self.rt.handle().clone(),
             sources: Arc::new(Sources::default()),
             main_label: script.label.clone(),
-            params: params.clone(),
+            params: run.params.clone(),
             script_changed,
             allow_changed,
+            // A dry run stays a dry run when resumed.
+            settings: Settings {
+                dry_run: run.dry_run,
+                ..self.settings.clone()
+            },
+            identities: run.identities.clone(),
         })?;
         let host = Host::new(Arc::new(session), script, libs);
         let ast = host.compile(script)?;
@@ -362,6 +350,16 @@ impl Runner {
             Err(err) => match Signal::of(&err) {
                 Some(Signal::Paused { gate, message }) => Ok(Outcome::Paused { gate, message }),
                 Some(Signal::Cancelled) => Ok(Outcome::Interrupted),
+                Some(Signal::IdentityMismatch {
+                    name,
+                    recorded,
+                    found,
+                }) => Err(Error::IdentityMismatch {
+                    run: run.id.clone(),
+                    name,
+                    recorded,
+                    found,
+                }),
                 Some(Signal::Diverged { step, detail }) => Err(Error::ScriptChanged {
                     run: run.id.clone(),
                     step,
@@ -390,8 +388,13 @@ impl Runner {
             },
         };
 
-        // A refusal changes nothing; everything else is recorded.
-        if matches!(outcome, Err(Error::ScriptChanged { .. })) {
+        // Identities recorded during the run are kept whatever happened.
+        run.identities = session.identities();
+        // A refusal changes nothing else; everything else is recorded.
+        if matches!(
+            outcome,
+            Err(Error::ScriptChanged { .. } | Error::IdentityMismatch { .. })
+        ) {
             run.status = status_before;
             self.store.update_run(run)?;
         } else {

@@ -1,0 +1,2 @@
+//! Adapters: the real implementations of `crate::ports`, one module per
+//! backend (Kubernetes API through `kube`, Cloud DNS, RFC 2136).

@@ -1,0 +1,32 @@
+//! What the command line says about how to reach targets, shared by every
+//! primitive of a run.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `--kubeconfig`; otherwise kubectl's rules (`KUBECONFIG`, `~/.kube/config`, in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// Client-side rate limit for API requests, per cluster (`--qps`, `--burst`).
+    pub qps: f64,
+    pub burst: u32,
+    /// `--dry-run`: mutations are sent with server-side dry run; nothing changes.
+    pub dry_run: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            kubeconfig: None,
+            qps: 50.0,
+            burst: 100,
+            dry_run: false,
+        }
+    }
+}
+
+/// Installs the process-wide rustls crypto provider (ring), so every TLS
+/// client (kube, Cloud DNS, probes) shares one stack. Idempotent.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -1,0 +1,64 @@
+//! Hooks the adapters build on: target identities, step annotations, tagged
+//! host errors and dry runs.
+
+mod common;
+use common::Sandbox;
+
+#[test]
+fn a_target_whose_identity_changed_is_refused_naming_both() {
+    let sb = Sandbox::new();
+    sb.write("id", "uid-1");
+    sb.write("s.rhai", "test_identity(\"old\", \"id\");\nstep(\"a\", || { if !test_exists(\"flag\") { throw \"later\"; } });\n");
+    sb.ferry(["run", "s.rhai", "--id", "r"]).code(1).run();
+    assert_eq!(sb.status("r")["run"]["identities"]["old"]["id"], "uid-1");
+
+    sb.write("id", "uid-2");
+    sb.write("flag", "");
+    sb.ferry(["resume", "r"])
+        .code(4)
+        .stderr_has("`old` is not the target run `r` recorded")
+        .stderr_has("uid-1")
+        .stderr_has("uid-2")
+        .run();
+    assert_eq!(sb.run_status("r"), "failed", "a refusal changes nothing");
+
+    sb.write("id", "uid-1");
+    sb.ferry(["resume", "r"]).run();
+}
+
+#[test]
+fn primitives_can_attach_data_to_the_running_step() {
+    let sb = Sandbox::new();
+    sb.write("a.rhai", "step(\"g\", || test_annotate(\"guard\", #{ requests: 5, failures: 0 }));\nprint(test_annotate(\"x\", 1));\n");
+    sb.ferry(["run", "a.rhai", "--id", "a"])
+        .stdout_has("false")
+        .run();
+    let step = sb.step("a", "g");
+    assert_eq!(step["data"]["guard"]["requests"], 5);
+    assert_eq!(step["value"], true);
+}
+
+#[test]
+fn host_errors_are_maps_a_script_can_inspect_and_read_well_uncaught() {
+    let sb = Sandbox::new();
+    sb.write("h.rhai", "try { test_host_error(\"api down\"); } catch (e) { print(`${e.source}/${e.status}/${e.message}`); }\ntest_host_error(\"api down\");\n");
+    sb.ferry(["run", "h.rhai"])
+        .code(2)
+        .stdout_has("test/503/api down")
+        .stderr_has("error: api down")
+        .stderr_has("h.rhai:2:1")
+        .run();
+}
+
+#[test]
+fn a_dry_run_is_recorded_as_one_and_stays_one() {
+    let sb = Sandbox::new();
+    sb.write("d.rhai", "step(\"a\", || 1);\npause(\"g\", \"look\");\n");
+    sb.ferry(["run", "--dry-run", "d.rhai", "--id", "d"])
+        .code(3)
+        .run();
+    assert_eq!(sb.status("d")["run"]["dry_run"], true);
+    sb.ferry(["status", "d"])
+        .stdout_has("(dry run: nothing was changed)")
+        .run();
+}
