@@ -24,8 +24,7 @@ fn kill_9_during_a_step_resumes_with_completed_steps_run_once() {
     sb.write("hold.rhai", HOLD);
     let mut child = sb.spawn(["run", "hold.rhai", "--id", "k"]);
     await_condition("step b to start", || started_b(&sb));
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    child.kill_now();
 
     assert_eq!(
         sb.run_status("k"),
@@ -75,8 +74,7 @@ fn a_second_process_cannot_drive_a_held_run_and_a_dead_holder_releases_it() {
         .stderr_has("is held by")
         .run();
 
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    child.kill_now();
     sb.write("go", "");
     sb.ferry(["resume", "l"]).run();
     assert_eq!(sb.run_status("l"), "succeeded");
@@ -146,8 +144,7 @@ fn a_durable_sleep_waits_only_what_remains_after_a_kill() {
         );
         deadline.get() > 0
     });
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    child.kill_now();
 
     let out = sb.ferry(["--json", "resume", "z"]).run();
     let wait = out

@@ -85,7 +85,8 @@ impl Sandbox {
     }
 
     /// Starts ferry in the background (for signals and lock contention).
-    pub fn spawn<I, S>(&self, args: I) -> Child
+    /// The process is killed if the test ends without finishing it.
+    pub fn spawn<I, S>(&self, args: I) -> Running
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -94,7 +95,7 @@ impl Sandbox {
         cmd.args(args.into_iter().map(|a| a.as_ref().to_owned()))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        cmd.spawn().expect("spawn ferry")
+        Running(Some(cmd.spawn().expect("spawn ferry")))
     }
 
     /// The run's journal records, as `ferry log RUN --json` prints them.
@@ -137,7 +138,33 @@ pub fn await_condition(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-pub fn signal(child: &Child, sig: i32) {
+/// A background ferry; killed on drop so a failing test leaves nothing behind.
+pub struct Running(Option<Child>);
+
+impl Running {
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill_now(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("reap");
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn signal(child: &Running, sig: i32) {
     // SAFETY: kill(2) with a child's pid and a valid signal number.
     let rc = unsafe { libc::kill(child.id() as i32, sig) };
     assert_eq!(rc, 0, "kill({}, {sig})", child.id());
@@ -149,7 +176,8 @@ pub struct Finished {
     pub stderr: String,
 }
 
-pub fn finish(child: Child) -> Finished {
+pub fn finish(mut running: Running) -> Finished {
+    let child = running.0.take().expect("a running ferry");
     let out = child.wait_with_output().expect("wait for ferry");
     Finished {
         code: out.status.code().unwrap_or(-1),
