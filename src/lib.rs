@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod journal;
+pub mod lab;
 pub mod ports;
 pub mod primitives;
 pub mod runner;

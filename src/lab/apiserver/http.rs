@@ -1,0 +1,470 @@
+//! Routing HTTP requests to the store: URL layout, verbs, query options,
+//! bodies in JSON or YAML, watch streams and errors as `Status` objects.
+
+use super::exec::{self, PodCommands};
+use super::patch::PatchKind;
+use super::resources::{self, Resource};
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use super::store::{Change, ChangeKind, Cluster, Write};
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 16 << 20;
+
+struct Context {
+    cluster: Arc<Cluster>,
+    token: String,
+    commands: Arc<dyn PodCommands>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Serves `cluster` over TLS on `listener` until `shutdown` turns true.
+pub async fn serve(
+    cluster: Arc<Cluster>,
+    listener: tokio::net::TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    token: String,
+    commands: Arc<dyn PodCommands>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let context = Arc::new(Context {
+        cluster,
+        token,
+        commands,
+        shutdown: shutdown.clone(),
+    });
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let context = context.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let Ok(stream) = tls.accept(stream).await else {
+                return;
+            };
+            let service = hyper::service::service_fn(move |req| {
+                let context = context.clone();
+                async move { Ok::<_, Infallible>(handle(&context, req).await) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let _ = builder.serve_connection_with_upgrades(io, service).await;
+        });
+    }
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+fn json_response(code: StatusCode, value: &Value) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(full("")))
+}
+
+fn error_response(error: &ApiError) -> Response<Body> {
+    json_response(
+        StatusCode::from_u16(error.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &error.to_status(),
+    )
+}
+
+async fn handle(context: &Context, req: Request<Incoming>) -> Response<Body> {
+    let authorized = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t == context.token);
+    if !authorized {
+        return error_response(&ApiError::unauthorized());
+    }
+    match route(context, req).await {
+        Ok(response) => response,
+        Err(error) => error_response(&error),
+    }
+}
+
+/// Where a request points, once its URL is parsed.
+struct Target {
+    resource: Resource,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().to_owned();
+    let query = parse_query(req.uri().query());
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let cluster = &context.cluster;
+    let (group, version, rest): (&str, &str, &[&str]) = match segments.as_slice() {
+        ["version"] => {
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({ "major": "1", "minor": "33", "gitVersion": "v1.33.0-ferry-lab", "platform": "linux/amd64", "goVersion": "go1.24" }),
+            ));
+        }
+        ["healthz" | "readyz" | "livez"] => return Ok(Response::new(full("ok"))),
+        ["api"] => return Ok(json_response(StatusCode::OK, &resources::core_versions())),
+        ["apis"] => {
+            return Ok(json_response(
+                StatusCode::OK,
+                &resources::group_list(&cluster.resources()),
+            ));
+        }
+        ["api", "v1"] => return discovery(cluster, "", "v1", &path),
+        ["apis", group] => {
+            let list = resources::group_list(&cluster.resources());
+            let found = list["groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|g| g["name"] == *group)
+                .cloned();
+            return match found {
+                Some(mut g) => {
+                    g["kind"] = json!("APIGroup");
+                    g["apiVersion"] = json!("v1");
+                    Ok(json_response(StatusCode::OK, &g))
+                }
+                None => Err(ApiError::not_found_path(&path)),
+            };
+        }
+        ["apis", group, version] => return discovery(cluster, group, version, &path),
+        ["openapi", "v3"] => {
+            return Ok(json_response(
+                StatusCode::OK,
+                &resources::openapi_index(&cluster.resources()),
+            ));
+        }
+        ["openapi", "v3", "api", version] => return openapi(cluster, "", version, &path),
+        ["openapi", "v3", "apis", group, version] => {
+            return openapi(cluster, group, version, &path);
+        }
+        ["api", "v1", rest @ ..] => ("", "v1", rest),
+        ["apis", group, version, rest @ ..] => (group, version, rest),
+        _ => return Err(ApiError::not_found_path(&path)),
+    };
+    let target =
+        target(cluster, group, version, rest).ok_or_else(|| ApiError::not_found_path(&path))?;
+    let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
+    let field_manager = query.get("fieldManager").cloned();
+    let opts = Write {
+        dry_run,
+        field_manager: field_manager.as_deref(),
+    };
+    let ns = target.namespace.as_deref();
+    let method = req.method().clone();
+
+    if target.subresource.as_deref() == Some("exec") {
+        return exec::handle(
+            context.cluster.clone(),
+            context.commands.clone(),
+            &target.resource,
+            ns,
+            target.name.as_deref(),
+            &query,
+            req,
+        )
+        .await;
+    }
+    let status_only = target.subresource.as_deref() == Some("status");
+    match (method, target.name.as_deref()) {
+        (Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+            Ok(watch(context, &target, &query))
+        }
+        (Method::GET, None) => {
+            let (labels, fields) = selectors(&query)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &cluster.list(&target.resource, ns, &labels, &fields),
+            ))
+        }
+        (Method::GET, Some(name)) => Ok(json_response(
+            StatusCode::OK,
+            &cluster.get(&target.resource, ns, name)?,
+        )),
+        (Method::POST, None) => {
+            let body = read_body(req).await?;
+            Ok(json_response(
+                StatusCode::CREATED,
+                &cluster.create(&target.resource, ns, body, opts)?,
+            ))
+        }
+        (Method::PUT, Some(name)) => {
+            let body = read_body(req).await?;
+            let body = if status_only {
+                with_live_spec(cluster, &target, name, body)?
+            } else {
+                body
+            };
+            let result = if status_only {
+                cluster.replace_status(&target.resource, ns, name, body, opts)?
+            } else {
+                cluster.replace(&target.resource, ns, name, body, opts)?
+            };
+            Ok(json_response(StatusCode::OK, &result))
+        }
+        (Method::PATCH, Some(name)) => {
+            let content_type = req
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let kind = PatchKind::from_content_type(&content_type)
+                .ok_or_else(|| ApiError::unsupported_media_type(&content_type))?;
+            let body = read_body(req).await?;
+            let result = if status_only {
+                cluster.patch_status(&target.resource, ns, name, kind, &body, opts)?
+            } else {
+                cluster.patch(&target.resource, ns, name, kind, &body, opts)?
+            };
+            Ok(json_response(StatusCode::OK, &result))
+        }
+        (Method::DELETE, Some(name)) => Ok(json_response(
+            StatusCode::OK,
+            &cluster.delete(&target.resource, ns, name, opts)?,
+        )),
+        (method, _) => Err(ApiError::method_not_allowed(method.as_str())),
+    }
+}
+
+fn openapi(
+    cluster: &Cluster,
+    group: &str,
+    version: &str,
+    path: &str,
+) -> Result<Response<Body>, ApiError> {
+    resources::openapi_document(&cluster.resources(), group, version)
+        .map(|doc| json_response(StatusCode::OK, &doc))
+        .ok_or_else(|| ApiError::not_found_path(path))
+}
+
+fn discovery(
+    cluster: &Cluster,
+    group: &str,
+    version: &str,
+    path: &str,
+) -> Result<Response<Body>, ApiError> {
+    resources::resource_list(&cluster.resources(), group, version)
+        .map(|list| json_response(StatusCode::OK, &list))
+        .ok_or_else(|| ApiError::not_found_path(path))
+}
+
+/// `namespaces/{ns}/{plural}[/{name}[/{sub}]]` or `{plural}[/{name}[/{sub}]]`.
+fn target(cluster: &Cluster, group: &str, version: &str, rest: &[&str]) -> Option<Target> {
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, plural, tail @ ..]
+            if !(group.is_empty()
+                && tail.is_empty()
+                && matches!(*plural, "status" | "finalize")) =>
+        {
+            (Some(ns.to_string()), {
+                let mut v = vec![*plural];
+                v.extend_from_slice(tail);
+                v
+            })
+        }
+        other => (None, other.to_vec()),
+    };
+    let (plural, name, subresource) = match rest.as_slice() {
+        [plural] => (*plural, None, None),
+        [plural, name] => (*plural, Some(name.to_string()), None),
+        [plural, name, sub] => (*plural, Some(name.to_string()), Some(sub.to_string())),
+        _ => return None,
+    };
+    let resource = cluster.resource(group, version, plural)?;
+    if namespace.is_some() && !resource.namespaced {
+        return None;
+    }
+    if let Some(sub) = &subresource
+        && !resource.subresources.contains(sub)
+    {
+        return None;
+    }
+    // A namespaced object is addressed through its namespace.
+    if resource.namespaced && namespace.is_none() && name.is_some() {
+        return None;
+    }
+    Some(Target {
+        resource,
+        namespace,
+        name,
+        subresource,
+    })
+}
+
+fn parse_query(query: Option<&str>) -> HashMap<String, String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn selectors(query: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let labels = LabelSelector::parse(
+        query
+            .get("labelSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )
+    .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(
+        query
+            .get("fieldSelector")
+            .map(String::as_str)
+            .unwrap_or_default(),
+    )
+    .map_err(ApiError::bad_request)?;
+    Ok((labels, fields))
+}
+
+/// A JSON or YAML request body.
+async fn read_body(req: Request<Incoming>) -> Result<Value, ApiError> {
+    let content_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY);
+    let bytes = limited
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?
+        .to_bytes();
+    if content_type.contains("protobuf") {
+        return Err(ApiError::unsupported_media_type(&content_type));
+    }
+    if content_type.contains("yaml") {
+        serde_yaml_ng::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid YAML: {e}")))
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+    }
+}
+
+/// A status write carries only status; spec and metadata stay the live ones.
+fn with_live_spec(
+    cluster: &Cluster,
+    target: &Target,
+    name: &str,
+    body: Value,
+) -> Result<Value, ApiError> {
+    let mut live = cluster.get(&target.resource, target.namespace.as_deref(), name)?;
+    live["status"] = body["status"].clone();
+    if let Some(rv) = body["metadata"]["resourceVersion"].as_str() {
+        live["metadata"]["resourceVersion"] = json!(rv);
+    }
+    Ok(live)
+}
+
+/// `?watch=true`: JSON lines of `{type, object}`. Without a resourceVersion
+/// (or with "0") the stream starts with the current objects as ADDED.
+fn watch(context: &Context, target: &Target, query: &HashMap<String, String>) -> Response<Body> {
+    let (labels, fields) = match selectors(query) {
+        Ok(s) => s,
+        Err(e) => return error_response(&e),
+    };
+    let cluster = &context.cluster;
+    let resource = target.resource.clone();
+    let namespace = target.namespace.clone();
+    let receiver = cluster.subscribe();
+    let initial: Vec<Bytes> = match query.get("resourceVersion").map(String::as_str) {
+        None | Some("") | Some("0") => {
+            cluster.list(&resource, namespace.as_deref(), &labels, &fields)["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|o| event_line("ADDED", o))
+                .collect()
+        }
+        Some(_) => Vec::new(),
+    };
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(1800);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(timeout);
+    let shutdown = context.shutdown.clone();
+    let group_resource = resource.group_resource();
+    let live =
+        futures::stream::unfold((receiver, shutdown), move |(mut receiver, mut shutdown)| {
+            let (group_resource, namespace, labels, fields, resource) = (
+                group_resource.clone(),
+                namespace.clone(),
+                labels.clone(),
+                fields.clone(),
+                resource.clone(),
+            );
+            async move {
+                loop {
+                    let change: Change = tokio::select! {
+                        received = receiver.recv() => match received {
+                            Ok(change) => change,
+                            // Lagged or closed: end the stream; the client re-lists.
+                            Err(_) => return None,
+                        },
+                        _ = tokio::time::sleep_until(deadline) => return None,
+                        _ = shutdown.wait_for(|stop| *stop) => return None,
+                    };
+                    let object = &change.object;
+                    let in_scope = change.resource == group_resource
+                        && namespace
+                            .as_deref()
+                            .is_none_or(|ns| object["metadata"]["namespace"].as_str() == Some(ns))
+                        && labels.matches(&object["metadata"]["labels"])
+                        && fields.matches(object);
+                    if in_scope {
+                        let kind = match change.kind {
+                            ChangeKind::Added => "ADDED",
+                            ChangeKind::Modified => "MODIFIED",
+                            ChangeKind::Deleted => "DELETED",
+                        };
+                        let mut object = object.clone();
+                        object["apiVersion"] = json!(resource.api_version());
+                        object["kind"] = json!(resource.kind);
+                        return Some((event_line(kind, &object), (receiver, shutdown)));
+                    }
+                }
+            }
+        });
+    let stream = futures::stream::iter(initial)
+        .chain(live)
+        .map(|line| Ok::<_, Infallible>(Frame::data(line)));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "application/json")
+        .header("transfer-encoding", "chunked")
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .unwrap_or_else(|_| Response::new(full("")))
+}
+
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    let mut line =
+        serde_json::to_vec(&json!({ "type": kind, "object": object })).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}

@@ -1,0 +1,793 @@
+//! One lab cluster's objects and the write semantics of a real API server:
+//! uid / resourceVersion / generation / creationTimestamp bookkeeping, 409 on
+//! a stale resourceVersion, finalizers that hold a deletion, namespaces that
+//! must exist and take their objects with them, `dryRun=All`, and admission
+//! per kind (`admission.rs`). Every change is broadcast (watches and the
+//! lab's data plane follow it) and appended to a log, so the cluster survives
+//! a restart of the lab (a run paused at a gate for days).
+
+use super::admission;
+use super::patch::{self, PatchKind};
+use super::resources::{self, Resource};
+use super::selector::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tokio::sync::broadcast;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// A committed change, as watches report it.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub resource: String,
+    pub object: Value,
+}
+
+/// Everything persisted about a cluster.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    pub rv: u64,
+    /// `<group-resource>/<namespace>/<name>` -> object.
+    pub objects: BTreeMap<String, Value>,
+}
+
+impl State {
+    pub fn key(resource: &str, namespace: &str, name: &str) -> String {
+        format!("{resource}/{namespace}/{name}")
+    }
+
+    /// Objects of one resource, optionally in one namespace.
+    pub fn scan<'a>(
+        &'a self,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        let prefix = match namespace {
+            Some(ns) => format!("{resource}/{ns}/"),
+            None => format!("{resource}/"),
+        };
+        self.objects
+            .range(prefix.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase")]
+enum LogEntry {
+    Put { key: String, rv: u64, object: Value },
+    Del { key: String, rv: u64 },
+}
+
+pub struct Cluster {
+    pub name: String,
+    /// 1 for `old`, 2 for `new`, ...: picks the cluster's address ranges.
+    pub index: u8,
+    state: Mutex<State>,
+    log: Mutex<Option<std::fs::File>>,
+    changes: broadcast::Sender<Change>,
+}
+
+/// Options of one write.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Write<'a> {
+    pub dry_run: bool,
+    pub field_manager: Option<&'a str>,
+}
+
+impl Cluster {
+    /// A cluster with the namespaces every cluster has. With `dir`, its
+    /// state is loaded from and logged to `dir/<name>.json` / `.log`.
+    pub fn open(name: &str, index: u8, dir: Option<&Path>) -> std::io::Result<Cluster> {
+        let mut state = State::default();
+        let mut log = None;
+        if let Some(dir) = dir {
+            std::fs::create_dir_all(dir)?;
+            let (snapshot, log_path) = paths(dir, name);
+            state = load(&snapshot, &log_path)?;
+            // Compact: a fresh snapshot, an empty log.
+            write_snapshot(&snapshot, &state)?;
+            log = Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(true)
+                    .open(&log_path)?,
+            );
+        }
+        let cluster = Cluster {
+            name: name.to_owned(),
+            index,
+            state: Mutex::new(state),
+            log: Mutex::new(log),
+            changes: broadcast::channel(4096).0,
+        };
+        for ns in ["default", "kube-system", "kube-public"] {
+            let namespaces = resources::builtins()
+                .into_iter()
+                .next()
+                .expect("namespaces come first");
+            if cluster.get(&namespaces, None, ns).is_err() {
+                let obj =
+                    json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": ns } });
+                cluster
+                    .create(&namespaces, None, obj, Write::default())
+                    .map_err(|e| std::io::Error::other(e.message))?;
+            }
+        }
+        Ok(cluster)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Follows every committed change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    /// The current resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.state().rv
+    }
+
+    /// Reads the state under the lock (for the data plane and discovery).
+    pub fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.state())
+    }
+
+    /// Built-in kinds plus the kinds of every stored CRD.
+    pub fn resources(&self) -> Vec<Resource> {
+        let mut all = resources::builtins();
+        let state = self.state();
+        for crd in state.scan("customresourcedefinitions.apiextensions.k8s.io", Some("")) {
+            all.extend(Resource::from_crd(crd));
+        }
+        all
+    }
+
+    /// The resource served at `group/version` under `plural`.
+    pub fn resource(&self, group: &str, version: &str, plural: &str) -> Option<Resource> {
+        self.resources()
+            .into_iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+    }
+
+    pub fn get(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let state = self.state();
+        let key = State::key(&resource.group_resource(), namespace.unwrap_or(""), name);
+        state
+            .objects
+            .get(&key)
+            .map(|o| present(resource, o))
+            .ok_or_else(|| ApiError::not_found(resource, name))
+    }
+
+    pub fn list(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> Value {
+        let state = self.state();
+        let items: Vec<Value> = state
+            .scan(&resource.group_resource(), namespace)
+            .filter(|o| labels.matches(&o["metadata"]["labels"]) && fields.matches(o))
+            .map(|o| present(resource, o))
+            .collect();
+        json!({
+            "kind": format!("{}List", resource.kind),
+            "apiVersion": resource.api_version(),
+            "metadata": { "resourceVersion": state.rv.to_string() },
+            "items": items,
+        })
+    }
+
+    pub fn create(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        mut object: Value,
+        opts: Write,
+    ) -> Result<Value, ApiError> {
+        check_kind(resource, &object)?;
+        let mut state = self.state();
+        let name = object_name(resource, &mut object, &state)?;
+        let ns = scope(resource, namespace, &object)?;
+        if let Some(ns) = &ns {
+            require_namespace(&state, ns)?;
+        }
+        let key = State::key(
+            &resource.group_resource(),
+            ns.as_deref().unwrap_or(""),
+            &name,
+        );
+        if state.objects.contains_key(&key) {
+            return Err(ApiError::already_exists(resource, &name));
+        }
+        let rv = state.rv + 1;
+        let meta = object["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        meta.insert("name".into(), json!(name));
+        if let Some(ns) = &ns {
+            meta.insert("namespace".into(), json!(ns));
+        }
+        meta.insert("uid".into(), json!(new_uid()));
+        meta.insert("resourceVersion".into(), json!(rv.to_string()));
+        meta.insert("generation".into(), json!(1));
+        meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+        meta.remove("deletionTimestamp");
+        if let Some(manager) = opts.field_manager {
+            meta.insert("managedFields".into(), managed_fields(manager, "Update"));
+        }
+        admission::admit(self, &state, resource, None, &mut object)?;
+        if !opts.dry_run {
+            self.commit(
+                &mut state,
+                key,
+                Some(object.clone()),
+                ChangeKind::Added,
+                resource,
+            );
+        }
+        Ok(present(resource, &object))
+    }
+
+    /// PUT: the caller's resourceVersion must be the live one.
+    pub fn replace(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        mut object: Value,
+        opts: Write,
+    ) -> Result<Value, ApiError> {
+        check_kind(resource, &object)?;
+        if object["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n != name)
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                object["metadata"]["name"]
+            )));
+        }
+        let state = self.state();
+        let key = State::key(&resource.group_resource(), namespace.unwrap_or(""), name);
+        let live = state
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(resource, name))?;
+        match object["metadata"]["resourceVersion"].as_str() {
+            None | Some("") => {
+                return Err(ApiError::invalid(
+                    resource,
+                    name,
+                    "metadata.resourceVersion",
+                    "Invalid value: 0x0: must be specified for an update",
+                ));
+            }
+            Some(rv) if Some(rv) != live["metadata"]["resourceVersion"].as_str() => {
+                return Err(ApiError::conflict(resource, name));
+            }
+            Some(_) => {}
+        }
+        drop(state);
+        self.update(resource, namespace, name, &live, &mut object, opts, false)
+    }
+
+    /// PUT on `/status`: only the status changes.
+    pub fn replace_status(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        mut object: Value,
+        opts: Write,
+    ) -> Result<Value, ApiError> {
+        let key = State::key(&resource.group_resource(), namespace.unwrap_or(""), name);
+        let live = self
+            .state()
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(resource, name))?;
+        if object["metadata"]["resourceVersion"]
+            .as_str()
+            .is_some_and(|rv| Some(rv) != live["metadata"]["resourceVersion"].as_str())
+        {
+            return Err(ApiError::conflict(resource, name));
+        }
+        self.update(resource, namespace, name, &live, &mut object, opts, true)
+    }
+
+    /// PATCH on `/status`: the patch applies to the status only.
+    pub fn patch_status(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        kind: PatchKind,
+        body: &Value,
+        opts: Write,
+    ) -> Result<Value, ApiError> {
+        let key = State::key(&resource.group_resource(), namespace.unwrap_or(""), name);
+        let live = self
+            .state()
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(resource, name))?;
+        let mut patched = live.clone();
+        patch::apply(kind, &mut patched, body)
+            .map_err(|e| ApiError::invalid(resource, name, "patch", e))?;
+        let mut object = live.clone();
+        object["status"] = patched["status"].clone();
+        self.update(resource, namespace, name, &live, &mut object, opts, true)
+    }
+
+    pub fn patch(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        kind: PatchKind,
+        body: &Value,
+        opts: Write,
+    ) -> Result<Value, ApiError> {
+        let key = State::key(&resource.group_resource(), namespace.unwrap_or(""), name);
+        let live = self.state().objects.get(&key).cloned();
+        let Some(live) = live else {
+            // Server-side apply creates what does not exist yet.
+            if kind == PatchKind::Apply {
+                let mut object = body.clone();
+                if object["metadata"]["name"].is_null() {
+                    object["metadata"]["name"] = json!(name);
+                }
+                return self.create(
+                    resource,
+                    namespace,
+                    object,
+                    Write {
+                        field_manager: opts.field_manager.or(Some("apply")),
+                        ..opts
+                    },
+                );
+            }
+            return Err(ApiError::not_found(resource, name));
+        };
+        if kind == PatchKind::Apply {
+            check_kind(resource, body)?;
+        }
+        let mut object = live.clone();
+        patch::apply(kind, &mut object, body)
+            .map_err(|e| ApiError::invalid(resource, name, "patch", e))?;
+        if let Some(rv) = body["metadata"]["resourceVersion"].as_str()
+            && Some(rv) != live["metadata"]["resourceVersion"].as_str()
+        {
+            return Err(ApiError::conflict(resource, name));
+        }
+        object["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"].clone();
+        if kind == PatchKind::Apply
+            && let Some(manager) = opts.field_manager
+        {
+            object["metadata"]["managedFields"] = managed_fields(manager, "Apply");
+        }
+        self.update(resource, namespace, name, &live, &mut object, opts, false)
+    }
+
+    /// The shared tail of replace and patch. A `status_write` changes only
+    /// the status; any other write keeps the live status (the status
+    /// subresource owns it).
+    #[allow(clippy::too_many_arguments)]
+    fn update(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        live: &Value,
+        object: &mut Value,
+        opts: Write,
+        status_write: bool,
+    ) -> Result<Value, ApiError> {
+        let mut state = self.state();
+        let key = State::key(&resource.group_resource(), namespace.unwrap_or(""), name);
+        // Someone else may have written between our read and this lock.
+        if state
+            .objects
+            .get(&key)
+            .map(|o| &o["metadata"]["resourceVersion"])
+            != Some(&live["metadata"]["resourceVersion"])
+        {
+            return Err(ApiError::conflict(resource, name));
+        }
+        let meta = object["metadata"]
+            .as_object_mut()
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        // Fields the server owns cannot be changed by a client.
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "name",
+            "namespace",
+            "deletionTimestamp",
+        ] {
+            match live["metadata"].get(field) {
+                Some(v) => meta.insert(field.into(), v.clone()),
+                None => meta.remove(field),
+            };
+        }
+        if status_write {
+            let status = object.get("status").cloned();
+            *object = live.clone();
+            if let Some(status) = status {
+                object["status"] = status;
+            }
+        } else if resource.subresources.iter().any(|s| s == "status") {
+            match live.get("status") {
+                Some(status) => object["status"] = status.clone(),
+                None => {
+                    if let Some(map) = object.as_object_mut() {
+                        map.remove("status");
+                    }
+                }
+            }
+        }
+        let generation = live["metadata"]["generation"].as_i64().unwrap_or(1);
+        let spec_changed = object.get("spec") != live.get("spec");
+        object["metadata"]["generation"] = json!(if spec_changed {
+            generation + 1
+        } else {
+            generation
+        });
+        let rv = state.rv + 1;
+        object["metadata"]["resourceVersion"] = json!(rv.to_string());
+        admission::admit(self, &state, resource, Some(live), object)?;
+        // A deletion held by finalizers completes once the last one is removed.
+        let finishing =
+            !live["metadata"]["deletionTimestamp"].is_null() && finalizers(object).is_empty();
+        if !opts.dry_run {
+            if finishing {
+                self.commit(&mut state, key, None, ChangeKind::Deleted, resource);
+            } else {
+                self.commit(
+                    &mut state,
+                    key,
+                    Some(object.clone()),
+                    ChangeKind::Modified,
+                    resource,
+                );
+            }
+        }
+        Ok(present(resource, object))
+    }
+
+    /// DELETE: returns the object as it was (or as it now waits on finalizers).
+    pub fn delete(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
+        name: &str,
+        opts: Write,
+    ) -> Result<Value, ApiError> {
+        let mut state = self.state();
+        let key = State::key(&resource.group_resource(), namespace.unwrap_or(""), name);
+        let mut object = state
+            .objects
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(resource, name))?;
+        if !finalizers(&object).is_empty() {
+            if object["metadata"]["deletionTimestamp"].is_null() {
+                object["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+                object["metadata"]["resourceVersion"] = json!((state.rv + 1).to_string());
+                if !opts.dry_run {
+                    self.commit(
+                        &mut state,
+                        key,
+                        Some(object.clone()),
+                        ChangeKind::Modified,
+                        resource,
+                    );
+                }
+            }
+            return Ok(present(resource, &object));
+        }
+        if opts.dry_run {
+            return Ok(present(resource, &object));
+        }
+        if resource.group_resource() == "namespaces" {
+            // The namespace takes everything in it along.
+            let doomed: Vec<(String, Value)> = state
+                .objects
+                .iter()
+                .filter(|(k, _)| k.split('/').nth(1) == Some(name))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (k, v) in doomed {
+                let res = k.split('/').next().unwrap_or_default().to_owned();
+                state.rv += 1;
+                self.append(&LogEntry::Del {
+                    key: k.clone(),
+                    rv: state.rv,
+                });
+                state.objects.remove(&k);
+                let _ = self.changes.send(Change {
+                    kind: ChangeKind::Deleted,
+                    resource: res,
+                    object: v,
+                });
+            }
+        }
+        self.commit(&mut state, key, None, ChangeKind::Deleted, resource);
+        Ok(present(resource, &object))
+    }
+
+    /// Writes one change: state, log, broadcast.
+    fn commit(
+        &self,
+        state: &mut State,
+        key: String,
+        object: Option<Value>,
+        kind: ChangeKind,
+        resource: &Resource,
+    ) {
+        state.rv += 1;
+        let rv = state.rv;
+        let announced = match object {
+            Some(mut object) => {
+                object["metadata"]["resourceVersion"] = json!(rv.to_string());
+                self.append(&LogEntry::Put {
+                    key: key.clone(),
+                    rv,
+                    object: object.clone(),
+                });
+                state.objects.insert(key, object.clone());
+                object
+            }
+            None => {
+                self.append(&LogEntry::Del {
+                    key: key.clone(),
+                    rv,
+                });
+                let mut gone = state.objects.remove(&key).unwrap_or(Value::Null);
+                if gone.is_object() {
+                    gone["metadata"]["resourceVersion"] = json!(rv.to_string());
+                }
+                gone
+            }
+        };
+        let _ = self.changes.send(Change {
+            kind,
+            resource: resource.group_resource(),
+            object: announced,
+        });
+    }
+
+    fn append(&self, entry: &LogEntry) {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(file) = log.as_mut()
+            && let Ok(mut line) = serde_json::to_vec(entry)
+        {
+            // One write per entry; not fsync'd: a killed lab loses nothing the
+            // kernel already has, which is what a run killed with -9 needs.
+            line.push(b'\n');
+            let _ = file.write_all(&line);
+        }
+    }
+}
+
+fn paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("{name}.json")),
+        dir.join(format!("{name}.log")),
+    )
+}
+
+fn load(snapshot: &Path, log: &Path) -> std::io::Result<State> {
+    let mut state: State = match std::fs::read(snapshot) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+        Err(e) => return Err(e),
+    };
+    if let Ok(file) = std::fs::File::open(log) {
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line?;
+            // A torn last line (killed mid-write) is skipped.
+            let Ok(entry) = serde_json::from_str::<LogEntry>(&line) else {
+                continue;
+            };
+            match entry {
+                LogEntry::Put { key, rv, object } => {
+                    state.objects.insert(key, object);
+                    state.rv = state.rv.max(rv);
+                }
+                LogEntry::Del { key, rv } => {
+                    state.objects.remove(&key);
+                    state.rv = state.rv.max(rv);
+                }
+            }
+        }
+    }
+    Ok(state)
+}
+
+fn write_snapshot(path: &Path, state: &State) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(state).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::rename(tmp, path)
+}
+
+/// The object as served at `resource`'s version.
+fn present(resource: &Resource, object: &Value) -> Value {
+    let mut object = object.clone();
+    object["apiVersion"] = json!(resource.api_version());
+    object["kind"] = json!(resource.kind);
+    object
+}
+
+fn check_kind(resource: &Resource, object: &Value) -> Result<(), ApiError> {
+    if !object.is_object() {
+        return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    if let Some(kind) = object["kind"].as_str()
+        && kind != resource.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind of the object ({kind}) does not match the resource ({})",
+            resource.kind
+        )));
+    }
+    if let Some(api_version) = object["apiVersion"].as_str()
+        && api_version != resource.api_version()
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({api_version}) does not match the expected API version ({})",
+            resource.api_version()
+        )));
+    }
+    Ok(())
+}
+
+fn object_name(resource: &Resource, object: &mut Value, state: &State) -> Result<String, ApiError> {
+    if object.get("metadata").is_none_or(|m| !m.is_object()) {
+        object["metadata"] = json!({});
+    }
+    if let Some(name) = object["metadata"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+    {
+        return valid_name(resource, name).map(|()| name.to_owned());
+    }
+    if let Some(prefix) = object["metadata"]["generateName"].as_str() {
+        let suffix: String = new_uid()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(5)
+            .collect();
+        let _ = state;
+        return Ok(format!("{prefix}{suffix}"));
+    }
+    Err(ApiError::invalid(
+        resource,
+        "",
+        "metadata.name",
+        "Required value: name or generateName is required",
+    ))
+}
+
+/// DNS-1123 subdomain names, as the API server validates them.
+fn valid_name(resource: &Resource, name: &str) -> Result<(), ApiError> {
+    let ok = name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            resource,
+            name,
+            "metadata.name",
+            format!(
+                "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
+            ),
+        ))
+    }
+}
+
+/// The namespace a write lands in: the URL's, which the body may repeat but not contradict.
+fn scope(
+    resource: &Resource,
+    namespace: Option<&str>,
+    object: &Value,
+) -> Result<Option<String>, ApiError> {
+    if !resource.namespaced {
+        return Ok(None);
+    }
+    let url = namespace.unwrap_or("default");
+    match object["metadata"]["namespace"].as_str() {
+        Some(body) if !body.is_empty() && body != url => Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+        _ => Ok(Some(url.to_owned())),
+    }
+}
+
+fn require_namespace(state: &State, namespace: &str) -> Result<(), ApiError> {
+    let key = State::key("namespaces", "", namespace);
+    match state.objects.get(&key) {
+        Some(ns) if ns["metadata"]["deletionTimestamp"].is_null() => Ok(()),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "namespace {namespace} is being terminated"
+        ))),
+        None => Err(ApiError::namespace_not_found(namespace)),
+    }
+}
+
+fn finalizers(object: &Value) -> Vec<Value> {
+    object["metadata"]["finalizers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn managed_fields(manager: &str, operation: &str) -> Value {
+    json!([{ "manager": manager, "operation": operation, "apiVersion": "v1", "time": now_rfc3339(), "fieldsType": "FieldsV1", "fieldsV1": {} }])
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// A random (version 4) UUID.
+pub fn new_uid() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Never expected on Linux; fall back to time-derived bytes.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes = nanos.to_le_bytes();
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
