@@ -5,5 +5,12 @@
 //! run against it unchanged.
 
 pub mod apiserver;
+pub mod dataplane;
+pub mod instance;
 pub mod kubeconfig;
+pub mod persist;
+pub mod seed;
 pub mod tls;
+pub mod zone;
+
+pub use instance::{Lab, LabOptions};

@@ -11,12 +11,11 @@ use super::patch::{self, PatchKind};
 use super::resources::{self, Resource};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
-use serde::{Deserialize, Serialize};
+use crate::lab::persist::Journal;
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::BufRead;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use tokio::sync::broadcast;
 
@@ -37,7 +36,7 @@ pub struct Change {
 }
 
 /// Everything persisted about a cluster.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 pub struct State {
     pub rv: u64,
     /// `<group-resource>/<namespace>/<name>` -> object.
@@ -66,19 +65,12 @@ impl State {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "lowercase")]
-enum LogEntry {
-    Put { key: String, rv: u64, object: Value },
-    Del { key: String, rv: u64 },
-}
-
 pub struct Cluster {
     pub name: String,
     /// 1 for `old`, 2 for `new`, ...: picks the cluster's address ranges.
     pub index: u8,
     state: Mutex<State>,
-    log: Mutex<Option<std::fs::File>>,
+    journal: Journal,
     changes: broadcast::Sender<Change>,
 }
 
@@ -93,27 +85,15 @@ impl Cluster {
     /// A cluster with the namespaces every cluster has. With `dir`, its
     /// state is loaded from and logged to `dir/<name>.json` / `.log`.
     pub fn open(name: &str, index: u8, dir: Option<&Path>) -> std::io::Result<Cluster> {
-        let mut state = State::default();
-        let mut log = None;
-        if let Some(dir) = dir {
-            std::fs::create_dir_all(dir)?;
-            let (snapshot, log_path) = paths(dir, name);
-            state = load(&snapshot, &log_path)?;
-            // Compact: a fresh snapshot, an empty log.
-            write_snapshot(&snapshot, &state)?;
-            log = Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .write(true)
-                    .truncate(true)
-                    .open(&log_path)?,
-            );
-        }
+        let (table, journal) = Journal::open(dir, name)?;
         let cluster = Cluster {
             name: name.to_owned(),
             index,
-            state: Mutex::new(state),
-            log: Mutex::new(log),
+            state: Mutex::new(State {
+                rv: table.version,
+                objects: table.entries,
+            }),
+            journal,
             changes: broadcast::channel(4096).0,
         };
         for ns in ["default", "kube-system", "kube-public"] {
@@ -530,10 +510,7 @@ impl Cluster {
             for (k, v) in doomed {
                 let res = k.split('/').next().unwrap_or_default().to_owned();
                 state.rv += 1;
-                self.append(&LogEntry::Del {
-                    key: k.clone(),
-                    rv: state.rv,
-                });
+                self.journal.delete(&k, state.rv);
                 state.objects.remove(&k);
                 let _ = self.changes.send(Change {
                     kind: ChangeKind::Deleted,
@@ -560,19 +537,12 @@ impl Cluster {
         let announced = match object {
             Some(mut object) => {
                 object["metadata"]["resourceVersion"] = json!(rv.to_string());
-                self.append(&LogEntry::Put {
-                    key: key.clone(),
-                    rv,
-                    object: object.clone(),
-                });
+                self.journal.put(&key, rv, &object);
                 state.objects.insert(key, object.clone());
                 object
             }
             None => {
-                self.append(&LogEntry::Del {
-                    key: key.clone(),
-                    rv,
-                });
+                self.journal.delete(&key, rv);
                 let mut gone = state.objects.remove(&key).unwrap_or(Value::Null);
                 if gone.is_object() {
                     gone["metadata"]["resourceVersion"] = json!(rv.to_string());
@@ -586,62 +556,6 @@ impl Cluster {
             object: announced,
         });
     }
-
-    fn append(&self, entry: &LogEntry) {
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(file) = log.as_mut()
-            && let Ok(mut line) = serde_json::to_vec(entry)
-        {
-            // One write per entry; not fsync'd: a killed lab loses nothing the
-            // kernel already has, which is what a run killed with -9 needs.
-            line.push(b'\n');
-            let _ = file.write_all(&line);
-        }
-    }
-}
-
-fn paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    (
-        dir.join(format!("{name}.json")),
-        dir.join(format!("{name}.log")),
-    )
-}
-
-fn load(snapshot: &Path, log: &Path) -> std::io::Result<State> {
-    let mut state: State = match std::fs::read(snapshot) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-        Err(e) => return Err(e),
-    };
-    if let Ok(file) = std::fs::File::open(log) {
-        for line in std::io::BufReader::new(file).lines() {
-            let line = line?;
-            // A torn last line (killed mid-write) is skipped.
-            let Ok(entry) = serde_json::from_str::<LogEntry>(&line) else {
-                continue;
-            };
-            match entry {
-                LogEntry::Put { key, rv, object } => {
-                    state.objects.insert(key, object);
-                    state.rv = state.rv.max(rv);
-                }
-                LogEntry::Del { key, rv } => {
-                    state.objects.remove(&key);
-                    state.rv = state.rv.max(rv);
-                }
-            }
-        }
-    }
-    Ok(state)
-}
-
-fn write_snapshot(path: &Path, state: &State) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec(state).map_err(std::io::Error::other)?,
-    )?;
-    std::fs::rename(tmp, path)
 }
 
 /// The object as served at `resource`'s version.

@@ -1,0 +1,135 @@
+//! A cluster's ingress controller, as Traefik behaves for the article: a
+//! request is matched by its Host header against the cluster's IngressRoute
+//! rules (`traefik.io/v1alpha1` and the article's `traefik.containo.us/
+//! v1alpha1`; `Host(`a`) || Host(`b`)` and `Host(`a`, `b`)` forms) and sent
+//! to the named Service through the lab's kube-proxy. No match answers
+//! Traefik's `404 page not found`; a Service without ready pods `no available
+//! server`. Routes are read on every request, so a new IngressRoute routes at
+//! once.
+
+use super::http::{self, Handler};
+use super::network::SharedNetwork;
+use crate::lab::apiserver::Cluster;
+use ::http::StatusCode;
+use serde_json::Value;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+pub fn handler(network: SharedNetwork, cluster: Arc<Cluster>) -> Handler {
+    Arc::new(move |req| {
+        let (network, cluster) = (network.clone(), cluster.clone());
+        Box::pin(async move {
+            let host = req
+                .headers()
+                .get(::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or(req.uri().host())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let host = host
+                .rsplit_once(':')
+                .filter(|(_, p)| p.parse::<u16>().is_ok())
+                .map_or(host.as_str(), |(h, _)| h)
+                .to_owned();
+            let Some((namespace, service, port)) = backend(&cluster, &host) else {
+                return http::text(StatusCode::NOT_FOUND, "404 page not found\n");
+            };
+            let target = cluster
+                .with_state(|s| {
+                    s.objects
+                        .get(&format!("services/{namespace}/{service}"))
+                        .cloned()
+                })
+                .and_then(|svc| {
+                    let ip: Ipv4Addr = svc["spec"]["clusterIP"].as_str()?.parse().ok()?;
+                    let port = match &port {
+                        Value::Number(n) => u16::try_from(n.as_u64()?).ok()?,
+                        Value::String(name) => svc["spec"]["ports"]
+                            .as_array()?
+                            .iter()
+                            .find(|p| p["name"].as_str() == Some(name))?["port"]
+                            .as_u64()? as u16,
+                        _ => svc["spec"]["ports"].as_array()?.first()?["port"].as_u64()? as u16,
+                    };
+                    network.route(&cluster, ip, port)
+                });
+            match target {
+                Some(real) => http::forward(real, req).await,
+                None => http::text(StatusCode::SERVICE_UNAVAILABLE, "no available server\n"),
+            }
+        })
+    })
+}
+
+/// The first route whose Host rule matches: (namespace, service, port).
+fn backend(cluster: &Cluster, host: &str) -> Option<(String, String, Value)> {
+    cluster.with_state(|s| {
+        for resource in [
+            "ingressroutes.traefik.io",
+            "ingressroutes.traefik.containo.us",
+        ] {
+            for route_object in s.scan(resource, None) {
+                let namespace = route_object["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default");
+                for route in route_object["spec"]["routes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    let rule = route["match"].as_str().unwrap_or_default();
+                    if !hosts(rule).iter().any(|h| h == host) {
+                        continue;
+                    }
+                    let service = route["services"].as_array()?.first()?;
+                    return Some((
+                        service["namespace"]
+                            .as_str()
+                            .unwrap_or(namespace)
+                            .to_owned(),
+                        service["name"].as_str()?.to_owned(),
+                        service["port"].clone(),
+                    ));
+                }
+            }
+        }
+        None
+    })
+}
+
+/// Host names in a Traefik rule: every quoted argument of every `Host(...)`.
+pub fn hosts(rule: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = rule;
+    while let Some(start) = rest.find("Host(") {
+        rest = &rest[start + 5..];
+        let Some(end) = rest.find(')') else { break };
+        for part in rest[..end].split(',') {
+            let name = part
+                .trim()
+                .trim_matches(|c| c == '`' || c == '"' || c == '\'')
+                .to_ascii_lowercase();
+            if !name.is_empty() {
+                found.push(name);
+            }
+        }
+        rest = &rest[end..];
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_rules_in_both_traefik_forms() {
+        assert_eq!(
+            super::hosts("Host(`app1.app1-ns`) || Host(`app1.app1-ns.svc.local`)"),
+            ["app1.app1-ns", "app1.app1-ns.svc.local"]
+        );
+        assert_eq!(
+            super::hosts("Host(`a`, `B`) && PathPrefix(`/x`)"),
+            ["a", "b"]
+        );
+        assert!(super::hosts("PathPrefix(`/`)").is_empty());
+    }
+}

@@ -1,0 +1,187 @@
+//! The lab's kubelet: every Running pod's processes really run. A container
+//! whose image is an `http-echo` serves its `-text=` argument (suffixed with
+//! the cluster's name, so a reply says where it came from); a `traefik`
+//! container is this cluster's ingress controller (`ingress.rs`). Each
+//! process listens on 127.0.0.1 and is registered under the pod's IP and
+//! container port, where the lab's kube-proxy finds it.
+
+use super::http::{self, Handler};
+use super::ingress;
+use super::network::{SharedNetwork, listen_ports};
+use crate::lab::apiserver::{ChangeKind, Cluster};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use tokio::sync::{broadcast, watch};
+
+/// What a container runs.
+enum Process {
+    Echo(String),
+    Ingress,
+}
+
+fn process(container: &Value) -> Option<(Process, Vec<u16>)> {
+    let image = container["image"].as_str().unwrap_or_default();
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut ports = listen_ports(container);
+    if image.contains("traefik") {
+        if ports.is_empty() {
+            ports.push(8000);
+        }
+        return Some((Process::Ingress, ports));
+    }
+    let text = args.iter().find_map(|a| a.strip_prefix("-text="));
+    if image.contains("http-echo") || text.is_some() {
+        if ports.is_empty() {
+            ports.push(5678);
+        }
+        return Some((
+            Process::Echo(text.unwrap_or("hello-world").to_owned()),
+            ports,
+        ));
+    }
+    None
+}
+
+/// Runs the pods of `cluster` until shutdown.
+pub async fn run(
+    network: SharedNetwork,
+    cluster: Arc<Cluster>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut changes = cluster.subscribe();
+    // pod uid -> (pod IP, stop signal of its processes)
+    let mut running: HashMap<String, (Ipv4Addr, watch::Sender<bool>)> = HashMap::new();
+    sync_all(&network, &cluster, &mut running, &shutdown).await;
+    loop {
+        let change = tokio::select! {
+            change = changes.recv() => change,
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        match change {
+            Ok(change) if change.resource == "pods" => {
+                let uid = change.object["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let gone = change.kind == ChangeKind::Deleted
+                    || !change.object["metadata"]["deletionTimestamp"].is_null();
+                if gone {
+                    stop(&network, &mut running, &uid);
+                } else if !running.contains_key(&uid) {
+                    start(&network, &cluster, &change.object, &mut running, &shutdown).await;
+                }
+            }
+            Ok(_) => {}
+            // Missed changes: look at every pod again.
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                sync_all(&network, &cluster, &mut running, &shutdown).await
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
+    }
+    for (_, (_, stop)) in running.drain() {
+        let _ = stop.send(true);
+    }
+}
+
+async fn sync_all(
+    network: &SharedNetwork,
+    cluster: &Arc<Cluster>,
+    running: &mut HashMap<String, (Ipv4Addr, watch::Sender<bool>)>,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let pods: Vec<Value> = cluster.with_state(|s| s.scan("pods", None).cloned().collect());
+    let live: Vec<String> = pods
+        .iter()
+        .filter_map(|p| p["metadata"]["uid"].as_str().map(str::to_owned))
+        .collect();
+    let stale: Vec<String> = running
+        .keys()
+        .filter(|uid| !live.contains(uid))
+        .cloned()
+        .collect();
+    for uid in stale {
+        stop(network, running, &uid);
+    }
+    for pod in pods {
+        let uid = pod["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !running.contains_key(&uid) && pod["metadata"]["deletionTimestamp"].is_null() {
+            start(network, cluster, &pod, running, shutdown).await;
+        }
+    }
+}
+
+fn stop(
+    network: &SharedNetwork,
+    running: &mut HashMap<String, (Ipv4Addr, watch::Sender<bool>)>,
+    uid: &str,
+) {
+    if let Some((ip, stop)) = running.remove(uid) {
+        network.unregister(ip);
+        let _ = stop.send(true);
+    }
+}
+
+async fn start(
+    network: &SharedNetwork,
+    cluster: &Arc<Cluster>,
+    pod: &Value,
+    running: &mut HashMap<String, (Ipv4Addr, watch::Sender<bool>)>,
+    shutdown: &watch::Receiver<bool>,
+) {
+    let (Some(uid), Some(pod_ip)) = (
+        pod["metadata"]["uid"].as_str(),
+        pod["status"]["podIP"]
+            .as_str()
+            .and_then(|ip| ip.parse::<Ipv4Addr>().ok()),
+    ) else {
+        return;
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    for container in pod["spec"]["containers"].as_array().into_iter().flatten() {
+        let Some((process, ports)) = process(container) else {
+            continue;
+        };
+        let handler: Handler = match process {
+            Process::Echo(text) => {
+                let reply = format!("{text} (cluster {})\n", cluster.name);
+                Arc::new(move |_req| {
+                    let reply = reply.clone();
+                    Box::pin(async move { http::text(::http::StatusCode::OK, reply) })
+                })
+            }
+            Process::Ingress => ingress::handler(network.clone(), cluster.clone()),
+        };
+        for port in ports {
+            let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
+                continue;
+            };
+            let Ok(real) = listener.local_addr() else {
+                continue;
+            };
+            network.register(pod_ip, port, real);
+            let mut stop = stop_rx.clone();
+            let mut lab_stop = shutdown.clone();
+            let (task_tx, task_rx) = watch::channel(false);
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => {}
+                    _ = lab_stop.wait_for(|s| *s) => {}
+                }
+                let _ = task_tx.send(true);
+            });
+            tokio::spawn(http::serve(listener, handler.clone(), task_rx));
+        }
+    }
+    running.insert(uid.to_owned(), (pod_ip, stop_tx));
+}

@@ -1,0 +1,158 @@
+//! A running lab: its clusters' API servers, data plane and private zone,
+//! with their state under one directory so the same lab comes back after a
+//! restart (a run paused at a gate for days resumes against it).
+
+use super::apiserver::{self, Cluster};
+use super::dataplane::exec::LabCommands;
+use super::dataplane::{Network, controllers, kubelet, loadbalancer};
+use super::seed::{self, App};
+use super::zone::Zone;
+use super::{kubeconfig, tls};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+pub const ZONE: &str = "mycompany.internal.";
+pub const TSIG_KEY_NAME: &str = "ferry-lab";
+
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    pub dir: PathBuf,
+    /// Apps seeded into the old cluster the first time.
+    pub apps: Vec<App>,
+    pub zone: String,
+}
+
+impl LabOptions {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        LabOptions {
+            dir: dir.into(),
+            apps: App::article(),
+            zone: ZONE.into(),
+        }
+    }
+}
+
+pub struct Lab {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    /// (cluster name, API server address)
+    pub api: Vec<(String, SocketAddr)>,
+    pub network: Arc<Network>,
+    pub zone: Arc<Zone>,
+    shutdown: watch::Sender<bool>,
+}
+
+fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let text = make();
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)?;
+            std::io::Write::write_all(&mut file, text.as_bytes())?;
+            Ok(text)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    let _ = getrandom::fill(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Lab {
+    /// Starts the lab (on the current tokio runtime), seeding it the first time.
+    pub async fn start(options: LabOptions) -> std::io::Result<Lab> {
+        let dir = options.dir.clone();
+        std::fs::create_dir_all(&dir)?;
+        let fresh = !dir.join("clusters").exists();
+        let token = read_or_create(&dir.join("token"), || random_hex(24))?;
+        // The lab's TSIG key: base64 of 32 random bytes, in a file the lab
+        // profile points at (never in scripts, never in the journal).
+        read_or_create(&dir.join("tsig.key"), || {
+            use base64::Engine;
+            let mut key = [0u8; 32];
+            let _ = getrandom::fill(&mut key);
+            base64::engine::general_purpose::STANDARD.encode(key)
+        })?;
+        let tls = tls::load_or_create(Some(&dir))?;
+        let zone = Arc::new(Zone::open(&options.zone, Some(&dir.join("zone")))?);
+        let clusters_dir = dir.join("clusters");
+        let clusters: Vec<Arc<Cluster>> = vec![
+            Arc::new(Cluster::open("old", 1, Some(&clusters_dir))?),
+            Arc::new(Cluster::open("new", 2, Some(&clusters_dir))?),
+        ];
+        if fresh {
+            seed::seed(&clusters[0], &options.apps, true)?;
+            seed::seed(&clusters[1], &options.apps, false)?;
+        }
+        let network = Arc::new(Network::new(zone.clone(), clusters.clone()));
+        let (shutdown, watch_shutdown) = watch::channel(false);
+        let commands = Arc::new(LabCommands {
+            network: network.clone(),
+        });
+        let mut api = Vec::new();
+        for cluster in &clusters {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            api.push((cluster.name.clone(), listener.local_addr()?));
+            tokio::spawn(apiserver::serve(
+                cluster.clone(),
+                listener,
+                tls.acceptor.clone(),
+                token.clone(),
+                commands.clone(),
+                watch_shutdown.clone(),
+            ));
+            tokio::spawn(controllers::run(cluster.clone(), watch_shutdown.clone()));
+            tokio::spawn(kubelet::run(
+                network.clone(),
+                cluster.clone(),
+                watch_shutdown.clone(),
+            ));
+            tokio::spawn(loadbalancer::run(
+                network.clone(),
+                cluster.clone(),
+                watch_shutdown.clone(),
+            ));
+        }
+        let kubeconfig = dir.join("kubeconfig");
+        kubeconfig::write(&kubeconfig, &api, &token, &tls.ca_pem)?;
+        Ok(Lab {
+            dir,
+            kubeconfig,
+            api,
+            network,
+            zone,
+            shutdown,
+        })
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<&Arc<Cluster>> {
+        self.network.cluster(name)
+    }
+
+    /// The lab's TSIG secret (base64), for the RFC 2136 front.
+    pub fn tsig_secret_file(&self) -> PathBuf {
+        self.dir.join("tsig.key")
+    }
+
+    /// Stops every server and process of the lab; its state stays on disk.
+    pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,249 @@
+//! The lab's private DNS zone (`mycompany.internal.` by default): one store
+//! of record sets behind both DNS fronts (the RFC 2136 server and the Cloud
+//! DNS REST fake) and the resolution the lab's pods do, persisted like the
+//! clusters.
+
+use crate::lab::persist::Journal;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// One rrset. Names are absolute and lowercase (`old.mycompany.internal.`);
+/// data is in presentation format (`10.0.0.7`, `"text"`, `target.`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordSet {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    pub ttl: u32,
+    pub data: Vec<String>,
+}
+
+pub struct Zone {
+    origin: String,
+    state: Mutex<(u64, BTreeMap<String, RecordSet>)>,
+    journal: Journal,
+}
+
+/// `Name.` lowercased and absolute.
+pub fn absolute(name: &str, origin: &str) -> String {
+    let name = name.trim().to_ascii_lowercase();
+    if name == "@" || name.is_empty() {
+        return origin.to_owned();
+    }
+    if name.ends_with('.') {
+        name
+    } else if name == origin.trim_end_matches('.')
+        || name.ends_with(&format!(".{}", origin.trim_end_matches('.')))
+    {
+        format!("{name}.")
+    } else {
+        format!("{name}.{origin}")
+    }
+}
+
+fn key(name: &str, rtype: &str) -> String {
+    format!("{name} {}", rtype.to_ascii_uppercase())
+}
+
+impl Zone {
+    /// Opens the zone, seeding SOA and NS records the first time.
+    pub fn open(origin: &str, dir: Option<&Path>) -> std::io::Result<Zone> {
+        let origin = absolute(origin, ".");
+        let (table, journal) = Journal::open(dir, "zone")?;
+        let records = table
+            .entries
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, serde_json::from_value(v).ok()?)))
+            .collect();
+        let zone = Zone {
+            origin: origin.clone(),
+            state: Mutex::new((table.version, records)),
+            journal,
+        };
+        if zone.get(&origin, "SOA").is_none() {
+            zone.put(RecordSet {
+                name: origin.clone(),
+                rtype: "SOA".into(),
+                ttl: 60,
+                data: vec![format!(
+                    "ns1.{origin} hostmaster.{origin} 1 3600 600 86400 60"
+                )],
+            });
+            zone.put(RecordSet {
+                name: origin.clone(),
+                rtype: "NS".into(),
+                ttl: 60,
+                data: vec![format!("ns1.{origin}")],
+            });
+            zone.put(RecordSet {
+                name: format!("ns1.{origin}"),
+                rtype: "A".into(),
+                ttl: 60,
+                data: vec!["127.0.0.1".into()],
+            });
+        }
+        Ok(zone)
+    }
+
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Whether `name` (absolute) is inside this zone.
+    pub fn contains(&self, name: &str) -> bool {
+        let name = name.to_ascii_lowercase();
+        name == self.origin || name.ends_with(&format!(".{}", self.origin))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, (u64, BTreeMap<String, RecordSet>)> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, name: &str, rtype: &str) -> Option<RecordSet> {
+        self.state()
+            .1
+            .get(&key(&absolute(name, &self.origin), rtype))
+            .cloned()
+    }
+
+    /// Every rrset, ordered by name then type.
+    pub fn list(&self) -> Vec<RecordSet> {
+        self.state().1.values().cloned().collect()
+    }
+
+    /// Whether any rrset exists at `name`.
+    pub fn has_name(&self, name: &str) -> bool {
+        let prefix = format!("{} ", absolute(name, &self.origin));
+        self.state()
+            .1
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&prefix))
+    }
+
+    /// Replaces the rrset at (name, type); bumps the SOA serial.
+    pub fn put(&self, mut rrset: RecordSet) {
+        rrset.name = absolute(&rrset.name, &self.origin);
+        rrset.rtype = rrset.rtype.to_ascii_uppercase();
+        let mut state = self.state();
+        state.0 += 1;
+        let k = key(&rrset.name, &rrset.rtype);
+        self.journal.put(
+            &k,
+            state.0,
+            &serde_json::to_value(&rrset).unwrap_or(Value::Null),
+        );
+        state.1.insert(k, rrset);
+        self.bump_serial(&mut state);
+    }
+
+    /// Removes the rrset at (name, type); true if it existed.
+    pub fn remove(&self, name: &str, rtype: &str) -> bool {
+        let mut state = self.state();
+        let k = key(&absolute(name, &self.origin), rtype);
+        if state.1.remove(&k).is_none() {
+            return false;
+        }
+        state.0 += 1;
+        let version = state.0;
+        self.journal.delete(&k, version);
+        self.bump_serial(&mut state);
+        true
+    }
+
+    fn bump_serial(&self, state: &mut (u64, BTreeMap<String, RecordSet>)) {
+        let soa_key = key(&self.origin, "SOA");
+        let Some(soa) = state.1.get_mut(&soa_key) else {
+            return;
+        };
+        let Some(first) = soa.data.first_mut() else {
+            return;
+        };
+        let mut fields: Vec<String> = first.split_whitespace().map(str::to_owned).collect();
+        if let Some(serial) = fields.get_mut(2) {
+            *serial = serial
+                .parse::<u32>()
+                .unwrap_or(0)
+                .wrapping_add(1)
+                .to_string();
+        }
+        *first = fields.join(" ");
+        let soa = soa.clone();
+        state.0 += 1;
+        self.journal.put(
+            &soa_key,
+            state.0,
+            &serde_json::to_value(&soa).unwrap_or(Value::Null),
+        );
+    }
+
+    /// The SOA serial.
+    pub fn serial(&self) -> u32 {
+        self.get(&self.origin, "SOA")
+            .and_then(|soa| soa.data.first()?.split_whitespace().nth(2)?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Answers `name`/`rtype` the way an authoritative server does: the rrset
+    /// itself, or a CNAME at the name followed through the zone.
+    pub fn resolve(&self, name: &str, rtype: &str) -> Vec<RecordSet> {
+        let mut answer = Vec::new();
+        let mut name = absolute(name, &self.origin);
+        for _ in 0..8 {
+            if let Some(rrset) = self.get(&name, rtype) {
+                answer.push(rrset);
+                return answer;
+            }
+            match self.get(&name, "CNAME") {
+                Some(cname) if rtype != "CNAME" => {
+                    let target = cname.data.first().cloned().unwrap_or_default();
+                    answer.push(cname);
+                    if !self.contains(&target) {
+                        return answer;
+                    }
+                    name = target;
+                }
+                _ => return answer,
+            }
+        }
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_absolute_and_cnames_are_followed() {
+        let zone = Zone::open("mycompany.internal", None).unwrap();
+        assert_eq!(absolute("old", zone.origin()), "old.mycompany.internal.");
+        assert_eq!(
+            absolute("OLD.mycompany.internal", zone.origin()),
+            "old.mycompany.internal."
+        );
+        let serial = zone.serial();
+        zone.put(RecordSet {
+            name: "old".into(),
+            rtype: "A".into(),
+            ttl: 60,
+            data: vec!["127.11.1.1".into()],
+        });
+        zone.put(RecordSet {
+            name: "app".into(),
+            rtype: "CNAME".into(),
+            ttl: 60,
+            data: vec!["old.mycompany.internal.".into()],
+        });
+        assert!(zone.serial() > serial);
+        let answer = zone.resolve("app.mycompany.internal.", "A");
+        assert_eq!(answer.len(), 2);
+        assert_eq!(answer[1].data, ["127.11.1.1"]);
+        assert!(zone.remove("old", "A"));
+        assert!(!zone.remove("old", "A"));
+        assert_eq!(zone.resolve("app", "A").len(), 1, "only the CNAME is left");
+    }
+}
