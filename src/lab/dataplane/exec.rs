@@ -311,7 +311,7 @@ impl Shell<'_> {
         }
         match self.fetch(&http).await {
             Err(failed) => failure(
-                if failed.curl_code == 28 { 4 } else { 4 },
+                4,
                 &format!("wget: {}\n", failed.wget_message),
             ),
             Ok(response) if response.status >= 400 => ExecOutput {
@@ -587,7 +587,7 @@ impl Curl {
                                     'm' => {
                                         c.http.timeout =
                                             Some(Duration::from_secs_f64(v.parse().map_err(
-                                                |_| format!("option -m: expected a number"),
+                                                |_| "option -m: expected a number".to_string(),
                                             )?))
                                     }
                                     'X' => c.http.method = v,
