@@ -322,7 +322,7 @@ fn register_handles(engine: &mut Engine, h: &Shared) {
             "///",
             "/// ```rhai",
             "/// let old = cluster(\"old\");",
-            "/// let new = cluster(\"new\");",
+            "/// let next = cluster(\"new\");   // `new` is a reserved word in Rhai",
             "/// ```",
         ])
         .register_into_engine(engine, move |ctx: NativeCallContext, name: &str| {
@@ -571,7 +571,7 @@ fn register_writes(engine: &mut Engine, h: &Shared) {
                 "/// Returns the live object. Inside a step only.",
                 "///",
                 "/// ```rhai",
-                "/// step(\"scale\", || new.patch(\"deploy\", \"app1-ns\", \"app1\", #{ spec: #{ replicas: 3 } }, \"merge\"));",
+                "/// step(\"scale\", || next.patch(\"deploy\", \"app1-ns\", \"app1\", #{ spec: #{ replicas: 3 } }, \"merge\"));",
                 "/// ```",
             ])
         } else {
@@ -690,7 +690,7 @@ fn register_writes(engine: &mut Engine, h: &Shared) {
                 "/// Inside a step only.",
                 "///",
                 "/// ```rhai",
-                "/// step(\"copy app1\", || new.copy(old, \"svc\", \"app1-ns\", \"app1\", #{ rename: \"app1-internal\" }));",
+                "/// step(\"copy app1\", || next.copy(old, \"svc\", \"app1-ns\", \"app1\", #{ rename: \"app1-internal\" }));",
                 "/// ```",
             ])
         } else {
@@ -956,7 +956,7 @@ fn register_waits(engine: &mut Engine, h: &Shared) {
                 "/// (default 300). `options.interval`: seconds between looks (default 2).",
                 "///",
                 "/// ```rhai",
-                "/// new.wait(\"pod\", \"app1-ns\", \"app1\", |p| p != () && p.status.phase == \"Running\", #{ timeout: 120 });",
+                "/// next.wait(\"pod\", \"app1-ns\", \"app1\", |p| p != () && p.status.phase == \"Running\", #{ timeout: 120 });",
                 "/// ```",
             ])
         } else {
