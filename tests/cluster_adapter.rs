@@ -728,3 +728,20 @@ async fn an_unreachable_server_fails_fast_naming_its_address() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+#[tokio::test]
+async fn requests_are_spaced_by_the_client_side_rate_limit() {
+    let (client, api) = FakeApi::start((0..4).map(|_| kube_system("u")).collect());
+    // 20 requests per second, burst 2: the 3rd and 4th wait 50ms each.
+    let c = api.limited(client, "old", false, 20.0, 2);
+    let started = std::time::Instant::now();
+    for _ in 0..4 {
+        c.identity().await.unwrap();
+    }
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(95),
+        "{:?}",
+        started.elapsed()
+    );
+    api.assert_done();
+}

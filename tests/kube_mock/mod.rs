@@ -310,14 +310,26 @@ impl FakeApi {
 
     /// A cluster handle on this fake, as the kube connector builds one.
     pub fn cluster(&self, client: kube::Client, name: &str, dry_run: bool) -> KubeCluster {
+        self.limited(client, name, dry_run, 0.0, 1)
+    }
+
+    /// A handle with a client-side rate limit.
+    pub fn limited(
+        &self,
+        client: kube::Client,
+        name: &str,
+        dry_run: bool,
+        qps: f64,
+        burst: u32,
+    ) -> KubeCluster {
         let notes = self.notes.clone();
         let notify: Notify = Arc::new(move |line| notes.lock().unwrap().push(line));
         KubeCluster::new(KubeParams {
             name: name.to_owned(),
             server: format!("https://{name}.example:6443"),
             client,
-            qps: 0.0,
-            burst: 1,
+            qps,
+            burst,
             dry_run,
             retry: Self::fast_retries(),
             notify,
