@@ -12,6 +12,9 @@ pub struct Settings {
     pub burst: u32,
     /// `--dry-run`: mutations are sent with server-side dry run; nothing changes.
     pub dry_run: bool,
+    /// Opens clusters instead of the kubeconfig-based kube adapter (tests,
+    /// embedders). `None`: `crate::adapters::kube::KubeConnector`.
+    pub clusters: Option<std::sync::Arc<dyn crate::ports::cluster::ClusterConnector>>,
 }
 
 impl Default for Settings {
@@ -21,6 +24,7 @@ impl Default for Settings {
             qps: 50.0,
             burst: 100,
             dry_run: false,
+            clusters: None,
         }
     }
 }

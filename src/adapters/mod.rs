@@ -1,2 +1,4 @@
 //! Adapters: the real implementations of `crate::ports`, one module per
 //! backend (Kubernetes API through `kube`, Cloud DNS, RFC 2136).
+
+pub mod kube;

@@ -105,7 +105,7 @@ fn runner(global: &GlobalArgs) -> Result<Runner> {
         kubeconfig: global.kubeconfig.clone(),
         qps: global.qps,
         burst: global.burst,
-        dry_run: false,
+        ..Settings::default()
     };
     Runner::new(store, sink(global), global.libs.clone(), settings)
 }

@@ -3,12 +3,14 @@
 //! `register()`; side effects go through the session's ports, never a client
 //! held here.
 
+pub mod cluster;
 pub mod parallel;
 pub mod params;
 pub mod pause;
 pub mod sleep;
 pub mod step;
 pub mod testing;
+pub mod yaml;
 
 use crate::engine::Session;
 use crate::engine::frames;
@@ -22,6 +24,8 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     sleep::register(engine, session);
     parallel::register(engine);
     params::register(engine);
+    yaml::register(engine);
+    cluster::register(engine, session);
     if testing::enabled() {
         testing::register(engine, session);
     }

@@ -1,0 +1,85 @@
+//! `exec(ns, pod, container, [cmd...])` through the `pods/exec` subresource
+//! (a WebSocket, through kube): the in-cluster vantage point, as the article
+//! curls app1 from inside app2's pod.
+
+use super::errors::{Failure, Target};
+use super::{KubeCluster, check_name};
+use crate::ports::cluster::ClusterError;
+use crate::ports::exec::ExecOutput;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Status;
+use kube::api::{Api, AttachParams};
+use tokio::io::AsyncReadExt;
+
+/// Output beyond this is cut (a probe's answer, not a log dump).
+const MAX_OUTPUT: u64 = 4 << 20;
+
+async fn read_all<R: tokio::io::AsyncRead + Unpin>(reader: Option<R>) -> String {
+    let Some(reader) = reader else {
+        return String::new();
+    };
+    let mut buf = Vec::new();
+    let _ = reader.take(MAX_OUTPUT).read_to_end(&mut buf).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The exit code a `pods/exec` Status reports: 0 on `Success`, the
+/// `ExitCode` cause on `NonZeroExitCode`.
+pub fn exit_code(status: &Status) -> Option<i32> {
+    if status.status.as_deref() == Some("Success") {
+        return Some(0);
+    }
+    status
+        .details
+        .as_ref()?
+        .causes
+        .as_ref()?
+        .iter()
+        .find(|c| c.reason.as_deref() == Some("ExitCode"))
+        .and_then(|c| c.message.as_deref()?.parse().ok())
+}
+
+pub async fn run(
+    c: &KubeCluster,
+    ns: &str,
+    pod: &str,
+    container: Option<&str>,
+    command: &[String],
+) -> Result<ExecOutput, ClusterError> {
+    let ns = if ns.is_empty() {
+        c.default_ns.clone()
+    } else {
+        ns.to_owned()
+    };
+    let target = Target::new("exec in", "Pod", &ns, pod);
+    check_name("namespace", &ns, &target, c.cluster())?;
+    check_name("pod name", pod, &target, c.cluster())?;
+    if command.is_empty() {
+        return Err(target.error(c.cluster(), None, "Invalid", "exec needs a command".into()));
+    }
+    c.t.limiter.acquire().await;
+    let api: Api<Pod> = Api::namespaced(c.t.client.clone(), &ns);
+    let mut params = AttachParams::default()
+        .stdin(false)
+        .stdout(true)
+        .stderr(true);
+    if let Some(container) = container.filter(|c| !c.is_empty()) {
+        params = params.container(container);
+    }
+    let mut process = api
+        .exec(pod, command.to_vec(), &params)
+        .await
+        .map_err(|e| c.t.error(&target, &Failure::from_kube(&e)))?;
+    let status = process.take_status();
+    let (stdout, stderr) = tokio::join!(read_all(process.stdout()), read_all(process.stderr()));
+    let status = match status {
+        Some(status) => status.await,
+        None => None,
+    };
+    let _ = process.join().await;
+    Ok(ExecOutput {
+        stdout,
+        stderr,
+        status: status.as_ref().and_then(exit_code),
+    })
+}
