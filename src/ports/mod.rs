@@ -3,4 +3,5 @@
 //! adapters (`crate::adapters`) and the lab sit behind the same traits, and
 //! tests inject fakes.
 
+pub mod dns;
 pub mod exec;

@@ -3,6 +3,7 @@
 //! `register()`; side effects go through the session's ports, never a client
 //! held here.
 
+pub mod dns;
 pub mod parallel;
 pub mod params;
 pub mod pause;
@@ -22,6 +23,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     sleep::register(engine, session);
     parallel::register(engine);
     params::register(engine);
+    dns::register(engine, session);
     if testing::enabled() {
         testing::register(engine, session);
     }
