@@ -326,3 +326,32 @@ fn ctrl_c_ends_a_wait_promptly() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert_eq!(sb.step("c", "wait")["status"], "interrupted");
 }
+
+#[test]
+fn a_server_without_tcp_is_asked_over_udp() {
+    use hickory_proto::op::{Message, MessageType};
+    use hickory_proto::rr::{RData, Record, rdata::A};
+    let port = common::knot::free_port();
+    let socket = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let (len, peer) = socket.recv_from(&mut buf).unwrap();
+        let query = Message::from_vec(&buf[..len]).unwrap();
+        let mut answer = query.clone();
+        answer.metadata.message_type = MessageType::Response;
+        let name = query.queries[0].name().clone();
+        answer.add_answer(Record::from_rdata(name, 42, RData::A(A::new(10, 7, 7, 7))));
+        socket.send_to(&answer.to_vec().unwrap(), peer).unwrap();
+    });
+    let sb = Sandbox::new();
+    sb.write(
+        "u.rhai",
+        &format!(
+            "let zone = dns(#{{ provider: \"rfc2136\", server: \"127.0.0.1:{port}\", zone: \"{ZONE}\" }});\nlet r = zone.resolve(\"app\", \"A\", #{{ nameserver: \"127.0.0.1:{port}\" }});\nprint(`udp=${{r.values}} ttl=${{r.ttl}}`);\n"
+        ),
+    );
+    sb.ferry(["run", "u.rhai"])
+        .stdout_has("udp=[\"10.7.7.7\"] ttl=42")
+        .run();
+    server.join().unwrap();
+}

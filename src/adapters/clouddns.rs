@@ -81,8 +81,13 @@ fn api_error(err: google_cloud_dns_v1::Error) -> DnsError {
     }
 }
 
-fn build_error(what: &str, err: impl std::fmt::Display) -> String {
-    format!("cannot build the Cloud DNS {what} client: {err}")
+fn build_error(what: &str, err: impl std::fmt::Display, anonymous: bool) -> String {
+    let hint = if anonymous {
+        ""
+    } else {
+        " (Application Default Credentials: set GOOGLE_APPLICATION_CREDENTIALS, run `gcloud auth application-default login`, or run where the metadata server answers)"
+    };
+    format!("cannot build the Cloud DNS {what} client: {err}{hint}")
 }
 
 impl CloudDnsZone {
@@ -101,10 +106,9 @@ impl CloudDnsZone {
                         google_cloud_auth::credentials::anonymous::Builder::new().build(),
                     );
                 }
-                builder
-                    .build()
-                    .await
-                    .map_err(|e| DnsError::new(DnsErrorKind::Auth, build_error($what, e)))?
+                builder.build().await.map_err(|e| {
+                    DnsError::new(DnsErrorKind::Auth, build_error($what, e, spec.anonymous))
+                })?
             }};
         }
         let zones = client!(ManagedZones, "managed zones");

@@ -32,29 +32,33 @@ pub async fn send(
     let provider = TokioRuntimeProvider::new();
     let request = DnsRequest::new(message, DnsRequestOptions::default());
     let (connect, handle) = TcpClientStream::new(server, None, Some(timeout), provider.clone());
-    match tokio::time::timeout(timeout, connect).await {
+    let tcp_error = match tokio::time::timeout(timeout, connect).await {
         Ok(Ok(stream)) => {
             let (client, bg) =
                 Client::<TokioRuntimeProvider>::with_timeout(stream, handle, timeout);
             let bg = tokio::spawn(bg);
             let result = collect(server, client.send(request), transfer).await;
             bg.abort();
-            result
+            return result;
         }
-        // No TCP listener: a DNS server must also answer over UDP.
-        _ if !transfer => {
-            let stream = UdpClientStream::builder(server, provider)
-                .with_timeout(Some(timeout))
-                .build();
-            let (client, bg) = Client::<TokioRuntimeProvider>::from_sender(stream);
-            let bg = tokio::spawn(bg);
-            let result = collect(server, client.send(request), false).await;
-            bg.abort();
-            result
-        }
-        Ok(Err(e)) => Err(net_error(server, &format!("cannot connect over TCP: {e}"))),
-        Err(_) => Err(net_error(server, "TCP connection timed out")),
+        Ok(Err(e)) => format!("cannot connect over TCP: {e}"),
+        Err(_) => "TCP connection timed out".to_owned(),
+    };
+    if transfer {
+        return Err(net_error(server, &tcp_error));
     }
+    // No TCP listener: a DNS server must also answer over UDP.
+    let stream = UdpClientStream::builder(server, provider)
+        .with_timeout(Some(timeout))
+        .build();
+    let (client, bg) = Client::<TokioRuntimeProvider>::from_sender(stream);
+    let bg = tokio::spawn(bg);
+    let result = collect(server, client.send(request), false).await;
+    bg.abort();
+    result.map_err(|mut e| {
+        e.message = format!("{server}: {tcp_error}, and no answer over UDP either");
+        e
+    })
 }
 
 async fn collect<S>(

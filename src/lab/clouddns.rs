@@ -199,6 +199,11 @@ impl FakeCloudDns {
         lock(&self.state).pending_polls = polls;
     }
 
+    /// Changes the managed zone's id, as if the zone had been recreated.
+    pub fn set_zone_id(&self, id: u64) {
+        lock(&self.state).zone_id = id;
+    }
+
     /// Seeds a record set as if someone else had created it.
     pub fn put_rrset(&self, name: &str, rtype: &str, ttl: i64, rrdatas: &[&str]) {
         lock(&self.state).rrsets.insert(
@@ -568,4 +573,168 @@ fn create_change(s: &mut State, body: Value) -> Response<Full<Bytes>> {
     });
     out["status"] = json!(if polls_left > 0 { "pending" } else { "done" });
     respond(StatusCode::OK, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use google_cloud_dns_v1::client::ResourceRecordSets;
+    use google_cloud_dns_v1::model::ResourceRecordSet;
+    use google_cloud_gax::paginator::Paginator as _;
+
+    async fn client(fake: &FakeCloudDns) -> ResourceRecordSets {
+        crate::settings::install_tls_provider();
+        ResourceRecordSets::builder()
+            .with_endpoint(fake.base_url())
+            .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
+            .with_retry_policy(google_cloud_gax::retry_policy::NeverRetry)
+            .build()
+            .await
+            .unwrap()
+    }
+
+    fn rrset(name: &str, ip: &str) -> ResourceRecordSet {
+        ResourceRecordSet::new()
+            .set_name(name)
+            .set_type("A")
+            .set_ttl(60)
+            .set_rrdatas([ip])
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn the_real_client_creates_patches_lists_by_page_and_deletes() {
+        let fake = FakeCloudDns::start("p", "z", "example.internal")
+            .await
+            .unwrap();
+        let c = client(&fake).await;
+        let create = |name: &str, ip: &str| {
+            c.create()
+                .set_project("p")
+                .set_managed_zone("z")
+                .set_body(rrset(name, ip))
+        };
+        create("a.example.internal.", "10.0.0.1")
+            .send()
+            .await
+            .unwrap();
+        let dup = create("a.example.internal.", "10.0.0.1")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(dup.http_status_code(), Some(409));
+        assert!(dup.status().unwrap().message.contains("already exists"));
+        for i in 2..=4 {
+            create(&format!("h{i}.example.internal."), &format!("10.0.0.{i}"))
+                .send()
+                .await
+                .unwrap();
+        }
+        let patched = c
+            .patch()
+            .set_project("p")
+            .set_managed_zone("z")
+            .set_name("a.example.internal.")
+            .set_type("A")
+            .set_body(rrset("a.example.internal.", "10.9.9.9"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.rrdatas, vec!["10.9.9.9"]);
+        assert_eq!(
+            fake.rrset("a.example.internal.", "A").unwrap().1,
+            vec!["10.9.9.9"]
+        );
+
+        fake.set_page_size(2);
+        let mut pages = c.list().set_project("p").set_managed_zone("z").by_page();
+        let mut seen = Vec::new();
+        let mut count = 0;
+        while let Some(page) = pages.next().await {
+            let page = page.unwrap();
+            assert!(page.rrsets.len() <= 2);
+            seen.extend(page.rrsets.into_iter().map(|r| r.name.unwrap()));
+            count += 1;
+        }
+        assert_eq!(seen.len(), 6, "4 records + SOA + NS: {seen:?}");
+        assert_eq!(count, 3);
+        let tokens: Vec<_> = fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/rrsets"))
+            .map(|r| r.query.get("pageToken").cloned().unwrap_or_default())
+            .collect();
+        assert_eq!(tokens, vec!["", "2", "4"]);
+
+        c.delete()
+            .set_project("p")
+            .set_managed_zone("z")
+            .set_name("a.example.internal.")
+            .set_type("A")
+            .send()
+            .await
+            .unwrap();
+        let gone = c
+            .get()
+            .set_project("p")
+            .set_managed_zone("z")
+            .set_name("a.example.internal.")
+            .set_type("A")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(gone.http_status_code(), Some(404));
+        assert!(fake.requests().iter().all(|r| !r.authorized));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn changes_check_deletions_exactly_and_injected_failures_answer_first() {
+        let fake = FakeCloudDns::start("p", "z", "example.internal.")
+            .await
+            .unwrap();
+        fake.put_rrset("a.example.internal.", "A", 60, &["10.0.0.1"]);
+        crate::settings::install_tls_provider();
+        let http = reqwest::Client::new();
+        let url = format!(
+            "{}/dns/v1/projects/p/managedZones/z/changes",
+            fake.base_url()
+        );
+        let post = |body: Value| http.post(&url).json(&body).send();
+        let stale = json!({ "deletions": [{ "name": "a.example.internal.", "type": "A", "ttl": 60, "rrdatas": ["10.0.0.2"] }] });
+        assert_eq!(post(stale).await.unwrap().status(), 412);
+        let exists = json!({ "additions": [{ "name": "a.example.internal.", "type": "A", "ttl": 60, "rrdatas": ["10.0.0.2"] }] });
+        assert_eq!(post(exists).await.unwrap().status(), 409);
+        fake.fail(Failure::new("POST", "/changes", 503, 1));
+        let swap = json!({
+            "deletions": [{ "name": "a.example.internal.", "type": "A", "ttl": 60, "rrdatas": ["10.0.0.1"] }],
+            "additions": [{ "name": "a.example.internal.", "type": "A", "ttl": 30, "rrdatas": ["10.0.0.2"] }],
+        });
+        let failed = post(swap.clone()).await.unwrap();
+        assert_eq!(failed.status(), 503);
+        let body: Value = failed.json().await.unwrap();
+        assert_eq!(body["error"]["status"], "UNAVAILABLE");
+        assert_eq!(
+            fake.rrset("a.example.internal.", "A").unwrap().1,
+            vec!["10.0.0.1"]
+        );
+        let done: Value = post(swap).await.unwrap().json().await.unwrap();
+        assert_eq!(done["status"], "pending");
+        assert_eq!(
+            fake.rrset("a.example.internal.", "A").unwrap(),
+            (30, vec!["10.0.0.2".to_owned()])
+        );
+        let id = done["id"].as_str().unwrap().to_owned();
+        let get = || async {
+            let v: Value = http
+                .get(format!("{url}/{id}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["status"].as_str().unwrap().to_owned()
+        };
+        assert_eq!(get().await, "pending");
+        assert_eq!(get().await, "done");
+    }
 }

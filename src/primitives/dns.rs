@@ -59,7 +59,7 @@ enum Stop {
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
 /// Attempts for a transient error, and for re-planning after conflicts.
-const ATTEMPTS: u32 = 5;
+const ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
 fn block<T>(
@@ -281,7 +281,7 @@ fn open(session: &Session, spec: &Map, pos: Position) -> Res<Zone> {
         }
         None => session.run_id.clone(),
     };
-    let timeout = opt_seconds(spec, "timeout", pos)?.unwrap_or(Duration::from_secs(10));
+    let timeout = opt_seconds(spec, "timeout", pos)?.unwrap_or(Duration::from_secs(5));
     let lookup: Arc<dyn Lookup> = Arc::new(WireLookup { timeout });
     let port: Arc<dyn DnsZone> = match provider.as_str() {
         "clouddns" => {
@@ -775,7 +775,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             "/// RFC 2136 (BIND, Knot, PowerDNS): `#{ provider: \"rfc2136\", server: \"IP[:PORT]\", zone,",
             "/// tsig_name, tsig_secret_env | tsig_secret_file, tsig_algorithm?: \"hmac-sha256\" }`.",
             "/// Both: `owner` (default: the run id) names who owns the records ferry creates;",
-            "/// `timeout` (seconds, default 10) bounds each request. Secrets are never read from the script.",
+            "/// `timeout` (seconds, default 5) bounds each request. Secrets are never read from the script.",
             "///",
             "/// ```rhai",
             "/// let zone = dns(#{ provider: \"rfc2136\", server: \"10.0.0.53\", zone: \"mycompany.internal.\",",
