@@ -355,3 +355,34 @@ fn a_server_without_tcp_is_asked_over_udp() {
         .run();
     server.join().unwrap();
 }
+
+#[test]
+fn waits_report_progress_events_and_a_dry_run_changes_nothing() {
+    let knot = Knot::start(ZONE, "app A 10.5.5.5\n");
+    let sb = Sandbox::new();
+    script(
+        &sb,
+        "e.rhai",
+        &knot,
+        "",
+        "zone.wait_visible(\"app\", \"A\", [\"10.5.5.5\"]);\nstep(\"rec\", || zone.upsert(\"new\", \"A\", [\"10.0.0.1\"], 60));\n",
+    );
+    let out = sb
+        .ferry(["run", "e.rhai", "--json", "--dry-run", "--id", "d"])
+        .env(SECRET_ENV, KEY_SECRET)
+        .stdout_has("\"kind\":\"wait_started\"")
+        .stdout_has("\"kind\":\"wait_ended\"")
+        .stdout_has("app.mycompany.internal. A visible at")
+        .stdout_has("dry run: RFC 2136 zone mycompany.internal.")
+        .run();
+    assert!(
+        out.stdout
+            .contains("would delete [] and add [new.mycompany.internal. A"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !knot.read("new", "A").contains("10.0.0.1"),
+        "a dry run changes nothing"
+    );
+}
