@@ -11,6 +11,7 @@
 //! * [`ports`] / [`adapters`]: the traits every side effect goes through, and their real implementations.
 //! * [`settings`]: how to reach targets (kubeconfig, rate limits, dry run).
 //! * [`events`]: progress, plain and JSON rendering of what a run does.
+//! * [`lab`]: loopback stand-ins for the outside world (the fake Cloud DNS API).
 
 pub mod adapters;
 pub mod cli;

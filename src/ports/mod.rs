@@ -4,4 +4,5 @@
 //! tests inject fakes.
 
 pub mod cluster;
+pub mod dns;
 pub mod exec;

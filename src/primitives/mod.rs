@@ -4,6 +4,7 @@
 //! held here.
 
 pub mod cluster;
+pub mod dns;
 pub mod parallel;
 pub mod params;
 pub mod pause;
@@ -26,6 +27,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     params::register(engine);
     yaml::register(engine);
     cluster::register(engine, session);
+    dns::register(engine, session);
     if testing::enabled() {
         testing::register(engine, session);
     }

@@ -58,7 +58,7 @@ impl Knot {
              log:\n  - target: stderr\n    any: info\n\
              database:\n    storage: {d}/db\n\
              key:\n  - id: {KEY_NAME}\n    algorithm: {KEY_ALGORITHM}\n    secret: {KEY_SECRET}\n\
-             acl:\n  - id: update\n    key: {KEY_NAME}\n    action: update\n\
+             acl:\n  - id: update\n    key: {KEY_NAME}\n    action: [update, transfer]\n\
              template:\n  - id: default\n    storage: {d}\n    zonefile-sync: -1\n    journal-content: all\n\
              zone:\n  - domain: {zone}\n    file: zone\n    acl: update\n"
         );

@@ -141,6 +141,12 @@ pub fn await_condition(what: &str, mut condition: impl FnMut() -> bool) {
 /// A background ferry; killed on drop so a failing test leaves nothing behind.
 pub struct Running(Option<Child>);
 
+impl From<Child> for Running {
+    fn from(child: Child) -> Self {
+        Running(Some(child))
+    }
+}
+
 impl Running {
     pub fn id(&self) -> u32 {
         self.0.as_ref().map_or(0, Child::id)

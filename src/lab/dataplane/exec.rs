@@ -310,10 +310,7 @@ impl Shell<'_> {
             }
         }
         match self.fetch(&http).await {
-            Err(failed) => failure(
-                4,
-                &format!("wget: {}\n", failed.wget_message),
-            ),
+            Err(failed) => failure(4, &format!("wget: {}\n", failed.wget_message)),
             Ok(response) if response.status >= 400 => ExecOutput {
                 stdout: String::new(),
                 stderr: format!(
