@@ -3,9 +3,11 @@
 //! `register()`; side effects go through the session's ports, never a client
 //! held here.
 
+pub mod guard;
 pub mod parallel;
 pub mod params;
 pub mod pause;
+pub mod probe;
 pub mod sleep;
 pub mod step;
 pub mod testing;
@@ -22,6 +24,8 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     sleep::register(engine, session);
     parallel::register(engine);
     params::register(engine);
+    probe::register(engine, session);
+    guard::register(engine, session);
     if testing::enabled() {
         testing::register(engine, session);
     }

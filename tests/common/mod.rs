@@ -6,6 +6,7 @@
 //! ```
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod knot;
 
 use std::path::{Path, PathBuf};
