@@ -296,8 +296,14 @@ fn answered(
 fn curl_kind(code: i32, stderr: &str) -> ErrorKind {
     match code {
         6 => ErrorKind::Dns,
-        7 if stderr.to_ascii_lowercase().contains("refused") => ErrorKind::Refused,
-        7 => ErrorKind::Connect,
+        // "Failed to connect": refused, unless curl says the network is unreachable.
+        7 if ["unreachable", "no route"]
+            .iter()
+            .any(|w| stderr.to_ascii_lowercase().contains(w)) =>
+        {
+            ErrorKind::Connect
+        }
+        7 => ErrorKind::Refused,
         28 => ErrorKind::Timeout,
         35 | 51 | 53 | 54 | 58 | 59 | 60 | 64 | 66 | 77 | 80 | 82 | 83 | 90 | 91 => ErrorKind::Tls,
         52 | 55 | 56 => ErrorKind::Reset,
