@@ -15,6 +15,8 @@ use tokio::task::{JoinHandle, JoinSet};
 /// Requests per second when none is given.
 pub const DEFAULT_RATE: f64 = 20.0;
 pub const MAX_RATE: f64 = 1000.0;
+/// One request every 100 seconds.
+pub const MIN_RATE: f64 = 0.01;
 /// Requests allowed in flight at once; a tick beyond that is skipped (and counted).
 const MAX_IN_FLIGHT: usize = 2048;
 /// How often live counts are reported.
@@ -31,9 +33,9 @@ impl GuardOptions {
     pub fn from_map(map: &Map<String, Value>) -> Result<GuardOptions, String> {
         super::spec::check_keys(map, &["rate", "max_failures", "max_gap_ms"], "guard")?;
         let rate = super::spec::number(map, "rate")?.unwrap_or(DEFAULT_RATE);
-        if rate > MAX_RATE {
+        if !(MIN_RATE..=MAX_RATE).contains(&rate) {
             return Err(format!(
-                "`rate` must be at most {MAX_RATE} requests per second, got {rate}"
+                "`rate` must be {MIN_RATE} to {MAX_RATE} requests per second, got {rate}"
             ));
         }
         Ok(GuardOptions {
@@ -187,5 +189,49 @@ impl Prober {
 impl Drop for Prober {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked() {
+        let parse = |v: serde_json::Value| GuardOptions::from_map(v.as_object().unwrap());
+        let o = parse(serde_json::json!({ "rate": 50, "max_gap_ms": 0 })).unwrap();
+        assert_eq!(o.rate, 50.0);
+        assert_eq!(
+            o.limits,
+            Limits {
+                max_failures: 0,
+                max_gap_ms: Some(0)
+            }
+        );
+        assert!(
+            parse(serde_json::json!({ "rate": 1e-300 }))
+                .unwrap_err()
+                .contains("`rate`")
+        );
+        assert!(
+            parse(serde_json::json!({ "rate": 5000 }))
+                .unwrap_err()
+                .contains("`rate`")
+        );
+        assert!(
+            parse(serde_json::json!({ "rate": -1 }))
+                .unwrap_err()
+                .contains("`rate`")
+        );
+        assert!(
+            parse(serde_json::json!({ "max_failures": -1 }))
+                .unwrap_err()
+                .contains("max_failures")
+        );
+        assert!(
+            parse(serde_json::json!({ "burst": 1 }))
+                .unwrap_err()
+                .contains("unknown option `burst`")
+        );
     }
 }

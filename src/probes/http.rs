@@ -72,7 +72,7 @@ pub async fn probe(client: &reqwest::Client, spec: &HttpSpec) -> Outcome {
             let kind = classify(&e);
             let mut outcome = Outcome::failed(
                 kind,
-                format!("{}: {}", spec.target(), describe(&e, kind, spec)),
+                format!("{}: {}", spec.target(), describe(e, kind, spec)),
                 latency,
             );
             outcome.address = spec.resolved_addr().map(|a| a.to_string());
@@ -181,18 +181,14 @@ fn classify(err: &reqwest::Error) -> ErrorKind {
     }
 }
 
-/// The underlying error without reqwest's repetition of the URL.
-fn describe(err: &reqwest::Error, kind: ErrorKind, spec: &HttpSpec) -> String {
-    let chain = error_chain(err);
+/// The underlying error, without the URL (the target already names it, with
+/// any password hidden).
+fn describe(err: reqwest::Error, kind: ErrorKind, spec: &HttpSpec) -> String {
+    let chain = error_chain(&err.without_url());
     let text = chain
-        .strip_prefix(&format!("error sending request for url ({})", spec.url))
-        .map(|rest| rest.trim_start_matches(": ").to_owned())
-        .unwrap_or(chain);
-    let text = if text.is_empty() {
-        "request failed".to_owned()
-    } else {
-        text
-    };
+        .strip_prefix("error sending request: ")
+        .unwrap_or(&chain)
+        .to_owned();
     match kind {
         ErrorKind::Timeout => format!("no answer within {}ms ({text})", spec.timeout.as_millis()),
         _ => text,

@@ -170,7 +170,12 @@ impl HttpSpec {
     }
 
     pub fn target(&self) -> String {
-        let mut text = self.url.to_string();
+        // Never show a password from the URL.
+        let mut shown = self.url.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        let mut text = shown.to_string();
         if let Some(h) = &self.host {
             text.push_str(&format!(" (Host: {h})"));
         }
@@ -408,6 +413,11 @@ mod tests {
         assert_eq!(h.resolved_addr(), Some("127.0.0.1:8080".parse().unwrap()));
         assert_eq!(h.expect_status, Some(vec![200]));
         assert!(h.target().contains("via 127.0.0.1:8080"));
+        let ProbeSpec::Http(h) = spec(json!({ "http": "http://ops:s3cret@a.internal/" })).unwrap()
+        else {
+            panic!()
+        };
+        assert!(!h.target().contains("s3cret"), "{}", h.target());
         let ProbeSpec::Http(h) =
             spec(json!({ "http": "https://x.internal/", "resolve": "10.1.2.3" })).unwrap()
         else {
