@@ -9,6 +9,7 @@
 //! * [`primitives`]: what scripts call, one file per Rhai name.
 //! * [`journal`]: the durable step journal and its stores.
 //! * [`ports`] / [`adapters`]: the traits every side effect goes through, and their real implementations.
+//! * [`probes`]: HTTP, TCP and DNS probes and the guard's prober (no Rhai).
 //! * [`settings`]: how to reach targets (kubeconfig, rate limits, dry run).
 //! * [`events`]: progress, plain and JSON rendering of what a run does.
 //! * [`lab`]: loopback stand-ins for the outside world (the fake Cloud DNS API).
@@ -22,6 +23,7 @@ pub mod journal;
 pub mod lab;
 pub mod ports;
 pub mod primitives;
+pub mod probes;
 pub mod runner;
 pub mod settings;
 

@@ -159,6 +159,17 @@ fn print_step(step: &Step) {
     if let Some(data) = step.data.as_ref().and_then(summarize_value) {
         println!("        data:  {data}");
     }
+    // Guard statistics in full: they are what the step proved.
+    for (key, stats) in step.data.iter().filter_map(|d| d.as_object()).flatten() {
+        if key.starts_with("guard")
+            && let Some(summary) = stats["summary"].as_str()
+        {
+            println!(
+                "        {key}: {} {summary}",
+                stats["target"].as_str().unwrap_or("")
+            );
+        }
+    }
     if let Some(error) = &step.error {
         println!("        error: {error}");
     }

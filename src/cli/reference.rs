@@ -96,15 +96,27 @@ pub fn docs(json: bool) -> Result<i32> {
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or_default();
-    let functions: Vec<serde_json::Value> = metadata["functions"]
-        .as_array()
-        .map(|fns| {
-            fns.iter()
-                .filter(|f| f["docComments"].as_array().is_some_and(|d| !d.is_empty()))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let documented = |fns: &serde_json::Value, prefix: &str| -> Vec<serde_json::Value> {
+        fns.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["docComments"].as_array().is_some_and(|d| !d.is_empty()))
+            .map(|f| {
+                let mut f = f.clone();
+                if let Some(sig) = f["signature"].as_str() {
+                    f["signature"] = format!("{prefix}{sig}").into();
+                }
+                f
+            })
+            .collect()
+    };
+    let mut functions = documented(&metadata["functions"], "");
+    // Static modules (`probe::http`, ...) are listed under their path.
+    if let Some(modules) = metadata["modules"].as_object() {
+        for (name, module) in modules {
+            functions.extend(documented(&module["functions"], &format!("{name}::")));
+        }
+    }
 
     let mut modules = Vec::new();
     for name in stdlib::names() {

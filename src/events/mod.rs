@@ -68,6 +68,29 @@ pub enum Event {
         step: Option<String>,
         label: String,
     },
+    /// `guard(...)` started probing `target` at `rate` requests per second.
+    GuardStarted {
+        step: Option<String>,
+        depth: usize,
+        target: String,
+        rate: f64,
+    },
+    /// Live counts of a running guard (about every 250ms).
+    GuardProgress {
+        step: Option<String>,
+        target: String,
+        requests: u64,
+        failures: u64,
+    },
+    /// A guard stopped: its statistics (as journaled) and whether its limits held.
+    GuardFinished {
+        step: Option<String>,
+        depth: usize,
+        target: String,
+        ok: bool,
+        summary: String,
+        stats: serde_json::Value,
+    },
     GateWaiting {
         gate: String,
         message: String,

@@ -81,6 +81,26 @@ impl EventSink for PlainSink {
                 indent(*depth + 1),
                 format_duration(*remaining_ms)
             )),
+            Event::GuardStarted {
+                depth,
+                target,
+                rate,
+                ..
+            } => self.line(format!(
+                "{}🛡 guard {target} at {rate}/s",
+                indent(*depth + 1)
+            )),
+            Event::GuardFinished {
+                depth,
+                target,
+                ok,
+                summary,
+                ..
+            } => self.line(format!(
+                "{}{} guard {target}: {summary}",
+                indent(*depth + 1),
+                if *ok { "✔" } else { "✖" }
+            )),
             Event::GateWaiting { gate, message } => self.line(format!("⏸ gate {gate}: {message}")),
             Event::UndoStarted { step } => self.line(format!("↶ undo {step}")),
             Event::UndoCompleted { step, ms } => {

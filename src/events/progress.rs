@@ -164,6 +164,46 @@ impl EventSink for ProgressSink {
                 &format!("wait:{}:{label}", step.as_deref().unwrap_or("")),
                 None,
             ),
+            Event::GuardStarted {
+                step,
+                depth,
+                target,
+                rate,
+            } => self.start(
+                format!("guard:{}:{target}", step.as_deref().unwrap_or("")),
+                spinner(
+                    *depth + 1,
+                    format!("guard {target} at {rate}/s: 0 requests, 0 failures"),
+                ),
+            ),
+            Event::GuardProgress {
+                step,
+                target,
+                requests,
+                failures,
+            } => {
+                let key = format!("guard:{}:{target}", step.as_deref().unwrap_or(""));
+                if let Some(bar) = self.bars().get(&key) {
+                    bar.set_message(format!(
+                        "guard {target}: {requests} requests, {failures} failures"
+                    ));
+                }
+            }
+            Event::GuardFinished {
+                step,
+                depth,
+                target,
+                ok,
+                summary,
+                ..
+            } => self.end(
+                &format!("guard:{}:{target}", step.as_deref().unwrap_or("")),
+                Some(format!(
+                    "{}{} guard {target}: {summary}",
+                    indent(*depth + 1),
+                    if *ok { "✔" } else { "✖" }
+                )),
+            ),
             Event::GateWaiting { gate, message } => {
                 self.println(format!("⏸ gate {gate}: {message}"))
             }

@@ -35,9 +35,8 @@ pub fn absolute(name: &str, origin: &str) -> String {
     }
     if name.ends_with('.') {
         name
-    } else if origin == "." {
-        format!("{name}.")
-    } else if name == origin.trim_end_matches('.')
+    } else if origin == "."
+        || name == origin.trim_end_matches('.')
         || name.ends_with(&format!(".{}", origin.trim_end_matches('.')))
     {
         format!("{name}.")

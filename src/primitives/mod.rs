@@ -5,9 +5,11 @@
 
 pub mod cluster;
 pub mod dns;
+pub mod guard;
 pub mod parallel;
 pub mod params;
 pub mod pause;
+pub mod probe;
 pub mod sleep;
 pub mod step;
 pub mod testing;
@@ -28,6 +30,8 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     yaml::register(engine);
     cluster::register(engine, session);
     dns::register(engine, session);
+    probe::register(engine, session);
+    guard::register(engine, session);
     if testing::enabled() {
         testing::register(engine, session);
     }

@@ -6,6 +6,7 @@
 //! ```
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod knot;
 
 use std::path::{Path, PathBuf};
@@ -140,6 +141,19 @@ pub fn await_condition(what: &str, mut condition: impl FnMut() -> bool) {
 
 /// A background ferry; killed on drop so a failing test leaves nothing behind.
 pub struct Running(Option<Child>);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("a running ferry")
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("a running ferry")
+    }
+}
 
 impl From<Child> for Running {
     fn from(child: Child) -> Self {

@@ -1,0 +1,147 @@
+//! `guard(spec, options, || { ... })`: runs the closure while a background
+//! prober fires `spec` at `options.rate` requests per second, each on a new
+//! connection, then stops it and judges the statistics: requests, failures,
+//! error kinds, latency p50/p99/max and the longest run of consecutive
+//! failures. Inside a step they are journaled in the step's data (`guard`);
+//! they also reach the event stream. If the limits (`max_failures`,
+//! `max_gap_ms`) were broken, the guard fails with the statistics even if
+//! the closure succeeded. The prober lives in `crate::probes::guard`.
+
+use super::probe::{block_on, json_map, parse_spec};
+use crate::engine::session::Mode;
+use crate::engine::signal::{host_error, runtime_error};
+use crate::engine::value::from_json;
+use crate::engine::{Session, frames};
+use crate::events::Event;
+use crate::probes::guard::{GuardOptions, Prober};
+use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, FuncRegistration, Map, NativeCallContext};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub fn register(engine: &mut Engine, session: &Arc<Session>) {
+    let s = session.clone();
+    FuncRegistration::new("guard")
+        .with_params_info(["spec: Map", "options: Map", "body: FnPtr", "Map"])
+        .with_comments([
+            "/// Runs `body` while probing `spec` (a probe spec, as for `probe::until`) at",
+            "/// `options.rate` requests per second (default 20), each on a new connection.",
+            "/// Then stops and returns the statistics: `requests`, `failures`, `error_kinds`,",
+            "/// `latency_ms` (p50, p99, max of successes), `longest_failure_ms` (first failure",
+            "/// of a run to the next success), with the body's result as `value`. Inside a",
+            "/// step they are journaled in the step's data under `guard`. If more than",
+            "/// `max_failures` (default 0) failed, or failures lasted longer than `max_gap_ms`",
+            "/// (default: no limit), the guard fails showing the statistics.",
+            "///",
+            "/// ```rhai",
+            "/// step(\"flip app1\", || guard(#{ http: \"http://app1.app1-ns/\", resolve: ip },",
+            "///     #{ rate: 50, max_failures: 0 }, || flip_external_name(\"app1\")));",
+            "/// ```",
+        ])
+        .register_into_engine(
+            engine,
+            move |ctx: NativeCallContext, spec: Map, options: Map, body: FnPtr| {
+                guard(&ctx, &s, spec, options, body)
+            },
+        );
+}
+
+fn guard(
+    ctx: &NativeCallContext,
+    session: &Session,
+    spec: Map,
+    options: Map,
+    body: FnPtr,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let pos = ctx.call_position();
+    session.check_cancelled(pos)?;
+    let spec = parse_spec(ctx, "guard", spec)?;
+    let options = GuardOptions::from_map(&json_map(ctx, options)?)
+        .map_err(|e| runtime_error(format!("guard: {e}"), pos))?;
+    if session.mode != Mode::Run {
+        // Rollback replays the script to collect undos: nothing to watch.
+        let value = body.call_within_context::<Dynamic>(ctx, ())?;
+        let mut map = Map::new();
+        map.insert("value".into(), value);
+        return Ok(Dynamic::from_map(map));
+    }
+
+    let step = frames::current();
+    let depth = frames::depth();
+    let target = spec.target();
+    session.events.emit(Event::GuardStarted {
+        step: step.clone(),
+        depth,
+        target: target.clone(),
+        rate: options.rate,
+    });
+    let events = session.events.clone();
+    let (progress_step, progress_target) = (step.clone(), target.clone());
+    let mut prober = Prober::start(&session.rt, spec, options, move |requests, failures| {
+        events.emit(Event::GuardProgress {
+            step: progress_step.clone(),
+            target: progress_target.clone(),
+            requests,
+            failures,
+        })
+    })
+    .map_err(|e| runtime_error(format!("guard: {e}"), pos))?;
+
+    let result = body.call_within_context::<Dynamic>(ctx, ());
+
+    let stopped = block_on(session, pos, prober.stop());
+    let end = match &stopped {
+        Ok(end) => *end,
+        Err(_) => prober.abort(),
+    };
+    let stats = prober.stats(end);
+    let json = stats.to_json();
+    if let Some(step) = &step {
+        session.annotate(&annotation_key(&session.run_id, step), json.clone());
+    }
+    let violations = stats.violations();
+    session.events.emit(Event::GuardFinished {
+        step,
+        depth,
+        target: target.clone(),
+        ok: violations.is_empty(),
+        summary: stats.summary(),
+        stats: json.clone(),
+    });
+    stopped?;
+
+    // The body's own failure (or a pause, or Ctrl-C) wins; the statistics are recorded either way.
+    let value = result?;
+    if !violations.is_empty() {
+        let last = stats
+            .last_error
+            .as_deref()
+            .map(|e| format!("; last error: {e}"))
+            .unwrap_or_default();
+        let message = format!(
+            "guard on {target} broke its limits: {}. Statistics: {}{last}",
+            violations.join("; "),
+            stats.summary()
+        );
+        let details = from_json(&json).try_cast::<Map>().unwrap_or_default();
+        return Err(host_error("guard", message, details, pos));
+    }
+    let mut map = from_json(&json).try_cast::<Map>().unwrap_or_default();
+    map.insert("value".into(), value);
+    Ok(Dynamic::from_map(map))
+}
+
+/// `guard` for a step's first guard, `guard#2`, `guard#3`... for the next ones.
+fn annotation_key(run: &str, step: &str) -> String {
+    static COUNTS: Mutex<Option<HashMap<(String, String), u32>>> = Mutex::new(None);
+    let mut counts = COUNTS.lock().unwrap_or_else(|p| p.into_inner());
+    let n = counts
+        .get_or_insert_with(HashMap::new)
+        .entry((run.to_owned(), step.to_owned()))
+        .or_insert(0);
+    *n += 1;
+    if *n == 1 {
+        "guard".into()
+    } else {
+        format!("guard#{n}")
+    }
+}

@@ -1,0 +1,343 @@
+//! The `probe` module: `probe::http`, `probe::tcp`, `probe::dns`,
+//! `probe::until` (and `probe::http_from`, see [`http_from`]). Probes only
+//! read the world, so they are allowed anywhere. A one-shot probe returns
+//! `#{ ok, status, latency_ms, body, error, error_kind, address }` and never
+//! throws for a network failure (`ok` is false and `error` says why); a bad
+//! spec or option throws, naming it. The networking lives in `crate::probes`.
+
+use crate::engine::Session;
+use crate::engine::frames;
+use crate::engine::signal::{Signal, host_error, runtime_error};
+use crate::engine::value::{from_json, to_json};
+use crate::events::Event;
+use crate::ports::exec::PodExec;
+use crate::probes::http_from::Vantage;
+use crate::probes::spec::{DnsSpec, HttpSpec, TcpSpec};
+use crate::probes::until::{UntilOptions, UntilResult};
+use crate::probes::{self, Outcome, ProbeSpec};
+use rhai::{
+    Dynamic, Engine, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position,
+};
+use serde_json::Value;
+use std::sync::Arc;
+
+pub fn register(engine: &mut Engine, session: &Arc<Session>) {
+    let mut module = Module::new();
+
+    let s = session.clone();
+    FuncRegistration::new("http")
+        .with_params_info(["url: &str", "options: Map", "Map"])
+        .with_comments([
+            "/// One HTTP(S) GET of `url`. Options: `host` (Host header to send),",
+            "/// `resolve` (connect to this IP or IP:port instead of resolving the URL's host,",
+            "/// like curl's --resolve), `expect_status` (code or array; default any 2xx/3xx),",
+            "/// `expect_body` (text the body must contain), `timeout_ms` (default 5000),",
+            "/// `tls_insecure` (accept any certificate). Returns",
+            "/// `#{ ok, status, latency_ms, body, error, error_kind, address }`; a failure is",
+            "/// `ok: false` with `error` naming the target and the cause, never a throw.",
+            "///",
+            "/// ```rhai",
+            "/// let r = probe::http(\"http://old.mycompany.internal/\",",
+            "///     #{ host: \"app1.app1-ns\", resolve: \"10.1.2.3\", expect_body: \"Hello\" });",
+            "/// if !r.ok { throw r.error; }",
+            "/// ```",
+        ])
+        .set_into_module(
+            &mut module,
+            move |ctx: NativeCallContext, url: &str, options: Map| {
+                let spec = HttpSpec::new(url, &json_map(&ctx, options)?)
+                    .map_err(|e| bad(&ctx, "probe::http", e))?;
+                one_shot(&ctx, &s, ProbeSpec::Http(spec))
+            },
+        );
+    let s = session.clone();
+    FuncRegistration::new("http")
+        .with_params_info(["url: &str", "Map"])
+        .set_into_module(&mut module, move |ctx: NativeCallContext, url: &str| {
+            let spec =
+                HttpSpec::new(url, &Default::default()).map_err(|e| bad(&ctx, "probe::http", e))?;
+            one_shot(&ctx, &s, ProbeSpec::Http(spec))
+        });
+
+    let s = session.clone();
+    FuncRegistration::new("tcp")
+        .with_params_info(["target: &str", "options: Map", "Map"])
+        .with_comments([
+            "/// Connects to `\"host:port\"` (option `timeout_ms`, default 5000). Returns",
+            "/// `#{ ok, latency_ms, error, error_kind, address }`.",
+            "///",
+            "/// ```rhai",
+            "/// probe::tcp(\"10.1.2.3:443\", #{ timeout_ms: 2000 })",
+            "/// ```",
+        ])
+        .set_into_module(
+            &mut module,
+            move |ctx: NativeCallContext, target: &str, options: Map| {
+                let spec = TcpSpec::new(target, &json_map(&ctx, options)?)
+                    .map_err(|e| bad(&ctx, "probe::tcp", e))?;
+                one_shot(&ctx, &s, ProbeSpec::Tcp(spec))
+            },
+        );
+    let s = session.clone();
+    FuncRegistration::new("tcp")
+        .with_params_info(["target: &str", "Map"])
+        .set_into_module(&mut module, move |ctx: NativeCallContext, target: &str| {
+            let spec = TcpSpec::new(target, &Default::default())
+                .map_err(|e| bad(&ctx, "probe::tcp", e))?;
+            one_shot(&ctx, &s, ProbeSpec::Tcp(spec))
+        });
+
+    let s = session.clone();
+    FuncRegistration::new("dns")
+        .with_params_info(["name: &str", "type: &str", "options: Map", "Map"])
+        .with_comments([
+            "/// Looks up `name`'s records of `type` (A, AAAA, CNAME, TXT, ...). Options:",
+            "/// `nameserver` (IP or IP:port to ask; without it the system resolver answers,",
+            "/// A and AAAA only), `expect` (a value or array the answer must contain),",
+            "/// `timeout_ms`. Returns `#{ ok, status, answers, body, latency_ms, error, address }`",
+            "/// where `status` is the response code (\"NOERROR\", \"NXDOMAIN\", ...).",
+            "///",
+            "/// ```rhai",
+            "/// probe::dns(\"old.mycompany.internal\", \"A\", #{ nameserver: \"10.0.0.2\", expect: \"10.1.2.3\" })",
+            "/// ```",
+        ])
+        .set_into_module(
+            &mut module,
+            move |ctx: NativeCallContext, name: &str, rtype: &str, options: Map| {
+                let mut options = json_map(&ctx, options)?;
+                options.insert("type".into(), Value::String(rtype.to_owned()));
+                let spec = DnsSpec::new(name, &options).map_err(|e| bad(&ctx, "probe::dns", e))?;
+                one_shot(&ctx, &s, ProbeSpec::Dns(spec))
+            },
+        );
+    let s = session.clone();
+    FuncRegistration::new("dns")
+        .with_params_info(["name: &str", "type: &str", "Map"])
+        .set_into_module(
+            &mut module,
+            move |ctx: NativeCallContext, name: &str, rtype: &str| {
+                let mut options = serde_json::Map::new();
+                options.insert("type".into(), Value::String(rtype.to_owned()));
+                let spec = DnsSpec::new(name, &options).map_err(|e| bad(&ctx, "probe::dns", e))?;
+                one_shot(&ctx, &s, ProbeSpec::Dns(spec))
+            },
+        );
+
+    let s = session.clone();
+    FuncRegistration::new("until")
+        .with_params_info(["spec: Map", "options: Map", "Map"])
+        .with_comments([
+            "/// Probes `spec` every `interval_ms` (default 1000) until `successes` (default 1)",
+            "/// consecutive successes, and returns the last result with `attempts`. After",
+            "/// `timeout_s` (default 60) it throws, showing the last failure. A spec is a map",
+            "/// naming one probe plus its options: `#{ http: url, host, resolve, expect_status,",
+            "/// expect_body, timeout_ms, tls_insecure }`, `#{ tcp: \"host:port\", timeout_ms }` or",
+            "/// `#{ dns: name, type, nameserver, expect, timeout_ms }`. Ctrl-C ends the wait.",
+            "///",
+            "/// ```rhai",
+            "/// probe::until(#{ http: \"http://old.mycompany.internal/\", host: \"app1.app1-ns\",",
+            "///     expect_status: 200 }, #{ successes: 3, timeout_s: 120 });",
+            "/// ```",
+        ])
+        .set_into_module(&mut module, move |ctx: NativeCallContext, spec: Map, options: Map| {
+            until(&ctx, &s, spec, options)
+        });
+    let s = session.clone();
+    FuncRegistration::new("until")
+        .with_params_info(["spec: Map", "Map"])
+        .set_into_module(&mut module, move |ctx: NativeCallContext, spec: Map| {
+            until(&ctx, &s, spec, Map::new())
+        });
+
+    engine.register_static_module("probe", module.into());
+    allow_until_after_path(engine);
+}
+
+/// `until` is a Rhai keyword (`do { } until x;`), so `probe::until` would not
+/// parse. Right after `::` it can only be a function name: the tokenizer
+/// hands it to the parser as an identifier there, and nowhere else.
+fn allow_until_after_path(engine: &mut Engine) {
+    use rhai::Token;
+    use std::cell::Cell;
+    thread_local! {
+        static AFTER_PATH: Cell<bool> = const { Cell::new(false) };
+    }
+    #[allow(deprecated)]
+    engine.on_parse_token(|token, _pos, _state| {
+        let after_path = AFTER_PATH.with(|f| f.replace(matches!(token, Token::DoubleColon)));
+        match token {
+            Token::Until if after_path => Token::Identifier(Box::new("until".into())),
+            other => other,
+        }
+    });
+}
+
+/// A spec map as JSON, for `crate::probes` to parse.
+pub(crate) fn json_map(
+    ctx: &NativeCallContext,
+    map: Map,
+) -> Result<serde_json::Map<String, Value>, Box<EvalAltResult>> {
+    match to_json(&Dynamic::from_map(map)) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Ok(serde_json::Map::new()),
+        Err(e) => Err(runtime_error(e, ctx.call_position())),
+    }
+}
+
+/// A spec map (`#{ http: ... }`) parsed, or an error naming the primitive.
+pub(crate) fn parse_spec(
+    ctx: &NativeCallContext,
+    primitive: &str,
+    spec: Map,
+) -> Result<ProbeSpec, Box<EvalAltResult>> {
+    ProbeSpec::from_map(&json_map(ctx, spec)?).map_err(|e| bad(ctx, primitive, e))
+}
+
+pub(crate) fn bad(ctx: &NativeCallContext, primitive: &str, message: String) -> Box<EvalAltResult> {
+    runtime_error(format!("{primitive}: {message}"), ctx.call_position())
+}
+
+/// Runs `work` on the runtime from the engine thread; Ctrl-C ends it.
+pub(crate) fn block_on<T>(
+    session: &Session,
+    pos: Position,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, Box<EvalAltResult>> {
+    session.check_cancelled(pos)?;
+    session
+        .rt
+        .block_on(async {
+            tokio::select! {
+                value = work => Some(value),
+                _ = session.cancel.cancelled() => None,
+            }
+        })
+        .ok_or_else(|| Signal::Cancelled.raise(pos))
+}
+
+fn outcome_map(outcome: &Outcome) -> Dynamic {
+    from_json(&outcome.to_json())
+}
+
+fn one_shot(
+    ctx: &NativeCallContext,
+    session: &Session,
+    spec: ProbeSpec,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let outcome = block_on(session, ctx.call_position(), probes::run(&spec, None))?;
+    Ok(outcome_map(&outcome))
+}
+
+fn until(
+    ctx: &NativeCallContext,
+    session: &Session,
+    spec: Map,
+    options: Map,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let pos = ctx.call_position();
+    let spec = parse_spec(ctx, "probe::until", spec)?;
+    let options = UntilOptions::from_map(&json_map(ctx, options)?)
+        .map_err(|e| bad(ctx, "probe::until", e))?;
+    let step = frames::current();
+    let label = format!("probe::until {}", spec.target());
+    let total_ms = options.timeout.as_millis() as u64;
+    let started = std::time::Instant::now();
+    session.events.emit(Event::WaitStarted {
+        step: step.clone(),
+        depth: frames::depth(),
+        label: label.clone(),
+        total_ms,
+        remaining_ms: total_ms,
+    });
+    let events = session.events.clone();
+    let progress = |_: &Outcome, _: u32| {
+        events.emit(Event::WaitProgress {
+            step: step.clone(),
+            label: label.clone(),
+            remaining_ms: total_ms.saturating_sub(started.elapsed().as_millis() as u64),
+        })
+    };
+    let result = block_on(session, pos, probes::until::until(&spec, options, progress));
+    session.events.emit(Event::WaitEnded {
+        step: step.clone(),
+        label: label.clone(),
+    });
+    match result? {
+        UntilResult::Held { last, attempts } => {
+            let mut map = outcome_map(&last).try_cast::<Map>().unwrap_or_default();
+            map.insert("attempts".into(), Dynamic::from(attempts as rhai::INT));
+            Ok(Dynamic::from_map(map))
+        }
+        UntilResult::TimedOut {
+            streak,
+            attempts,
+            last_failure,
+        } => {
+            let why = match &last_failure {
+                Some(f) => format!(
+                    "; last failure: {}",
+                    f.error.as_deref().unwrap_or("unknown")
+                ),
+                None => String::new(),
+            };
+            let message = format!(
+                "probe::until {}: {streak} of {} consecutive successes after {} ({attempts} attempts){why}",
+                spec.target(),
+                options.successes,
+                crate::events::format_duration(total_ms),
+            );
+            let mut details = Map::new();
+            details.insert("attempts".into(), Dynamic::from(attempts as rhai::INT));
+            details.insert("successes".into(), Dynamic::from(streak as rhai::INT));
+            if let Some(f) = &last_failure {
+                details.insert("last".into(), outcome_map(f));
+            }
+            Err(host_error("probe", message, details, pos))
+        }
+    }
+}
+
+/// `probe::http_from(cluster, ns, pod, url, opts)`, ready to be registered
+/// where the cluster handle type lives: runs the HTTP probe `url` + `options`
+/// (the `probe::http` options plus `container`) from inside `ns/pod` through
+/// `exec` (curl or wget in the container). Returns the same map as
+/// `probe::http`; throws a `probe` host error when the pod cannot run it
+/// (unreachable, no shell, neither curl nor wget).
+pub fn http_from(
+    ctx: &NativeCallContext,
+    session: &Session,
+    exec: &dyn PodExec,
+    namespace: &str,
+    pod: &str,
+    url: &str,
+    options: Map,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let pos = ctx.call_position();
+    let mut options = json_map(ctx, options)?;
+    let container = match options.remove("container") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) => Some(c),
+        Some(other) => {
+            return Err(bad(
+                ctx,
+                "probe::http_from",
+                format!("`container` must be a string, got {other}"),
+            ));
+        }
+    };
+    let spec = HttpSpec::new(url, &options).map_err(|e| bad(ctx, "probe::http_from", e))?;
+    let at = Vantage {
+        namespace,
+        pod,
+        container: container.as_deref(),
+    };
+    match block_on(session, pos, probes::http_from::http_from(exec, at, &spec))? {
+        Ok(outcome) => Ok(outcome_map(&outcome)),
+        Err(message) => {
+            let mut details = Map::new();
+            details.insert("namespace".into(), Dynamic::from(namespace.to_owned()));
+            details.insert("pod".into(), Dynamic::from(pod.to_owned()));
+            Err(host_error("probe", message, details, pos))
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! `probe::http_from`: an HTTP probe run from inside a pod, for paths only
+//! the cluster resolves (`app1.app1-ns`). It runs curl, or wget if the
+//! container has no curl, through [`PodExec`], and reads the status, latency
+//! and body from what they print.
+//!
+//! * curl: `--connect-to` for the resolve override, `-H Host:`, and `-w`
+//!   for status, time and remote address. Latency is curl's `time_total`.
+//! * wget (GNU or busybox): `-S` prints the status; a resolve override
+//!   rewrites the URL to the address and keeps the original host in the
+//!   `Host` header (so HTTPS sends no SNI for it). Latency includes the exec
+//!   round trip, and bodies of error statuses are not shown.
+
+use super::spec::HttpSpec;
+use super::{BODY_LIMIT, ErrorKind, Outcome, Status, http, truncate};
+use crate::ports::exec::{ExecOutput, PodExec};
+use std::time::{Duration, Instant};
+
+/// Separates curl's body from the `-w` trailer.
+const MARK: &str = "__ferry_probe__";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    Curl,
+    Wget,
+}
+
+/// Where the probe runs: `namespace/pod`, optionally one container.
+#[derive(Debug, Clone, Copy)]
+pub struct Vantage<'a> {
+    pub namespace: &'a str,
+    pub pod: &'a str,
+    pub container: Option<&'a str>,
+}
+
+impl Vantage<'_> {
+    fn describe(&self) -> String {
+        match self.container {
+            Some(c) => format!("pod {}/{} (container {c})", self.namespace, self.pod),
+            None => format!("pod {}/{}", self.namespace, self.pod),
+        }
+    }
+}
+
+/// Runs `spec` from inside the pod. `Err` when the pod cannot run the probe
+/// at all (unreachable, no shell, neither curl nor wget); a probe that ran
+/// and failed is an `Ok` outcome with `ok: false`.
+pub async fn http_from(
+    exec: &dyn PodExec,
+    at: Vantage<'_>,
+    spec: &HttpSpec,
+) -> Result<Outcome, String> {
+    let tool = detect(exec, at).await?;
+    let command = command(tool, spec);
+    let started = Instant::now();
+    let output = exec
+        .exec(at.namespace, at.pod, at.container, &command)
+        .await
+        .map_err(|e| {
+            format!(
+                "{}: cannot run {} in {}: {e}",
+                spec.target(),
+                name(tool),
+                at.describe()
+            )
+        })?;
+    let mut outcome = parse(tool, spec, &output, started.elapsed());
+    if let Some(error) = &mut outcome.error {
+        *error = format!("{error} (from {})", at.describe());
+    }
+    Ok(outcome)
+}
+
+fn name(tool: Tool) -> &'static str {
+    match tool {
+        Tool::Curl => "curl",
+        Tool::Wget => "wget",
+    }
+}
+
+/// Which of curl and wget the container has (curl first).
+pub async fn detect(exec: &dyn PodExec, at: Vantage<'_>) -> Result<Tool, String> {
+    let script = "if command -v curl >/dev/null 2>&1; then echo curl; \
+                  elif command -v wget >/dev/null 2>&1; then echo wget; fi";
+    let command = ["sh".to_owned(), "-c".to_owned(), script.to_owned()];
+    let out = exec
+        .exec(at.namespace, at.pod, at.container, &command)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot run sh in {} to look for curl or wget: {e}",
+                at.describe()
+            )
+        })?;
+    match out.stdout.trim() {
+        "curl" => Ok(Tool::Curl),
+        "wget" => Ok(Tool::Wget),
+        _ if out.status.is_some_and(|s| s != 0) => Err(format!(
+            "cannot run sh in {} to look for curl or wget (exit {}): {}",
+            at.describe(),
+            out.status.unwrap_or(-1),
+            out.stderr.trim()
+        )),
+        _ => Err(format!(
+            "{} has neither curl nor wget: probe::http_from runs one of them inside the container; \
+             pick a pod whose image has one",
+            at.describe()
+        )),
+    }
+}
+
+/// The command line for `tool`.
+pub fn command(tool: Tool, spec: &HttpSpec) -> Vec<String> {
+    let secs = spec.timeout.as_secs_f64();
+    let mut cmd: Vec<String> = Vec::new();
+    let mut push = |s: &str| cmd.push(s.to_owned());
+    match tool {
+        Tool::Curl => {
+            for a in [
+                "curl",
+                "-sS",
+                "--http1.1",
+                "--max-time",
+                &format!("{secs:.3}"),
+            ] {
+                push(a);
+            }
+            if spec.tls_insecure {
+                push("-k");
+            }
+            if let Some(h) = &spec.host {
+                push("-H");
+                push(&format!("Host: {h}"));
+            }
+            if let (Some(r), Some(host)) = (spec.resolve, spec.url.host_str()) {
+                let url_port = spec.url.port_or_known_default().unwrap_or(80);
+                let to = match r.ip {
+                    std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                    ip => ip.to_string(),
+                };
+                push("--connect-to");
+                push(&format!("{host}:{url_port}:{to}:{}", r.port_for(&spec.url)));
+            }
+            push("-w");
+            push(&format!(
+                "\\n{MARK} %{{http_code}} %{{time_total}} %{{remote_ip}} %{{remote_port}}"
+            ));
+            push("--");
+            push(spec.url.as_str());
+        }
+        Tool::Wget => {
+            for a in [
+                "wget",
+                "-S",
+                "-O",
+                "-",
+                "-T",
+                &format!("{}", secs.ceil().max(1.0) as u64),
+            ] {
+                push(a);
+            }
+            if spec.tls_insecure {
+                push("--no-check-certificate");
+            }
+            let mut url = spec.url.clone();
+            let mut host = spec.host.clone();
+            if let Some(addr) = spec.resolved_addr() {
+                if host.is_none() {
+                    host = Some(match spec.url.port() {
+                        Some(p) => format!("{}:{p}", spec.url.host_str().unwrap_or_default()),
+                        None => spec.url.host_str().unwrap_or_default().to_owned(),
+                    });
+                }
+                let _ = url.set_ip_host(addr.ip());
+                let _ = url.set_port(Some(addr.port()));
+            }
+            if let Some(h) = host {
+                push("--header");
+                push(&format!("Host: {h}"));
+            }
+            push(url.as_str());
+        }
+    }
+    cmd
+}
+
+/// Reads what the tool printed into an outcome.
+pub fn parse(tool: Tool, spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> Outcome {
+    match tool {
+        Tool::Curl => parse_curl(spec, out, elapsed),
+        Tool::Wget => parse_wget(spec, out, elapsed),
+    }
+}
+
+fn parse_curl(spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> Outcome {
+    let (body, trailer) = match out.stdout.rfind(&format!("\n{MARK} ")) {
+        Some(at) => (&out.stdout[..at], Some(&out.stdout[at + MARK.len() + 2..])),
+        None => (out.stdout.as_str(), None),
+    };
+    let fields: Vec<&str> = trailer
+        .map(|t| t.split_whitespace().collect())
+        .unwrap_or_default();
+    let code: u16 = fields.first().and_then(|c| c.parse().ok()).unwrap_or(0);
+    let latency = fields
+        .get(1)
+        .and_then(|t| t.parse::<f64>().ok())
+        .filter(|t| t.is_finite() && *t >= 0.0)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(elapsed);
+    let address = match (fields.get(2), fields.get(3)) {
+        (Some(ip), Some(port)) if !ip.is_empty() && *port != "0" => Some(if ip.contains(':') {
+            format!("[{ip}]:{port}")
+        } else {
+            format!("{ip}:{port}")
+        }),
+        _ => None,
+    };
+    let status = out.status.unwrap_or(0);
+    if status != 0 || code == 0 {
+        let kind = curl_kind(status, &out.stderr);
+        let why = last_line(&out.stderr).unwrap_or_else(|| format!("curl exited {status}"));
+        let mut o = Outcome::failed(kind, format!("{}: {why}", spec.target()), latency);
+        o.address = address;
+        return o;
+    }
+    answered(spec, code, body, latency, address)
+}
+
+fn parse_wget(spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> Outcome {
+    // `-S` prints each response's status line, e.g. "  HTTP/1.1 200 OK".
+    let code = out
+        .stderr
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let proto = words.next()?;
+            proto.starts_with("HTTP/").then_some(())?;
+            words.next()?.parse::<u16>().ok()
+        })
+        .next_back();
+    let address = spec.resolved_addr().map(|a| a.to_string());
+    match code {
+        Some(code) => answered(spec, code, &out.stdout, elapsed, address),
+        None => {
+            let text = out.stderr.to_ascii_lowercase();
+            let kind = if text.contains("refused") {
+                ErrorKind::Refused
+            } else if text.contains("timed out") || text.contains("timeout") {
+                ErrorKind::Timeout
+            } else if text.contains("resolve")
+                || text.contains("bad address")
+                || text.contains("name or service")
+            {
+                ErrorKind::Dns
+            } else if text.contains("ssl") || text.contains("tls") || text.contains("certificate") {
+                ErrorKind::Tls
+            } else if text.contains("reset") || text.contains("closed") {
+                ErrorKind::Reset
+            } else {
+                ErrorKind::Connect
+            };
+            let why = last_line(&out.stderr)
+                .unwrap_or_else(|| format!("wget exited {}", out.status.unwrap_or(-1)));
+            let mut o = Outcome::failed(kind, format!("{}: {why}", spec.target()), elapsed);
+            o.address = address;
+            o
+        }
+    }
+}
+
+fn answered(
+    spec: &HttpSpec,
+    code: u16,
+    body: &str,
+    latency: Duration,
+    address: Option<String>,
+) -> Outcome {
+    let mut outcome = Outcome {
+        ok: true,
+        status: Status::Http(code),
+        latency,
+        body: truncate(body, BODY_LIMIT),
+        error: None,
+        kind: None,
+        address,
+        answers: None,
+    };
+    if let Some((kind, error)) = http::check(spec, code, body) {
+        outcome.ok = false;
+        outcome.kind = Some(kind);
+        outcome.error = Some(error);
+    }
+    outcome
+}
+
+/// curl's exit codes (man curl, EXIT CODES) as error kinds.
+fn curl_kind(code: i32, stderr: &str) -> ErrorKind {
+    match code {
+        6 => ErrorKind::Dns,
+        // "Failed to connect": refused, unless curl says the network is unreachable.
+        7 if ["unreachable", "no route"]
+            .iter()
+            .any(|w| stderr.to_ascii_lowercase().contains(w)) =>
+        {
+            ErrorKind::Connect
+        }
+        7 => ErrorKind::Refused,
+        28 => ErrorKind::Timeout,
+        35 | 51 | 53 | 54 | 58 | 59 | 60 | 64 | 66 | 77 | 80 | 82 | 83 | 90 | 91 => ErrorKind::Tls,
+        52 | 55 | 56 => ErrorKind::Reset,
+        _ => ErrorKind::Other,
+    }
+}
+
+fn last_line(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .map(|l| truncate(l, 300))
+}

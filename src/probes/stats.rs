@@ -1,0 +1,300 @@
+//! What a guard measured: every request's start, latency and outcome,
+//! summarised as counts, error kinds, latency percentiles and the longest
+//! run of consecutive failures (the gap a client would have seen).
+
+use super::ErrorKind;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One request fired by a guard.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// When it was fired, from the guard's start.
+    pub start: Duration,
+    pub latency: Duration,
+    pub ok: bool,
+    pub kind: Option<ErrorKind>,
+    pub error: Option<String>,
+}
+
+/// A guard's limits: more failures, or a longer failure run, breaks it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub max_failures: u64,
+    /// Longest allowed run of consecutive failures; `None` = no limit.
+    pub max_gap_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stats {
+    pub target: String,
+    pub rate: f64,
+    pub duration_ms: u64,
+    pub requests: u64,
+    pub successes: u64,
+    pub failures: u64,
+    /// Scheduled requests not fired because too many were still in flight.
+    pub skipped: u64,
+    pub error_kinds: BTreeMap<String, u64>,
+    /// Latency of successful requests.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Longest run of consecutive failures: from its first failure to the next
+    /// success (or to the end of the guard).
+    pub longest_failure_ms: u64,
+    pub failure_runs: u64,
+    pub last_error: Option<String>,
+    pub limits: Limits,
+}
+
+impl Stats {
+    pub fn from_samples(
+        target: String,
+        rate: f64,
+        limits: Limits,
+        samples: &mut [Sample],
+        duration: Duration,
+        skipped: u64,
+    ) -> Stats {
+        samples.sort_by_key(|s| s.start);
+        let mut latencies: Vec<Duration> =
+            samples.iter().filter(|s| s.ok).map(|s| s.latency).collect();
+        latencies.sort();
+        let mut error_kinds = BTreeMap::new();
+        for s in samples.iter().filter(|s| !s.ok) {
+            let kind = s.kind.unwrap_or(ErrorKind::Other).as_str().to_owned();
+            *error_kinds.entry(kind).or_insert(0) += 1;
+        }
+        let (longest, runs) = failure_runs(samples, duration);
+        let failures = samples.iter().filter(|s| !s.ok).count() as u64;
+        Stats {
+            target,
+            rate,
+            duration_ms: duration.as_millis() as u64,
+            requests: samples.len() as u64,
+            successes: samples.len() as u64 - failures,
+            failures,
+            skipped,
+            error_kinds,
+            p50_ms: ms(percentile(&latencies, 50.0)),
+            p99_ms: ms(percentile(&latencies, 99.0)),
+            max_ms: ms(latencies.last().copied().unwrap_or_default()),
+            longest_failure_ms: longest.as_millis() as u64,
+            failure_runs: runs,
+            last_error: samples.iter().rev().find_map(|s| s.error.clone()),
+            limits,
+        }
+    }
+
+    /// The limits this guard broke, in words; empty when it held.
+    pub fn violations(&self) -> Vec<String> {
+        let mut broken = Vec::new();
+        if self.failures > self.limits.max_failures {
+            broken.push(format!(
+                "{} failures, at most {} allowed",
+                self.failures, self.limits.max_failures
+            ));
+        }
+        if let Some(max) = self.limits.max_gap_ms
+            && self.failures > 0
+            && self.longest_failure_ms > max
+        {
+            broken.push(format!(
+                "failures lasted {}ms in a row, at most {max}ms allowed",
+                self.longest_failure_ms
+            ));
+        }
+        if self.requests == 0 {
+            broken.push("no request completed, so nothing was proven".into());
+        }
+        broken
+    }
+
+    /// One line for people: counts, kinds, gap, latency.
+    pub fn summary(&self) -> String {
+        let kinds = if self.error_kinds.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                self.error_kinds
+                    .iter()
+                    .map(|(k, n)| format!("{k}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        format!(
+            "{} requests in {}, {} failures{kinds}, longest failure run {}ms, latency p50 {}ms p99 {}ms max {}ms",
+            self.requests,
+            crate::events::format_duration(self.duration_ms),
+            self.failures,
+            self.longest_failure_ms,
+            self.p50_ms,
+            self.p99_ms,
+            self.max_ms
+        )
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "target": self.target,
+            "rate": self.rate,
+            "duration_ms": self.duration_ms,
+            "requests": self.requests,
+            "successes": self.successes,
+            "failures": self.failures,
+            "skipped": self.skipped,
+            "error_kinds": self.error_kinds,
+            "latency_ms": { "p50": self.p50_ms, "p99": self.p99_ms, "max": self.max_ms },
+            "longest_failure_ms": self.longest_failure_ms,
+            "failure_runs": self.failure_runs,
+            "last_error": self.last_error,
+            "limits": { "max_failures": self.limits.max_failures, "max_gap_ms": self.limits.max_gap_ms },
+            "ok": self.violations().is_empty(),
+            "summary": self.summary(),
+        })
+    }
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+/// (longest run, number of runs) over samples sorted by start.
+fn failure_runs(samples: &[Sample], end: Duration) -> (Duration, u64) {
+    let mut longest = Duration::ZERO;
+    let mut runs = 0;
+    let mut run_start: Option<Duration> = None;
+    for s in samples {
+        match (s.ok, run_start) {
+            (false, None) => {
+                run_start = Some(s.start);
+                runs += 1;
+            }
+            (true, Some(first)) => {
+                longest = longest.max(s.start.saturating_sub(first));
+                run_start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(first) = run_start {
+        longest = longest.max(end.saturating_sub(first));
+    }
+    (longest, runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(start_ms: u64, ok: bool, latency_ms: u64) -> Sample {
+        Sample {
+            start: Duration::from_millis(start_ms),
+            latency: Duration::from_millis(latency_ms),
+            ok,
+            kind: (!ok).then_some(ErrorKind::Refused),
+            error: (!ok).then(|| format!("refused at {start_ms}")),
+        }
+    }
+
+    const LIMITS: Limits = Limits {
+        max_failures: 0,
+        max_gap_ms: None,
+    };
+
+    #[test]
+    fn gaps_run_from_first_failure_to_next_success_or_end() {
+        let mut samples = vec![
+            sample(0, true, 1),
+            sample(10, false, 0),
+            sample(20, false, 0),
+            sample(30, true, 2),
+            sample(40, false, 0),
+            sample(50, true, 3),
+            sample(60, false, 0),
+        ];
+        samples.reverse(); // completion order need not be start order
+        let stats = Stats::from_samples(
+            "t".into(),
+            100.0,
+            LIMITS,
+            &mut samples,
+            Duration::from_millis(100),
+            0,
+        );
+        assert_eq!(stats.requests, 7);
+        assert_eq!(stats.failures, 4);
+        assert_eq!(stats.failure_runs, 3);
+        // 10..30 = 20ms, 40..50 = 10ms, 60..end(100) = 40ms
+        assert_eq!(stats.longest_failure_ms, 40);
+        assert_eq!(stats.error_kinds.get("refused"), Some(&4));
+        assert_eq!(stats.last_error.as_deref(), Some("refused at 60"));
+        assert_eq!(stats.max_ms, 3.0);
+        assert_eq!(stats.p50_ms, 2.0);
+        assert_eq!(stats.violations().len(), 1);
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank_and_limits_hold_without_failures() {
+        let mut samples: Vec<Sample> = (1..=100).map(|i| sample(i, true, i)).collect();
+        let limits = Limits {
+            max_failures: 0,
+            max_gap_ms: Some(0),
+        };
+        let stats = Stats::from_samples(
+            "t".into(),
+            10.0,
+            limits,
+            &mut samples,
+            Duration::from_secs(1),
+            0,
+        );
+        assert_eq!(
+            (stats.p50_ms, stats.p99_ms, stats.max_ms),
+            (50.0, 99.0, 100.0)
+        );
+        assert_eq!(stats.longest_failure_ms, 0);
+        assert!(stats.violations().is_empty());
+        assert_eq!(stats.to_json()["ok"], true);
+    }
+
+    #[test]
+    fn a_gap_longer_than_allowed_breaks_the_guard() {
+        let mut samples = vec![
+            sample(0, true, 1),
+            sample(10, false, 0),
+            sample(300, true, 1),
+        ];
+        let limits = Limits {
+            max_failures: 10,
+            max_gap_ms: Some(100),
+        };
+        let stats = Stats::from_samples(
+            "t".into(),
+            10.0,
+            limits,
+            &mut samples,
+            Duration::from_secs(1),
+            0,
+        );
+        let v = stats.violations();
+        assert_eq!(v.len(), 1);
+        assert!(v[0].contains("290ms in a row"), "{v:?}");
+        let none =
+            Stats::from_samples("t".into(), 10.0, limits, &mut [], Duration::from_secs(1), 0);
+        assert!(none.violations()[0].contains("no request completed"));
+    }
+}

