@@ -365,6 +365,8 @@ impl Session {
     pub fn interrupt(&self, mut step: Step, pos: Position) -> Result<(), Box<EvalAltResult>> {
         step.status = StepStatus::Interrupted;
         step.ended_at = Some(now_ms());
+        // What a guard measured before Ctrl-C is worth keeping.
+        self.take_annotations(&mut step);
         self.save(&step, true, pos)?;
         self.events.emit(Event::StepInterrupted {
             step: step.name,

@@ -11,6 +11,7 @@ use crate::engine::signal::{Signal, host_error, runtime_error};
 use crate::engine::value::{from_json, to_json};
 use crate::events::Event;
 use crate::ports::exec::PodExec;
+use crate::primitives::cluster::ClusterHandle;
 use crate::probes::http_from::Vantage;
 use crate::probes::spec::{DnsSpec, HttpSpec, TcpSpec};
 use crate::probes::until::{UntilOptions, UntilResult};
@@ -148,6 +149,53 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         .set_into_module(&mut module, move |ctx: NativeCallContext, spec: Map| {
             until(&ctx, &s, spec, Map::new())
         });
+
+    let s = session.clone();
+    FuncRegistration::new("http_from")
+        .with_params_info(["cluster: Cluster", "namespace: &str", "pod: &str", "url: &str", "options: Map", "Map"])
+        .with_comments([
+            "/// The HTTP probe run from inside a pod through exec (curl if the container has",
+            "/// it, wget otherwise): the vantage point of that pod, for names only its cluster",
+            "/// resolves (`app1.app1-ns`). Options as `probe::http`, plus `container`.",
+            "///",
+            "/// ```rhai",
+            "/// let old = cluster(\"old\");",
+            "/// probe::http_from(old, \"app2-ns\", app2_pod, \"http://app1.app1-ns/\", #{ expect_body: \"Hello\" })",
+            "/// ```",
+        ])
+        .set_into_module(
+            &mut module,
+            move |ctx: NativeCallContext, cluster: ClusterHandle, namespace: &str, pod: &str, url: &str, options: Map| {
+                http_from(&ctx, &s, cluster.inner.as_ref(), namespace, pod, url, options)
+            },
+        );
+    let s = session.clone();
+    FuncRegistration::new("http_from")
+        .with_params_info([
+            "cluster: Cluster",
+            "namespace: &str",
+            "pod: &str",
+            "url: &str",
+            "Map",
+        ])
+        .set_into_module(
+            &mut module,
+            move |ctx: NativeCallContext,
+                  cluster: ClusterHandle,
+                  namespace: &str,
+                  pod: &str,
+                  url: &str| {
+                http_from(
+                    &ctx,
+                    &s,
+                    cluster.inner.as_ref(),
+                    namespace,
+                    pod,
+                    url,
+                    Map::new(),
+                )
+            },
+        );
 
     engine.register_static_module("probe", module.into());
     allow_until_after_path(engine);
