@@ -43,6 +43,7 @@ fn main() {
                 params: Default::default(),
                 id: Some(id.clone()),
                 dry_run: false,
+                environment: Default::default(),
             })
             .unwrap();
         let run_time = started.elapsed();

@@ -17,6 +17,7 @@
 pub mod adapters;
 pub mod cli;
 pub mod engine;
+pub mod environment;
 pub mod error;
 pub mod events;
 pub mod journal;

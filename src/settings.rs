@@ -15,6 +15,9 @@ pub struct Settings {
     /// Opens clusters instead of the kubeconfig-based kube adapter (tests,
     /// embedders). `None`: `crate::adapters::kube::KubeConnector`.
     pub clusters: Option<std::sync::Arc<dyn crate::ports::cluster::ClusterConnector>>,
+    /// The run's environment profile (ferry.toml, --env, --lab): logical
+    /// names of clusters and zones -> real targets.
+    pub environment: std::sync::Arc<crate::environment::Environment>,
 }
 
 impl Default for Settings {
@@ -25,6 +28,7 @@ impl Default for Settings {
             burst: 100,
             dry_run: false,
             clusters: None,
+            environment: Default::default(),
         }
     }
 }

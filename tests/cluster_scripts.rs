@@ -136,6 +136,7 @@ impl World {
                 params: Default::default(),
                 id: Some("r".into()),
                 dry_run,
+                environment: Default::default(),
             })
             .map(|(_, o)| o);
         (outcome, sink)

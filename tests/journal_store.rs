@@ -24,6 +24,7 @@ impl RunBuilder {
             dry_run: false,
             error: None,
             identities: BTreeMap::new(),
+            environment: Default::default(),
             created_at: 1_000,
             updated_at: 1_000,
         })

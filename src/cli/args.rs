@@ -64,6 +64,15 @@ pub enum Command {
         /// Send every mutation with server-side dry run: nothing changes; the run is recorded as a dry run
         #[arg(long)]
         dry_run: bool,
+        /// Environment profile mapping cluster and zone names to targets [default: ferry.toml beside the script]
+        #[arg(long = "env", value_name = "FILE", conflicts_with_all = ["lab", "lab_dir"])]
+        env: Option<PathBuf>,
+        /// Run against a lab of its own (two clusters, DNS, ingress on loopback), kept under the state directory
+        #[arg(long, conflicts_with = "lab_dir")]
+        lab: bool,
+        /// Run against the lab in DIR (a running `ferry lab up --dir DIR`, or its saved state)
+        #[arg(long, value_name = "DIR")]
+        lab_dir: Option<PathBuf>,
     },
     /// Continue a run from its journal
     Resume {
@@ -96,6 +105,31 @@ pub enum Command {
     Docs,
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
+    /// The lab: the article's two clusters, private DNS and ingress on loopback
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Serve a lab in the foreground until Ctrl-C (state kept in DIR)
+    Up {
+        /// Where the lab keeps its state [default: <state dir>/lab]
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Apps seeded into the old cluster the first time
+        #[arg(
+            long,
+            value_name = "APP:NS,...",
+            default_value = "app1:app1-ns,app2:app2-ns"
+        )]
+        apps: String,
+    },
+    /// Discard a lab's state
+    Reset {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `KEY=VALUE`, with a key a script can write as `params.KEY`.

@@ -2,14 +2,15 @@
 
 mod args;
 mod inspect;
+mod lab;
 mod reference;
 
-pub use args::{Cli, Command, GlobalArgs};
+pub use args::{Cli, Command, GlobalArgs, LabCommand};
 
 use crate::error::{Error, Result, exit};
 use crate::events::{EventSink, JsonSink, NullSink, PlainSink, ProgressSink};
 use crate::journal::SqliteStore;
-use crate::runner::{Outcome, Runner, StartRequest};
+use crate::runner::{EnvironmentChoice, Outcome, Runner, StartRequest};
 use crate::settings::Settings;
 use clap::{CommandFactory, Parser};
 use std::io::IsTerminal;
@@ -46,13 +47,23 @@ fn dispatch(cli: Cli) -> Result<i32> {
             params,
             id,
             dry_run,
+            env,
+            lab,
+            lab_dir,
         } => {
+            let environment = match (env, lab, lab_dir) {
+                (Some(file), _, _) => EnvironmentChoice::File(file),
+                (None, true, _) => EnvironmentChoice::Lab(None),
+                (None, false, Some(dir)) => EnvironmentChoice::Lab(Some(dir)),
+                (None, false, None) => EnvironmentChoice::Auto,
+            };
             let runner = runner(global)?;
             let (id, outcome) = runner.start(StartRequest {
                 script,
                 params: params.into_iter().collect(),
                 id,
                 dry_run,
+                environment,
             })?;
             Ok(report(&id, outcome))
         }
@@ -81,6 +92,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Log { run } => inspect::log(&open_store(global)?, &run, global.json),
         Command::Check { scripts } => reference::check(&scripts, &global.libs, global.quiet),
         Command::Docs => reference::docs(global.json),
+        Command::Lab(command) => lab::run(command, &state_dir(global), global.quiet),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
             Ok(exit::SUCCEEDED)

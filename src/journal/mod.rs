@@ -117,6 +117,9 @@ pub struct Run {
     pub error: Option<String>,
     /// Identities of the targets the run touched (e.g. cluster UIDs), by name.
     pub identities: BTreeMap<String, serde_json::Value>,
+    /// The environment profile its names resolve through (for a lab run,
+    /// the lab's directory), so a resume reaches the same targets.
+    pub environment: crate::environment::Environment,
     pub created_at: i64,
     pub updated_at: i64,
 }

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE runs (
     id          TEXT PRIMARY KEY,
     script      TEXT NOT NULL,
@@ -53,7 +54,10 @@ CREATE TABLE gates (
     approved_by  TEXT,
     PRIMARY KEY (run_id, name)
 );
-"#];
+"#,
+    // 2: the environment profile a run resolves its targets with.
+    "ALTER TABLE runs ADD COLUMN environment TEXT NOT NULL DEFAULT '{}';",
+];
 
 pub struct SqliteStore {
     dir: PathBuf,
@@ -245,6 +249,7 @@ fn run_from_row(row: &Row) -> rusqlite::Result<Run> {
         dry_run: row.get("dry_run")?,
         error: row.get("error")?,
         identities: parse_json(row.get("identities")?),
+        environment: parse_json(row.get("environment")?),
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })
@@ -283,8 +288,8 @@ impl Store for SqliteStore {
     fn create_run(&self, run: &Run) -> Result<()> {
         let inserted = self.with_conn(|c| {
             c.execute(
-                "INSERT INTO runs (id, script, script_hash, params, libs, status, dry_run, error, identities, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT(id) DO NOTHING",
+                "INSERT INTO runs (id, script, script_hash, params, libs, status, dry_run, error, identities, created_at, updated_at, environment)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT(id) DO NOTHING",
                 params![
                     run.id,
                     run.script.to_string_lossy(),
@@ -296,7 +301,8 @@ impl Store for SqliteStore {
                     run.error,
                     json_col(&run.identities),
                     run.created_at,
-                    run.updated_at
+                    run.updated_at,
+                    json_col(&run.environment)
                 ],
             )
         })?;

@@ -145,6 +145,24 @@ impl Lab {
         self.dir.join("tsig.key")
     }
 
+    /// The profile scripts reach the lab with: clusters `old` and `new`
+    /// through the lab's kubeconfig.
+    pub fn environment(&self) -> crate::environment::Environment {
+        use crate::environment::{ClusterTarget, Environment};
+        let mut env = Environment::lab(self.dir.clone());
+        env.kubeconfig = Some(self.kubeconfig.clone());
+        for (name, _) in &self.api {
+            env.clusters.insert(
+                name.clone(),
+                ClusterTarget {
+                    context: name.clone(),
+                    kubeconfig: None,
+                },
+            );
+        }
+        env
+    }
+
     /// Stops every server and process of the lab; its state stays on disk.
     pub fn stop(&self) {
         let _ = self.shutdown.send(true);
@@ -154,5 +172,37 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The environment of a lab that `ferry lab up` serves from `dir`, if one
+/// does (its process is alive); `None` when the lab must be started.
+pub fn served_environment(dir: &Path) -> Option<crate::environment::Environment> {
+    let pid: i32 = std::fs::read_to_string(dir.join("lab.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if !process_alive(pid) {
+        return None;
+    }
+    let mut env = crate::environment::Environment::load(&dir.join("ferry.toml")).ok()?;
+    env.source = format!("lab:{}", dir.display());
+    env.lab = Some(dir.to_path_buf());
+    Some(env)
+}
+
+/// Whether `pid` runs (a zombie left by a killed `lab up` does not count).
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: kill(pid, 0) only checks that the process exists.
+    if pid <= 0 || unsafe { libc::kill(pid, 0) } != 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_none_or(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => true,
     }
 }

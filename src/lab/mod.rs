@@ -22,4 +22,4 @@ pub mod seed;
 pub mod tls;
 pub mod zone;
 
-pub use instance::{Lab, LabOptions};
+pub use instance::{Lab, LabOptions, served_environment};

@@ -785,6 +785,30 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         .register_into_engine(engine, move |ctx: NativeCallContext, spec: Map| {
             open(&s, &spec, ctx.call_position())
         });
+    let s = session.clone();
+    FuncRegistration::new("dns")
+        .with_params_info(["name: &str", "DnsZone"])
+        .with_comments([
+            "/// Opens the zone the environment profile names `name` (`[dns.<name>]` in",
+            "/// ferry.toml, `--env FILE`, or the lab's `private` / `clouddns` with `--lab`).",
+            "///",
+            "/// ```rhai",
+            "/// let zone = dns(\"private\");",
+            "/// ```",
+        ])
+        .register_into_engine(engine, move |ctx: NativeCallContext, name: &str| {
+            let pos = ctx.call_position();
+            let spec = s
+                .settings
+                .environment
+                .zone(name)
+                .map_err(|e| runtime_error(e, pos))?;
+            let spec: Map = spec
+                .into_iter()
+                .map(|(k, v)| (k.into(), crate::engine::value::from_json(&v)))
+                .collect();
+            open(&s, &spec, pos)
+        });
 
     let s = session.clone();
     FuncRegistration::new("get")

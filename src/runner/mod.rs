@@ -11,9 +11,11 @@ use crate::engine::diagnostic::Sources;
 use crate::engine::session::Mode;
 use crate::engine::signal::Signal;
 use crate::engine::{Host, Script, Session, SessionConfig, check, frames, library_roots};
+use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::events::{Event, EventSink, Events};
 use crate::journal::{Gate, Run, RunStatus, StepStatus, Store, UndoStatus, now_ms};
+use crate::lab::{Lab, LabOptions};
 use crate::settings::Settings;
 use rhai::{AST, Dynamic};
 use std::collections::BTreeMap;
@@ -63,12 +65,25 @@ impl Outcome {
     }
 }
 
+/// Where a new run's targets come from.
+#[derive(Debug, Clone, Default)]
+pub enum EnvironmentChoice {
+    /// `ferry.toml` beside the script if there is one; kubeconfig contexts otherwise.
+    #[default]
+    Auto,
+    /// `--env FILE`
+    File(PathBuf),
+    /// `--lab` (a lab of its own under the state directory) or `--lab-dir DIR`.
+    Lab(Option<PathBuf>),
+}
+
 pub struct StartRequest {
     pub script: PathBuf,
     pub params: BTreeMap<String, String>,
     pub id: Option<String>,
     /// Send every mutation with server-side dry run; the run is recorded as a dry run.
     pub dry_run: bool,
+    pub environment: EnvironmentChoice,
 }
 
 pub struct Runner {
@@ -132,10 +147,11 @@ impl Runner {
             dry_run: request.dry_run,
             error: None,
             identities: BTreeMap::new(),
+            environment: self.choose_environment(&request.environment, &script, &id)?,
             created_at: now,
             updated_at: now,
         };
-        let (host, ast) = self.prepare(&script, &run, Mode::Run, &libs, false, false)?;
+        let (host, ast, _lab) = self.prepare(&script, &run, Mode::Run, &libs, false, false)?;
         self.store.create_run(&run)?;
         let _lock = self.store.lock(&id)?;
         let outcome = self.drive(&host, &ast, &mut run, &script, "run")?;
@@ -174,7 +190,8 @@ impl Runner {
         let script = Script::load(&run.script)?;
         let changed = script.hash != run.script_hash;
         let libs = library_roots(&self.libs_for(&run))?;
-        let (host, ast) = self.prepare(&script, &run, Mode::Run, &libs, changed, allow_changed)?;
+        let (host, ast, _lab) =
+            self.prepare(&script, &run, Mode::Run, &libs, changed, allow_changed)?;
         if changed && allow_changed {
             run.script_hash = script.hash.clone();
         }
@@ -197,7 +214,7 @@ impl Runner {
         let script = Script::load(&run.script)?;
         let changed = script.hash != run.script_hash;
         let libs = library_roots(&self.libs_for(&run))?;
-        let (host, ast) =
+        let (host, ast, _lab) =
             self.prepare(&script, &run, Mode::Rollback, &libs, changed, allow_changed)?;
         self.drive(&host, &ast, &mut run, &script, "rollback")
     }
@@ -262,6 +279,55 @@ impl Runner {
     }
 
     /// Builds the engine for a run and checks the script before anything runs.
+    /// The environment a new run records.
+    fn choose_environment(
+        &self,
+        choice: &EnvironmentChoice,
+        script: &Script,
+        id: &str,
+    ) -> Result<Environment> {
+        match choice {
+            EnvironmentChoice::Auto => {
+                let beside = script.dir().join("ferry.toml");
+                if beside.is_file() {
+                    Environment::load(&beside).map_err(Error::usage)
+                } else {
+                    Ok(Environment::default())
+                }
+            }
+            EnvironmentChoice::File(path) => Environment::load(path).map_err(Error::usage),
+            EnvironmentChoice::Lab(dir) => {
+                let dir = match dir {
+                    Some(dir) => dir.clone(),
+                    None => self.store.location().join("labs").join(id),
+                };
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    Error::usage(format!(
+                        "cannot create the lab directory {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+                Ok(Environment::lab(dir.canonicalize().unwrap_or(dir)))
+            }
+        }
+    }
+
+    /// The run's environment with its targets reachable: a lab run's lab is
+    /// brought up (from its saved state) unless `ferry lab up` serves it.
+    fn environment(&self, run: &Run) -> Result<(Environment, Option<Lab>)> {
+        let Some(dir) = run.environment.lab.clone() else {
+            return Ok((run.environment.clone(), None));
+        };
+        if let Some(served) = crate::lab::served_environment(&dir) {
+            return Ok((served, None));
+        }
+        let lab = self
+            .rt
+            .block_on(Lab::start(LabOptions::new(&dir)))
+            .map_err(|e| Error::usage(format!("cannot start the lab in {}: {e}", dir.display())))?;
+        Ok((lab.environment(), Some(lab)))
+    }
+
     fn prepare(
         &self,
         script: &Script,
@@ -270,7 +336,8 @@ impl Runner {
         libs: &[PathBuf],
         script_changed: bool,
         allow_changed: bool,
-    ) -> Result<(Host, AST)> {
+    ) -> Result<(Host, AST, Option<Lab>)> {
+        let (environment, lab) = self.environment(run)?;
         let session = Session::new(SessionConfig {
             run_id: run.id.clone(),
             mode,
@@ -286,6 +353,7 @@ impl Runner {
             // A dry run stays a dry run when resumed.
             settings: Settings {
                 dry_run: run.dry_run,
+                environment: Arc::new(environment),
                 ..self.settings.clone()
             },
             identities: run.identities.clone(),
@@ -305,7 +373,7 @@ impl Runner {
         if !missing.is_empty() {
             return Err(Error::MissingParams { names: missing });
         }
-        Ok((host, ast))
+        Ok((host, ast, lab))
     }
 
     /// Runs the script (and, for a rollback, the undos) on the engine thread,
@@ -463,7 +531,7 @@ impl Runner {
 }
 
 /// Ctrl-C or SIGTERM (what Kubernetes sends a pod that runs ferry).
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).ok();
     tokio::select! {

@@ -18,7 +18,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Message, handshake::derive_accept_key};
 
 /// Runs a command in a lab pod.
@@ -124,7 +126,13 @@ pub async fn handle(
         let mut frame = vec![3u8];
         frame.extend_from_slice(status.to_string().as_bytes());
         let _ = socket.send(Message::binary(frame)).await;
-        let _ = socket.close(None).await;
+        // A normal close: clients treat a close without a code as an error.
+        let _ = socket
+            .close(Some(CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            }))
+            .await;
     });
     Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)

@@ -125,43 +125,99 @@ impl Shell<'_> {
         }
     }
 
-    /// `a && b || c; d` with redirections dropped (their output is discarded).
+    /// `a && b || c; d` and `if ...; then ...; elif ...; else ...; fi`, with
+    /// redirections to /dev/null honoured.
     async fn script(&self, script: &str) -> ExecOutput {
-        let mut out = ExecOutput {
-            status: Some(0),
-            ..Default::default()
-        };
-        for (op, part) in split_script(script) {
-            let last = out.status.unwrap_or(0);
-            let run = match op {
-                Op::Always => true,
-                Op::And => last == 0,
-                Op::Or => last != 0,
-            };
-            if !run {
-                continue;
-            }
-            let (words, silence_out, silence_err) = match parse_command(&part) {
-                Ok(parsed) => parsed,
-                Err(e) => return failure(2, &format!("sh: syntax error: {e}\n")),
-            };
-            if words.is_empty() {
-                continue;
-            }
-            let result = if self.has(&words[0]) || words[0] == "command" {
-                Box::pin(self.simple(&words)).await
-            } else {
-                failure(127, &format!("sh: {}: not found\n", words[0]))
-            };
-            if !silence_out {
-                out.stdout.push_str(&result.stdout);
-            }
-            if !silence_err {
-                out.stderr.push_str(&result.stderr);
-            }
-            out.status = result.status;
+        match Parser::new(split_script(script)).list(&[]) {
+            Ok(nodes) => self.nodes(&nodes).await,
+            Err(e) => failure(2, &format!("sh: syntax error: {e}\n")),
         }
-        out
+    }
+
+    fn nodes<'a>(
+        &'a self,
+        nodes: &'a [Node],
+    ) -> Pin<Box<dyn Future<Output = ExecOutput> + Send + 'a>> {
+        Box::pin(async move {
+            let mut out = ExecOutput {
+                status: Some(0),
+                ..Default::default()
+            };
+            for node in nodes {
+                let last = out.status.unwrap_or(0);
+                let run = match node.op() {
+                    Op::Always => true,
+                    Op::And => last == 0,
+                    Op::Or => last != 0,
+                };
+                if !run {
+                    continue;
+                }
+                let result = match node {
+                    Node::Command(_, text) => self.command_text(text).await,
+                    Node::If {
+                        branches,
+                        otherwise,
+                        ..
+                    } => {
+                        let mut result = ExecOutput {
+                            status: Some(0),
+                            ..Default::default()
+                        };
+                        let mut taken = false;
+                        for (condition, body) in branches {
+                            let tested = self.nodes(condition).await;
+                            result.stdout.push_str(&tested.stdout);
+                            result.stderr.push_str(&tested.stderr);
+                            if tested.status == Some(0) {
+                                let ran = self.nodes(body).await;
+                                result.stdout.push_str(&ran.stdout);
+                                result.stderr.push_str(&ran.stderr);
+                                result.status = ran.status;
+                                taken = true;
+                                break;
+                            }
+                        }
+                        if !taken && let Some(body) = otherwise {
+                            let ran = self.nodes(body).await;
+                            result.stdout.push_str(&ran.stdout);
+                            result.stderr.push_str(&ran.stderr);
+                            result.status = ran.status;
+                        }
+                        result
+                    }
+                };
+                out.stdout.push_str(&result.stdout);
+                out.stderr.push_str(&result.stderr);
+                out.status = result.status;
+            }
+            out
+        })
+    }
+
+    async fn command_text(&self, text: &str) -> ExecOutput {
+        let (words, silence_out, silence_err) = match parse_command(text) {
+            Ok(parsed) => parsed,
+            Err(e) => return failure(2, &format!("sh: syntax error: {e}\n")),
+        };
+        if words.is_empty() {
+            return ExecOutput {
+                status: Some(0),
+                ..Default::default()
+            };
+        }
+        let mut result = if self.has(&words[0]) {
+            Box::pin(self.simple(&words)).await
+        } else {
+            failure(127, &format!("sh: {}: not found\n", words[0]))
+        };
+        if silence_out {
+            result.stdout.clear();
+        }
+        if silence_err {
+            result.stderr.clear();
+        }
+        result
     }
 
     async fn simple(&self, argv: &[String]) -> ExecOutput {
@@ -354,19 +410,23 @@ impl Shell<'_> {
         }
         let host = uri.host().unwrap_or_default().to_owned();
         let port = uri.port_u16().unwrap_or(80);
-        let ip: Ipv4Addr = match request
+        // --resolve / --connect-to first, then the pod's DNS.
+        let (ip, connect_port) = match request
             .resolve
             .iter()
-            .find(|(h, p, _)| h.eq_ignore_ascii_case(&host) && *p == port)
+            .find(|(h, p, _, _)| h.eq_ignore_ascii_case(&host) && *p == port)
         {
-            Some((_, _, ip)) => *ip,
-            None => self.network.resolve(self.cluster, &host).map_err(
-                |ResolveError::NotFound(name)| Failure {
-                    curl_code: 6,
-                    message: format!("Could not resolve host: {name}"),
-                    wget_message: format!("bad address '{name}'"),
-                },
-            )?,
+            Some((_, _, ip, to_port)) => (*ip, *to_port),
+            None => {
+                let ip = self.network.resolve(self.cluster, &host).map_err(
+                    |ResolveError::NotFound(name)| Failure {
+                        curl_code: 6,
+                        message: format!("Could not resolve host: {name}"),
+                        wget_message: format!("bad address '{name}'"),
+                    },
+                )?;
+                (ip, port)
+            }
         };
         let refused = || Failure {
             curl_code: 7,
@@ -377,7 +437,7 @@ impl Shell<'_> {
         };
         let real = self
             .network
-            .route(self.cluster, ip, port)
+            .route(self.cluster, ip, connect_port)
             .ok_or_else(refused)?;
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let mut builder = http::Request::builder()
@@ -443,7 +503,7 @@ impl Shell<'_> {
             reason: status.canonical_reason().unwrap_or("").to_owned(),
             head,
             body: response.into_body(),
-            remote: SocketAddr::from((ip, port)),
+            remote: SocketAddr::from((ip, connect_port)),
         })
     }
 }
@@ -455,7 +515,8 @@ struct HttpRequest {
     headers: Vec<String>,
     data: Option<String>,
     timeout: Option<Duration>,
-    resolve: Vec<(String, u16, Ipv4Addr)>,
+    /// (host, port) -> (address, port) to connect to instead.
+    resolve: Vec<(String, u16, Ipv4Addr, u16)>,
 }
 
 struct HttpResponse {
@@ -532,6 +593,36 @@ impl Curl {
                 "--connect-timeout" => {
                     value(&mut it, arg)?;
                 }
+                "--connect-to" => {
+                    // HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT
+                    let spec = value(&mut it, arg)?;
+                    let parts: Vec<&str> = spec.split(':').collect();
+                    let [host, port, to_host, to_port] = parts.as_slice() else {
+                        return Err(format!("option --connect-to: bad value {spec}"));
+                    };
+                    let port: u16 = port
+                        .parse()
+                        .map_err(|_| format!("option --connect-to: bad port in {spec}"))?;
+                    let to: Ipv4Addr = to_host
+                        .trim_matches(|c| c == '[' || c == ']')
+                        .parse()
+                        .map_err(|_| {
+                            format!("option --connect-to: the lab needs an address in {spec}")
+                        })?;
+                    let to_port = if to_port.is_empty() {
+                        port
+                    } else {
+                        to_port
+                            .parse()
+                            .map_err(|_| format!("option --connect-to: bad port in {spec}"))?
+                    };
+                    c.http.resolve.push((host.to_string(), port, to, to_port));
+                }
+                "--" => {
+                    if let Some(url) = it.next() {
+                        c.http.url = url.clone();
+                    }
+                }
                 "--resolve" => {
                     let spec = value(&mut it, arg)?;
                     let mut parts = spec.splitn(3, ':');
@@ -547,7 +638,7 @@ impl Curl {
                         .trim_matches(|c| c == '[' || c == ']')
                         .parse()
                         .map_err(|_| format!("option --resolve: bad address in {spec}"))?;
-                    c.http.resolve.push((host.to_owned(), port, addr));
+                    c.http.resolve.push((host.to_owned(), port, addr, port));
                 }
                 "-X" | "--request" => c.http.method = value(&mut it, arg)?,
                 "-d" | "--data" | "--data-raw" => {
@@ -733,6 +824,119 @@ fn parse_command(part: &str) -> Result<(Vec<String>, bool, bool), String> {
     Ok((kept, no_out, no_err))
 }
 
+/// A parsed shell statement.
+#[derive(Debug, PartialEq)]
+enum Node {
+    Command(Op, String),
+    If {
+        op: Op,
+        branches: Vec<(Vec<Node>, Vec<Node>)>,
+        otherwise: Option<Vec<Node>>,
+    },
+}
+
+impl Node {
+    fn op(&self) -> Op {
+        match self {
+            Node::Command(op, _) | Node::If { op, .. } => *op,
+        }
+    }
+}
+
+/// Builds `if` blocks out of the statements `split_script` found.
+struct Parser {
+    parts: Vec<(Op, String)>,
+    at: usize,
+}
+
+fn first_word(text: &str) -> (&str, &str) {
+    let text = text.trim_start();
+    let end = text.find(char::is_whitespace).unwrap_or(text.len());
+    (&text[..end], text[end..].trim_start())
+}
+
+impl Parser {
+    fn new(parts: Vec<(Op, String)>) -> Self {
+        Parser { parts, at: 0 }
+    }
+
+    fn peek_word(&self) -> Option<&str> {
+        self.parts.get(self.at).map(|(_, text)| first_word(text).0)
+    }
+
+    /// Drops the leading keyword of the current statement; the rest (if any)
+    /// is a command of its own.
+    fn consume_keyword(&mut self) {
+        let (_, text) = &self.parts[self.at];
+        let rest = first_word(text).1.to_owned();
+        if rest.is_empty() {
+            self.at += 1;
+        } else {
+            self.parts[self.at] = (Op::Always, rest);
+        }
+    }
+
+    fn list(&mut self, stop: &[&str]) -> Result<Vec<Node>, String> {
+        let mut nodes = Vec::new();
+        while let Some(word) = self.peek_word() {
+            if stop.contains(&word) {
+                return Ok(nodes);
+            }
+            match word {
+                "if" => {
+                    let op = self.parts[self.at].0;
+                    self.consume_keyword();
+                    nodes.push(self.if_block(op)?);
+                }
+                "then" | "elif" | "else" | "fi" => return Err(format!("unexpected `{word}`")),
+                _ => {
+                    nodes.push(Node::Command(
+                        self.parts[self.at].0,
+                        self.parts[self.at].1.clone(),
+                    ));
+                    self.at += 1;
+                }
+            }
+        }
+        if stop.is_empty() {
+            Ok(nodes)
+        } else {
+            Err(format!("expected `{}` before the end", stop.join("` or `")))
+        }
+    }
+
+    fn if_block(&mut self, op: Op) -> Result<Node, String> {
+        let mut branches = Vec::new();
+        loop {
+            let condition = self.list(&["then"])?;
+            self.consume_keyword();
+            let body = self.list(&["elif", "else", "fi"])?;
+            branches.push((condition, body));
+            match self.peek_word() {
+                Some("elif") => self.consume_keyword(),
+                Some("else") => {
+                    self.consume_keyword();
+                    let otherwise = self.list(&["fi"])?;
+                    self.consume_keyword();
+                    return Ok(Node::If {
+                        op,
+                        branches,
+                        otherwise: Some(otherwise),
+                    });
+                }
+                _ => {
+                    self.consume_keyword();
+                    return Ok(Node::If {
+                        op,
+                        branches,
+                        otherwise: None,
+                    });
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -747,6 +951,36 @@ mod tests {
         let (words, out, err) = parse_command(&parts[0].1).unwrap();
         assert_eq!(words, ["command", "-v", "curl"]);
         assert!(out && err);
+    }
+
+    #[test]
+    fn if_blocks_parse_with_elif_and_else() {
+        let script = "if command -v curl >/dev/null 2>&1; then echo curl; elif command -v wget >/dev/null 2>&1; then echo wget; else echo none; fi; echo after";
+        let nodes = Parser::new(split_script(script)).list(&[]).unwrap();
+        assert_eq!(nodes.len(), 2);
+        let Node::If {
+            branches,
+            otherwise,
+            ..
+        } = &nodes[0]
+        else {
+            panic!("an if block")
+        };
+        assert_eq!(branches.len(), 2);
+        assert_eq!(
+            branches[1].1,
+            vec![Node::Command(Op::Always, "echo wget".into())]
+        );
+        assert_eq!(
+            otherwise.as_deref(),
+            Some(&[Node::Command(Op::Always, "echo none".into())][..])
+        );
+        assert!(
+            Parser::new(split_script("if true; then echo x"))
+                .list(&[])
+                .is_err()
+        );
+        assert!(Parser::new(split_script("fi")).list(&[]).is_err());
     }
 
     #[test]

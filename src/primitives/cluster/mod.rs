@@ -139,9 +139,18 @@ impl Clusters {
                 debug: false,
             })
         });
+        // The environment profile maps the script's name to a real context.
+        let mut settings = self.session.settings.clone();
+        let context = context.map(|name| {
+            let (real, kubeconfig) = settings.environment.cluster(name);
+            if kubeconfig.is_some() {
+                settings.kubeconfig = kubeconfig;
+            }
+            real
+        });
         let options = ConnectOptions {
-            context: context.map(str::to_owned),
-            settings: self.session.settings.clone(),
+            context,
+            settings,
             notify,
         };
         let connector = self.session.settings.clusters.clone();
