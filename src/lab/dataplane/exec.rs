@@ -1007,7 +1007,7 @@ mod tests {
         assert_eq!(c.http.url, "http://old.x/");
         assert_eq!(
             c.http.resolve,
-            vec![("old.x".to_owned(), 80, Ipv4Addr::new(127, 11, 0, 1))]
+            vec![("old.x".to_owned(), 80, Ipv4Addr::new(127, 11, 0, 1), 80)]
         );
         assert_eq!(c.http.timeout, Some(Duration::from_secs(2)));
         assert!(Curl::parse(&["--bogus".to_owned(), "x".to_owned()]).is_err());
