@@ -233,12 +233,65 @@ pub(crate) fn json_map(
 }
 
 /// A spec map (`#{ http: ... }`) parsed, or an error naming the primitive.
+///
+/// `from: #{ cluster, namespace, pod, container? }` fires an HTTP probe from
+/// inside that pod (its cluster's DNS and Services), as `probe::http_from` does.
 pub(crate) fn parse_spec(
     ctx: &NativeCallContext,
     primitive: &str,
-    spec: Map,
+    mut spec: Map,
 ) -> Result<ProbeSpec, Box<EvalAltResult>> {
-    ProbeSpec::from_map(&json_map(ctx, spec)?).map_err(|e| bad(ctx, primitive, e))
+    let from = spec.remove("from");
+    let parsed = ProbeSpec::from_map(&json_map(ctx, spec)?).map_err(|e| bad(ctx, primitive, e))?;
+    let Some(from) = from else { return Ok(parsed) };
+    let ProbeSpec::Http(http) = parsed else {
+        return Err(bad(
+            ctx,
+            primitive,
+            "`from` applies to http probes only".into(),
+        ));
+    };
+    let Some(from) = from.try_cast::<Map>() else {
+        return Err(bad(
+            ctx,
+            primitive,
+            "`from` must be #{ cluster, namespace, pod, container? }".into(),
+        ));
+    };
+    let text = |key: &str| from.get(key).and_then(|v| v.clone().into_string().ok());
+    let (Some(cluster), Some(namespace), Some(pod)) = (
+        from.get("cluster")
+            .and_then(|c| c.clone().try_cast::<ClusterHandle>()),
+        text("namespace"),
+        text("pod"),
+    ) else {
+        return Err(bad(
+            ctx,
+            primitive,
+            "`from` needs cluster (a cluster() handle), namespace and pod".into(),
+        ));
+    };
+    if let Some(unknown) = from
+        .keys()
+        .find(|k| !["cluster", "namespace", "pod", "container"].contains(&k.as_str()))
+    {
+        return Err(bad(
+            ctx,
+            primitive,
+            format!("`from` has an unknown key `{unknown}`"),
+        ));
+    }
+    let exec: Arc<dyn crate::ports::exec::PodExec> = cluster.inner.clone();
+    Ok(ProbeSpec::HttpFrom(
+        http,
+        crate::probes::spec::PodVantage {
+            exec,
+            namespace,
+            pod,
+            container: text("container"),
+            tool: Default::default(),
+        },
+    ))
 }
 
 pub(crate) fn bad(ctx: &NativeCallContext, primitive: &str, message: String) -> Box<EvalAltResult> {

@@ -70,6 +70,48 @@ pub async fn http_from(
     Ok(outcome)
 }
 
+/// [`http_from`] for a remembered vantage point: the tool is detected once.
+pub async fn from_vantage(
+    at: &super::spec::PodVantage,
+    spec: &HttpSpec,
+) -> Result<Outcome, String> {
+    let vantage = Vantage {
+        namespace: &at.namespace,
+        pod: &at.pod,
+        container: at.container.as_deref(),
+    };
+    let tool = match at.tool.get() {
+        Some(tool) => *tool,
+        None => {
+            let tool = detect(at.exec.as_ref(), vantage).await?;
+            *at.tool.get_or_init(|| tool)
+        }
+    };
+    let started = Instant::now();
+    let output = at
+        .exec
+        .exec(
+            &at.namespace,
+            &at.pod,
+            at.container.as_deref(),
+            &command(tool, spec),
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "{}: cannot run {} in {}: {e}",
+                spec.target(),
+                name(tool),
+                vantage.describe()
+            )
+        })?;
+    let mut outcome = parse(tool, spec, &output, started.elapsed());
+    if let Some(error) = &mut outcome.error {
+        *error = format!("{error} (from {})", vantage.describe());
+    }
+    Ok(outcome)
+}
+
 fn name(tool: Tool) -> &'static str {
     match tool {
         Tool::Curl => "curl",

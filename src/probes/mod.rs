@@ -145,6 +145,10 @@ pub async fn run(spec: &ProbeSpec, client: Option<&reqwest::Client>) -> Outcome 
                 Err(e) => Outcome::failed(ErrorKind::Other, e, Duration::ZERO),
             },
         },
+        ProbeSpec::HttpFrom(h, at) => match http_from::from_vantage(at, h).await {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome::failed(ErrorKind::Other, e, Duration::ZERO),
+        },
         ProbeSpec::Tcp(t) => tcp::probe(t).await,
         ProbeSpec::Dns(d) => dns::probe(d).await,
     }

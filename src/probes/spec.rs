@@ -15,6 +15,8 @@ const MAX_TIMEOUT_MS: u64 = 600_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProbeSpec {
+    /// An HTTP probe fired from inside a pod (`from: #{ cluster, namespace, pod }`).
+    HttpFrom(HttpSpec, PodVantage),
     Http(HttpSpec),
     Tcp(TcpSpec),
     Dns(DnsSpec),
@@ -73,6 +75,36 @@ const HTTP_KEYS: &[&str] = &[
 const TCP_KEYS: &[&str] = &["timeout_ms"];
 const DNS_KEYS: &[&str] = &["type", "nameserver", "expect", "timeout_ms"];
 
+/// A pod to probe from, through exec; the tool found in it (curl or wget)
+/// is remembered so repeated probes (a guard) exec once per request.
+#[derive(Clone)]
+pub struct PodVantage {
+    pub exec: std::sync::Arc<dyn crate::ports::exec::PodExec>,
+    pub namespace: String,
+    pub pod: String,
+    pub container: Option<String>,
+    pub tool: std::sync::Arc<std::sync::OnceLock<super::http_from::Tool>>,
+}
+
+impl std::fmt::Debug for PodVantage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodVantage")
+            .field("namespace", &self.namespace)
+            .field("pod", &self.pod)
+            .field("container", &self.container)
+            .finish()
+    }
+}
+
+impl PartialEq for PodVantage {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.exec, &other.exec)
+            && self.namespace == other.namespace
+            && self.pod == other.pod
+            && self.container == other.container
+    }
+}
+
 impl ProbeSpec {
     /// A spec map: exactly one of `http`, `tcp` or `dns`, plus that probe's options.
     pub fn from_map(map: &Map<String, Value>) -> Result<ProbeSpec, String> {
@@ -112,6 +144,9 @@ impl ProbeSpec {
     pub fn target(&self) -> String {
         match self {
             ProbeSpec::Http(h) => h.target(),
+            ProbeSpec::HttpFrom(h, at) => {
+                format!("{} from pod {}/{}", h.target(), at.namespace, at.pod)
+            }
             ProbeSpec::Tcp(t) => format!("tcp {}", t.target),
             ProbeSpec::Dns(d) => d.target(),
         }
@@ -119,7 +154,7 @@ impl ProbeSpec {
 
     pub fn timeout(&self) -> Duration {
         match self {
-            ProbeSpec::Http(h) => h.timeout,
+            ProbeSpec::Http(h) | ProbeSpec::HttpFrom(h, _) => h.timeout,
             ProbeSpec::Tcp(t) => t.timeout,
             ProbeSpec::Dns(d) => d.timeout,
         }

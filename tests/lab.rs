@@ -1,0 +1,345 @@
+//! The lab as users and tests meet it: real kubectl against its API servers,
+//! ferry's adapters through an environment profile, the article by hand with
+//! app2 watching, state that survives a restart, and `ferry run --lab`.
+
+mod common;
+use common::Sandbox;
+use ferry::lab::zone::RecordSet;
+use ferry::lab::{Lab, LabOptions};
+use std::process::Command;
+
+/// A lab served from this test process for as long as the value lives.
+struct Running {
+    lab: Lab,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn start(dir: &std::path::Path) -> Running {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lab = rt
+        .block_on(Lab::start(LabOptions::new(dir)))
+        .expect("the lab starts");
+    Running { lab, _rt: rt }
+}
+
+fn kubectl(lab: &Lab, context: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&lab.kubeconfig)
+        .args(["--context", context])
+        .args(args)
+        .output()
+        .expect("kubectl is installed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn kubectl_ok(lab: &Lab, context: &str, args: &[&str]) -> String {
+    let (ok, text) = kubectl(lab, context, args);
+    assert!(ok, "kubectl {args:?}: {text}");
+    text
+}
+
+#[test]
+fn kubectl_gets_applies_replaces_and_deletes_against_the_lab() {
+    let sb = Sandbox::new();
+    let running = start(&sb.file("lab"));
+    let lab = &running.lab;
+
+    let services = kubectl_ok(lab, "old", &["get", "svc", "-A"]);
+    assert!(
+        services.contains("app1") && services.contains("traefik"),
+        "{services}"
+    );
+    assert!(
+        !kubectl_ok(lab, "new", &["get", "svc", "-A"]).contains("app1"),
+        "the new cluster starts without the apps"
+    );
+
+    sb.write("svc.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: app1-ns\nspec:\n  selector:\n    app: app1\n  ports:\n  - port: 8080\n    targetPort: 80\n");
+    assert!(
+        kubectl_ok(
+            lab,
+            "old",
+            &["apply", "-f", sb.file("svc.yaml").to_str().unwrap()]
+        )
+        .contains("service/web created")
+    );
+    let ip = kubectl_ok(
+        lab,
+        "old",
+        &[
+            "get",
+            "svc",
+            "web",
+            "-n",
+            "app1-ns",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+    );
+    assert!(
+        ip.starts_with("127.10."),
+        "a clusterIP from the old cluster's range: {ip}"
+    );
+
+    sb.write("ext.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: app1-ns\nspec:\n  type: ExternalName\n  externalName: old.mycompany.internal\n");
+    kubectl_ok(
+        lab,
+        "old",
+        &["replace", "-f", sb.file("ext.yaml").to_str().unwrap()],
+    );
+    let spec = kubectl_ok(
+        lab,
+        "old",
+        &[
+            "get",
+            "svc",
+            "web",
+            "-n",
+            "app1-ns",
+            "-o",
+            "jsonpath={.spec}",
+        ],
+    );
+    assert!(
+        spec.contains("ExternalName") && !spec.contains("clusterIP"),
+        "the allocated IP is dropped on the type change: {spec}"
+    );
+
+    sb.write("route.yaml", "apiVersion: traefik.containo.us/v1alpha1\nkind: IngressRoute\nmetadata:\n  name: web\n  namespace: app1-ns\nspec:\n  routes:\n  - kind: Rule\n    match: Host(`web.app1-ns`)\n    services:\n    - name: web\n      port: 8080\n");
+    kubectl_ok(
+        lab,
+        "old",
+        &["apply", "-f", sb.file("route.yaml").to_str().unwrap()],
+    );
+    assert!(
+        kubectl_ok(
+            lab,
+            "old",
+            &["get", "ingressroutes.traefik.containo.us", "-n", "app1-ns"]
+        )
+        .contains("web")
+    );
+
+    kubectl_ok(
+        lab,
+        "old",
+        &["delete", "-f", sb.file("route.yaml").to_str().unwrap()],
+    );
+    kubectl_ok(lab, "old", &["delete", "svc", "web", "-n", "app1-ns"]);
+    let (found, text) = kubectl(lab, "old", &["get", "svc", "web", "-n", "app1-ns"]);
+    assert!(!found && text.contains("NotFound"), "{text}");
+
+    let pod = kubectl_ok(
+        lab,
+        "old",
+        &[
+            "get",
+            "pods",
+            "-n",
+            "app2-ns",
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        ],
+    );
+    let hello = kubectl_ok(
+        lab,
+        "old",
+        &[
+            "exec",
+            "-n",
+            "app2-ns",
+            &pod,
+            "--",
+            "curl",
+            "-s",
+            "http://app1.app1-ns",
+        ],
+    );
+    assert_eq!(hello.trim(), "Hello, I'm app1 (cluster old)");
+    let (ok, text) = kubectl(
+        lab,
+        "old",
+        &[
+            "exec",
+            "-n",
+            "app2-ns",
+            &pod,
+            "--",
+            "curl",
+            "-sS",
+            "http://nope.app1-ns",
+        ],
+    );
+    assert!(!ok && text.contains("Could not resolve host"), "{text}");
+}
+
+/// The article by hand, through ferry's primitives: bridge app1 through the
+/// old cluster's ingress, prove the path from app2's pod, flip app1's Service
+/// to ExternalName while app2 calls it 200 times a second.
+#[test]
+fn the_article_by_hand_keeps_app2_answered_across_the_flip() {
+    let sb = Sandbox::new();
+    let running = start(&sb.file("lab"));
+    let lab = &running.lab;
+    let lb = lab.cluster("old").unwrap().with_state(|s| {
+        s.objects["services/traefik/traefik"]["status"]["loadBalancer"]["ingress"][0]["ip"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    });
+    // The private record the DNS primitives create in the recipes.
+    lab.zone.put(RecordSet {
+        name: "old".into(),
+        rtype: "A".into(),
+        ttl: 60,
+        data: vec![lb.clone()],
+    });
+    sb.write("ferry.toml", &lab.environment().to_toml());
+    sb.write(
+        "article.rhai",
+        r#"
+        let old = cluster("old");
+        let app2 = old.list("pods", "app2-ns", #{ labels: "app=app2" })[0].metadata.name;
+        step("app1-internal", || old.copy(old, "svc", "app1-ns", "app1", #{ rename: "app1-internal" }));
+        step("route", || old.apply(yaml(
+            "apiVersion: traefik.io/v1alpha1\nkind: IngressRoute\nmetadata: { name: app1, namespace: app1-ns }\n" +
+            "spec:\n  routes:\n  - kind: Rule\n" +
+            "    match: Host(`app1.app1-ns`) || Host(`app1.app1-ns.svc`) || Host(`app1.app1-ns.svc.cluster.local`)\n" +
+            "    services: [{ name: app1-internal, port: 80 }]\n")));
+        let through = probe::http_from(old, "app2-ns", app2, "http://old.mycompany.internal/", #{ host: "app1.app1-ns", expect_body: "Hello, I'm app1" });
+        if !through.ok { throw `the new path does not answer: ${through.error}`; }
+        let stats = step("flip", || guard(
+            #{ http: "http://app1.app1-ns/", expect_body: "Hello, I'm app1", from: #{ cluster: old, namespace: "app2-ns", pod: app2 } },
+            #{ rate: 200, max_failures: 0 },
+            || { sleep(0.5); old.to_external_name("app1-ns", "app1", "old.mycompany.internal"); sleep(0.5); }));
+        print(`requests=${stats.requests} failures=${stats.failures}`);
+        "#,
+    );
+    let out = sb
+        .ferry(["run", "article.rhai", "--id", "a"])
+        .stdout_has("failures=0")
+        .run();
+    let requests: u64 = out
+        .stdout
+        .split("requests=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(
+        requests >= 50,
+        "the guard kept calling app1 across the flip: {requests} requests"
+    );
+    let svc = lab
+        .cluster("old")
+        .unwrap()
+        .with_state(|s| s.objects["services/app1-ns/app1"].clone());
+    assert_eq!(svc["spec"]["type"], "ExternalName");
+    assert_eq!(svc["spec"]["externalName"], "old.mycompany.internal");
+    let guard = &sb.step("a", "flip")["data"]["guard"];
+    assert_eq!(guard["failures"], 0, "{guard}");
+}
+
+#[test]
+fn a_lab_comes_back_with_its_state_and_identity() {
+    let sb = Sandbox::new();
+    let dir = sb.file("lab");
+    let (uid, kept) = {
+        let running = start(&dir);
+        let lab = &running.lab;
+        sb.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: app1-ns\ndata:\n  k: v\n");
+        kubectl_ok(
+            lab,
+            "old",
+            &["apply", "-f", sb.file("cm.yaml").to_str().unwrap()],
+        );
+        let uid = kubectl_ok(
+            lab,
+            "old",
+            &["get", "ns", "kube-system", "-o", "jsonpath={.metadata.uid}"],
+        );
+        lab.zone.put(RecordSet {
+            name: "old".into(),
+            rtype: "A".into(),
+            ttl: 60,
+            data: vec!["127.11.1.1".into()],
+        });
+        (uid, "kept")
+    };
+    let running = start(&dir);
+    let lab = &running.lab;
+    assert_eq!(
+        kubectl_ok(
+            lab,
+            "old",
+            &["get", "ns", "kube-system", "-o", "jsonpath={.metadata.uid}"]
+        ),
+        uid,
+        "the cluster's identity survives"
+    );
+    assert_eq!(
+        kubectl_ok(
+            lab,
+            "old",
+            &[
+                "get",
+                "cm",
+                kept,
+                "-n",
+                "app1-ns",
+                "-o",
+                "jsonpath={.data.k}"
+            ]
+        ),
+        "v"
+    );
+    assert_eq!(lab.zone.get("old", "A").unwrap().data, ["127.11.1.1"]);
+    assert_eq!(
+        kubectl_ok(
+            lab,
+            "old",
+            &["get", "deploy", "-n", "app1-ns", "-o", "name"]
+        )
+        .trim(),
+        "deployment.apps/app1",
+        "seeding happens once"
+    );
+}
+
+#[test]
+fn a_lab_run_pauses_and_resumes_against_the_same_lab() {
+    let sb = Sandbox::new();
+    sb.write(
+        "lab.rhai",
+        r#"
+        let old = cluster("old");
+        step("mark", || old.apply(#{ apiVersion: "v1", kind: "ConfigMap", metadata: #{ name: "mark", namespace: "app1-ns" }, data: #{ at: "before the gate" } }));
+        pause("go", "look at the lab");
+        let mark = old.get("cm", "app1-ns", "mark");
+        print(`mark says ${mark.data.at}`);
+        "#,
+    );
+    sb.ferry(["run", "lab.rhai", "--lab", "--id", "l"])
+        .code(3)
+        .run();
+    let status = sb.status("l");
+    let lab_dir = status["run"]["environment"]["lab"]
+        .as_str()
+        .expect("the run records its lab")
+        .to_owned();
+    assert!(std::path::Path::new(&lab_dir).join("clusters").exists());
+    sb.ferry(["approve", "l", "go"]).run();
+    sb.ferry(["resume", "l"])
+        .stdout_has("mark says before the gate")
+        .run();
+}
