@@ -46,6 +46,12 @@ pub struct ClusterTarget {
     pub context: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<PathBuf>,
+    /// Client-side API rate limit for this cluster, instead of `--qps` /
+    /// `--burst`. Probes fired from pods (`from:`) are exec requests and count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
 }
 
 /// Keys a DNS spec may not carry: secrets come from the environment or a file.
@@ -139,17 +145,14 @@ impl Environment {
         .unwrap_or_default()
     }
 
-    /// The kubeconfig context and file `cluster(name)` opens.
-    pub fn cluster(&self, name: &str) -> (String, Option<PathBuf>) {
+    /// What `cluster(name)` opens: the kubeconfig context, file and rate limits.
+    pub fn cluster(&self, name: &str) -> ClusterTarget {
         match self.clusters.get(name) {
-            Some(target) => (
-                target.context.clone(),
-                target
-                    .kubeconfig
-                    .clone()
-                    .or_else(|| self.kubeconfig.clone()),
-            ),
-            None => (name.to_owned(), self.kubeconfig.clone()),
+            Some(target) => ClusterTarget {
+                kubeconfig: target.kubeconfig.clone().or_else(|| self.kubeconfig.clone()),
+                ..target.clone()
+            },
+            None => ClusterTarget { context: name.to_owned(), kubeconfig: self.kubeconfig.clone(), qps: None, burst: None },
         }
     }
 
@@ -188,11 +191,9 @@ mod tests {
         )
         .unwrap();
         let env = Environment::load(&path).unwrap();
-        assert_eq!(
-            env.cluster("old"),
-            ("gke-old".to_owned(), Some(dir.path().join("kc")))
-        );
-        assert_eq!(env.cluster("other").0, "other");
+        let old = env.cluster("old");
+        assert_eq!((old.context.as_str(), old.kubeconfig), ("gke-old", Some(dir.path().join("kc"))));
+        assert_eq!(env.cluster("other").context, "other");
         let zone = env.zone("private").unwrap();
         assert_eq!(
             zone["tsig_secret_file"],

@@ -1,5 +1,6 @@
 //! A fake of the Cloud DNS v1 REST routes ferry's adapter uses, over one
-//! in-memory managed zone: managed zone get, rrsets list (paginated) / get /
+//! managed zone kept in a [`Zone`] store (its own in-memory one, or the
+//! lab's private zone, shared with the RFC 2136 server): managed zone get, rrsets list (paginated) / get /
 //! create / patch / delete, changes create / get. It follows the API's
 //! rules that matter to a client: a change's deletions must match the zone
 //! exactly (412 `conditionNotMet`, 404 if absent), additions must not exist
@@ -7,7 +8,9 @@
 //! polls before `done`, and errors use Google's JSON error shape.
 //!
 //! Every request is recorded for assertions, and failures can be injected
-//! (`fail`) to exercise retries and error reporting.
+//! (`fail`) to exercise retries and error reporting. A change checks and
+//! applies inside one [`Zone::transact`], so it is atomic against the other
+//! front too.
 //!
 //! ```ignore
 //! let fake = FakeCloudDns::start("p", "mycompany-internal", "mycompany.internal.").await?;
@@ -15,6 +18,7 @@
 //! //        endpoint: fake.base_url(), credentials: "anonymous" })
 //! ```
 
+use crate::lab::zone::{Edit, RecordSet, View, Zone};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -61,11 +65,6 @@ impl Failure {
     }
 }
 
-struct Stored {
-    ttl: i64,
-    rrdatas: Vec<String>,
-}
-
 struct ChangeRecord {
     body: Value,
     polls_left: u32,
@@ -74,9 +73,8 @@ struct ChangeRecord {
 struct State {
     project: String,
     zone: String,
-    dns_name: String,
     zone_id: u64,
-    rrsets: BTreeMap<(String, String), Stored>,
+    records: Arc<Zone>,
     changes: Vec<ChangeRecord>,
     requests: Vec<RecordedRequest>,
     failures: Vec<Failure>,
@@ -103,44 +101,45 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 
 impl FakeCloudDns {
     /// Serves managed zone `zone` (DNS name `dns_name`) of `project` on
-    /// 127.0.0.1 at a free port. Must be called inside a tokio runtime.
+    /// 127.0.0.1 at a free port, from a zone of its own in memory. Must be
+    /// called inside a tokio runtime.
     pub async fn start(project: &str, zone: &str, dns_name: &str) -> std::io::Result<Self> {
-        let mut dns_name = dns_name.to_ascii_lowercase();
-        if !dns_name.ends_with('.') {
-            dns_name.push('.');
-        }
+        let records = Zone::open(dns_name, None)?;
+        // Every managed zone has its SOA and NS records, Google's.
+        let origin = records.origin().to_owned();
+        records.remove(&format!("ns1.{origin}"), "A");
+        records.put(RecordSet {
+            name: origin.clone(),
+            rtype: "NS".into(),
+            ttl: 21600,
+            data: vec!["ns-gcp-private.googledomains.com.".into()],
+        });
+        records.put(RecordSet {
+            name: origin,
+            rtype: "SOA".into(),
+            ttl: 21600,
+            data: vec![
+                "ns-gcp-private.googledomains.com. cloud-dns-hostmaster.google.com. 1 21600 3600 259200 300".into(),
+            ],
+        });
+        Self::serve(project, zone, Arc::new(records)).await
+    }
+
+    /// Serves `records` as managed zone `zone` of `project` (its DNS name is
+    /// the store's origin) on 127.0.0.1 at a free port: the lab's front over
+    /// its private zone. Must be called inside a tokio runtime.
+    pub async fn serve(project: &str, zone: &str, records: Arc<Zone>) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(State {
             project: project.to_owned(),
             zone: zone.to_owned(),
-            dns_name: dns_name.clone(),
             zone_id: 4_242_424_242,
-            rrsets: BTreeMap::new(),
+            records,
             changes: Vec::new(),
             requests: Vec::new(),
             failures: Vec::new(),
             page_size: 100,
             pending_polls: 1,
         }));
-        {
-            // Every managed zone has its SOA and NS records.
-            let mut s = lock(&state);
-            s.rrsets.insert(
-                (dns_name.clone(), "NS".into()),
-                Stored {
-                    ttl: 21600,
-                    rrdatas: vec!["ns-gcp-private.googledomains.com.".into()],
-                },
-            );
-            s.rrsets.insert(
-                (dns_name.clone(), "SOA".into()),
-                Stored {
-                    ttl: 21600,
-                    rrdatas: vec![
-                        "ns-gcp-private.googledomains.com. cloud-dns-hostmaster.google.com. 1 21600 3600 259200 300".into(),
-                    ],
-                },
-            );
-        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let shared = state.clone();
@@ -168,6 +167,11 @@ impl FakeCloudDns {
             state,
             task,
         })
+    }
+
+    /// Stops accepting connections (dropping the fake does too).
+    pub fn stop(&self) {
+        self.task.abort();
     }
 
     /// `http://127.0.0.1:PORT`: the `endpoint` of a `dns(...)` spec.
@@ -204,29 +208,40 @@ impl FakeCloudDns {
         lock(&self.state).zone_id = id;
     }
 
+    fn records(&self) -> Arc<Zone> {
+        lock(&self.state).records.clone()
+    }
+
     /// Seeds a record set as if someone else had created it.
     pub fn put_rrset(&self, name: &str, rtype: &str, ttl: i64, rrdatas: &[&str]) {
-        lock(&self.state).rrsets.insert(
-            (name.to_ascii_lowercase(), rtype.to_ascii_uppercase()),
-            Stored {
-                ttl,
-                rrdatas: rrdatas.iter().map(|s| (*s).to_owned()).collect(),
-            },
-        );
+        self.records().put(RecordSet {
+            name: name.to_ascii_lowercase(),
+            rtype: rtype.to_ascii_uppercase(),
+            ttl: ttl_of(ttl),
+            data: rrdatas.iter().map(|s| (*s).to_owned()).collect(),
+        });
     }
 
     /// The record set's rrdatas and TTL, if present.
     pub fn rrset(&self, name: &str, rtype: &str) -> Option<(i64, Vec<String>)> {
-        lock(&self.state)
-            .rrsets
-            .get(&(name.to_ascii_lowercase(), rtype.to_ascii_uppercase()))
-            .map(|s| (s.ttl, s.rrdatas.clone()))
+        self.records()
+            .get(&name.to_ascii_lowercase(), rtype)
+            .map(|s| (i64::from(s.ttl), s.data))
     }
 
     /// Names and types of every record set, sorted.
     pub fn keys(&self) -> Vec<(String, String)> {
-        lock(&self.state).rrsets.keys().cloned().collect()
+        self.records()
+            .list()
+            .into_iter()
+            .map(|s| (s.name, s.rtype))
+            .collect()
     }
+}
+
+/// A TTL as the store keeps it (the API's is a signed 32-bit number).
+fn ttl_of(ttl: i64) -> u32 {
+    u32::try_from(ttl.max(0)).unwrap_or(u32::MAX)
 }
 
 fn respond(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
@@ -282,14 +297,23 @@ fn injected(code: u16) -> Response<Full<Bytes>> {
     error(code, reason, message)
 }
 
-fn rrset_json(name: &str, rtype: &str, stored: &Stored) -> Value {
+fn rrset_json(rrset: &RecordSet) -> Value {
     json!({
         "kind": "dns#resourceRecordSet",
-        "name": name,
-        "type": rtype,
-        "ttl": stored.ttl,
-        "rrdatas": stored.rrdatas,
+        "name": rrset.name,
+        "type": rrset.rtype,
+        "ttl": rrset.ttl,
+        "rrdatas": rrset.data,
     })
+}
+
+fn stored(name: String, rtype: String, ttl: i64, rrdatas: Vec<String>) -> RecordSet {
+    RecordSet {
+        name,
+        rtype,
+        ttl: ttl_of(ttl),
+        data: rrdatas,
+    }
 }
 
 /// Name, type, TTL and rrdatas of a record set in a request body.
@@ -366,7 +390,7 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
             json!({
                 "kind": "dns#managedZone",
                 "name": s.zone,
-                "dnsName": s.dns_name,
+                "dnsName": s.records.origin(),
                 "id": s.zone_id.to_string(),
                 "visibility": "private",
                 "nameServers": ["ns-gcp-private.googledomains.com."],
@@ -381,17 +405,25 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
                     "Required field 'entity.rrset' not specified",
                 );
             };
-            if s.rrsets.contains_key(&(name.clone(), rtype.clone())) {
-                return error(
-                    409,
-                    "alreadyExists",
-                    &format!("The resource 'entity.rrset' named '{name} ({rtype})' already exists"),
-                );
+            let rrset = stored(name, rtype, ttl, rrdatas);
+            let out = rrset_json(&rrset);
+            let created = s.records.transact(|view| {
+                if view.get(&rrset.name, &rrset.rtype).is_some() {
+                    return Err(Box::new(error(
+                        409,
+                        "alreadyExists",
+                        &format!(
+                            "The resource 'entity.rrset' named '{} ({})' already exists",
+                            rrset.name, rrset.rtype
+                        ),
+                    )));
+                }
+                Ok((vec![Edit::Put(rrset.clone())], ()))
+            });
+            match created {
+                Ok(()) => respond(StatusCode::OK, out),
+                Err(response) => *response,
             }
-            let stored = Stored { ttl, rrdatas };
-            let out = rrset_json(&name, &rtype, &stored);
-            s.rrsets.insert((name, rtype), stored);
-            respond(StatusCode::OK, out)
         }
         (m, ["rrsets", name, rtype]) => {
             let key = (name.to_ascii_lowercase(), rtype.to_ascii_uppercase());
@@ -405,18 +437,15 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
                 )
             };
             match *m {
-                Method::GET => match s.rrsets.get(&key) {
-                    Some(stored) => respond(StatusCode::OK, rrset_json(&key.0, &key.1, stored)),
+                Method::GET => match s.records.get(&key.0, &key.1) {
+                    Some(rrset) => respond(StatusCode::OK, rrset_json(&rrset)),
                     None => missing(),
                 },
-                Method::DELETE => match s.rrsets.remove(&key) {
-                    Some(_) => respond(StatusCode::OK, json!({})),
-                    None => missing(),
+                Method::DELETE => match s.records.remove(&key.0, &key.1) {
+                    true => respond(StatusCode::OK, json!({})),
+                    false => missing(),
                 },
                 Method::PATCH => {
-                    if !s.rrsets.contains_key(&key) {
-                        return missing();
-                    }
                     let Some((_, _, ttl, rrdatas)) = body.as_ref().and_then(parse_rrset) else {
                         return error(
                             400,
@@ -424,10 +453,18 @@ async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Response<Full<B
                             "Required field 'entity.rrset' not specified",
                         );
                     };
-                    let stored = Stored { ttl, rrdatas };
-                    let out = rrset_json(&key.0, &key.1, &stored);
-                    s.rrsets.insert(key, stored);
-                    respond(StatusCode::OK, out)
+                    let rrset = stored(key.0.clone(), key.1.clone(), ttl, rrdatas);
+                    let out = rrset_json(&rrset);
+                    let patched = s.records.transact(|view| {
+                        if view.get(&key.0, &key.1).is_none() {
+                            return Err(Box::new(missing()));
+                        }
+                        Ok((vec![Edit::Put(rrset)], ()))
+                    });
+                    match patched {
+                        Ok(()) => respond(StatusCode::OK, out),
+                        Err(response) => *response,
+                    }
                 }
                 _ => error(405, "methodNotAllowed", "Method not allowed"),
             }
@@ -470,12 +507,14 @@ fn list(s: &State, query: &BTreeMap<String, String>) -> Response<Full<Bytes>> {
         );
     }
     let matching: Vec<Value> = s
-        .rrsets
+        .records
+        .list()
         .iter()
-        .filter(|((n, t), _)| {
-            name.as_ref().is_none_or(|w| w == n) && rtype.as_ref().is_none_or(|w| w == t)
+        .filter(|r| {
+            name.as_ref().is_none_or(|w| *w == r.name)
+                && rtype.as_ref().is_none_or(|w| *w == r.rtype)
         })
-        .map(|((n, t), stored)| rrset_json(n, t, stored))
+        .map(rrset_json)
         .collect();
     let size = query
         .get("maxResults")
@@ -517,49 +556,11 @@ fn create_change(s: &mut State, body: Value) -> Response<Full<Bytes>> {
             "The 'entity.change' parameter is required but was missing.",
         );
     }
-    for (i, (name, rtype, ttl, rrdatas)) in deletions.iter().enumerate() {
-        match s.rrsets.get(&(name.clone(), rtype.clone())) {
-            None => {
-                return error(
-                    404,
-                    "notFound",
-                    &format!(
-                        "The 'entity.change.deletions[{i}]' resource named '{name} ({rtype})' does not exist."
-                    ),
-                );
-            }
-            Some(stored)
-                if stored.ttl != *ttl
-                    || sorted(stored.rrdatas.clone()) != sorted(rrdatas.clone()) =>
-            {
-                return error(
-                    412,
-                    "conditionNotMet",
-                    &format!(
-                        "Precondition not met for 'entity.change.deletions[{i}]': {name} ({rtype}) does not match the current record set"
-                    ),
-                );
-            }
-            Some(_) => {}
-        }
-    }
-    for (i, (name, rtype, _, _)) in additions.iter().enumerate() {
-        let deleted = deletions.iter().any(|(n, t, _, _)| n == name && t == rtype);
-        if !deleted && s.rrsets.contains_key(&(name.clone(), rtype.clone())) {
-            return error(
-                409,
-                "alreadyExists",
-                &format!(
-                    "The resource 'entity.change.additions[{i}]' named '{name} ({rtype})' already exists"
-                ),
-            );
-        }
-    }
-    for (name, rtype, _, _) in &deletions {
-        s.rrsets.remove(&(name.clone(), rtype.clone()));
-    }
-    for (name, rtype, ttl, rrdatas) in additions {
-        s.rrsets.insert((name, rtype), Stored { ttl, rrdatas });
+    let applied = s
+        .records
+        .transact(|view| check_change(view, &deletions, &additions).map(|edits| (edits, ())));
+    if let Err(response) = applied {
+        return *response;
     }
     let id = s.changes.len();
     let mut out = body.clone();
@@ -573,6 +574,64 @@ fn create_change(s: &mut State, body: Value) -> Response<Full<Bytes>> {
     });
     out["status"] = json!(if polls_left > 0 { "pending" } else { "done" });
     respond(StatusCode::OK, out)
+}
+
+/// The edits of a change whose deletions match the zone exactly and whose
+/// additions do not exist (unless deleted by the same change).
+fn check_change(
+    view: &View<'_>,
+    deletions: &[Parsed],
+    additions: &[Parsed],
+) -> Result<Vec<Edit>, Box<Response<Full<Bytes>>>> {
+    for (i, (name, rtype, ttl, rrdatas)) in deletions.iter().enumerate() {
+        match view.get(name, rtype) {
+            None => {
+                return Err(Box::new(error(
+                    404,
+                    "notFound",
+                    &format!(
+                        "The 'entity.change.deletions[{i}]' resource named '{name} ({rtype})' does not exist."
+                    ),
+                )));
+            }
+            Some(current)
+                if current.ttl != ttl_of(*ttl)
+                    || sorted(current.data.clone()) != sorted(rrdatas.clone()) =>
+            {
+                return Err(Box::new(error(
+                    412,
+                    "conditionNotMet",
+                    &format!(
+                        "Precondition not met for 'entity.change.deletions[{i}]': {name} ({rtype}) does not match the current record set"
+                    ),
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    for (i, (name, rtype, _, _)) in additions.iter().enumerate() {
+        let deleted = deletions.iter().any(|(n, t, _, _)| n == name && t == rtype);
+        if !deleted && view.get(name, rtype).is_some() {
+            return Err(Box::new(error(
+                409,
+                "alreadyExists",
+                &format!(
+                    "The resource 'entity.change.additions[{i}]' named '{name} ({rtype})' already exists"
+                ),
+            )));
+        }
+    }
+    let mut edits: Vec<Edit> = deletions
+        .iter()
+        .map(|(name, rtype, _, _)| Edit::Remove {
+            name: name.clone(),
+            rtype: rtype.clone(),
+        })
+        .collect();
+    edits.extend(additions.iter().map(|(name, rtype, ttl, rrdatas)| {
+        Edit::Put(stored(name.clone(), rtype.clone(), *ttl, rrdatas.clone()))
+    }));
+    Ok(edits)
 }
 
 #[cfg(test)]

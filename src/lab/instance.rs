@@ -3,8 +3,10 @@
 //! restart (a run paused at a gate for days resumes against it).
 
 use super::apiserver::{self, Cluster};
+use super::clouddns::FakeCloudDns;
 use super::dataplane::exec::LabCommands;
 use super::dataplane::{Network, controllers, kubelet, loadbalancer};
+use super::dns::{self, tsig::ServerKey};
 use super::seed::{self, App};
 use super::zone::Zone;
 use super::{kubeconfig, tls};
@@ -15,6 +17,8 @@ use tokio::sync::watch;
 
 pub const ZONE: &str = "mycompany.internal.";
 pub const TSIG_KEY_NAME: &str = "ferry-lab";
+/// The Cloud DNS project the lab's private zone is served under.
+pub const CLOUDDNS_PROJECT: &str = "ferry-lab";
 
 #[derive(Debug, Clone)]
 pub struct LabOptions {
@@ -41,7 +45,23 @@ pub struct Lab {
     pub api: Vec<(String, SocketAddr)>,
     pub network: Arc<Network>,
     pub zone: Arc<Zone>,
+    /// The private zone's DNS server (UDP and TCP): queries, AXFR and
+    /// RFC 2136 UPDATE with the TSIG key `ferry-lab`.
+    pub dns: SocketAddr,
+    /// (cluster name, its cluster DNS address)
+    pub cluster_dns: Vec<(String, SocketAddr)>,
+    /// Base URL of the Cloud DNS front over the private zone.
+    pub clouddns: String,
+    /// The Cloud DNS managed zone name (`mycompany-internal`).
+    pub clouddns_zone: String,
+    cloud_dns: FakeCloudDns,
     shutdown: watch::Sender<bool>,
+}
+
+/// The Cloud DNS managed zone name of a zone: `mycompany.internal.` ->
+/// `mycompany-internal`.
+pub fn managed_zone_name(origin: &str) -> String {
+    origin.trim_end_matches('.').replace('.', "-")
 }
 
 fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> std::io::Result<String> {
@@ -124,6 +144,18 @@ impl Lab {
                 watch_shutdown.clone(),
             ));
         }
+        // The DNS fronts, all over the one zone store.
+        let key = ServerKey::from_file(TSIG_KEY_NAME, &dir.join("tsig.key"))?;
+        let dns = dns::start_zone_server(zone.clone(), key, watch_shutdown.clone()).await?;
+        let mut cluster_dns = Vec::new();
+        for cluster in &clusters {
+            let addr =
+                dns::start_cluster_dns(cluster.clone(), zone.clone(), watch_shutdown.clone())
+                    .await?;
+            cluster_dns.push((cluster.name.clone(), addr));
+        }
+        let clouddns_zone = managed_zone_name(zone.origin());
+        let cloud_dns = FakeCloudDns::serve(CLOUDDNS_PROJECT, &clouddns_zone, zone.clone()).await?;
         let kubeconfig = dir.join("kubeconfig");
         kubeconfig::write(&kubeconfig, &api, &token, &tls.ca_pem)?;
         Ok(Lab {
@@ -132,6 +164,11 @@ impl Lab {
             api,
             network,
             zone,
+            dns,
+            cluster_dns,
+            clouddns: cloud_dns.base_url().to_owned(),
+            clouddns_zone,
+            cloud_dns,
             shutdown,
         })
     }
@@ -146,26 +183,63 @@ impl Lab {
     }
 
     /// The profile scripts reach the lab with: clusters `old` and `new`
-    /// through the lab's kubeconfig.
+    /// through the lab's kubeconfig; zone `private` through the RFC 2136
+    /// front (the lab's TSIG key) and zone `clouddns` through the Cloud DNS
+    /// front, both owned as `lab` so a later run (finalize) may release what
+    /// an earlier one created.
     pub fn environment(&self) -> crate::environment::Environment {
         use crate::environment::{ClusterTarget, Environment};
         let mut env = Environment::lab(self.dir.clone());
         env.kubeconfig = Some(self.kubeconfig.clone());
         for (name, _) in &self.api {
+            // Loopback API servers: room for guards that probe from pods at 200/s.
             env.clusters.insert(
                 name.clone(),
-                ClusterTarget {
-                    context: name.clone(),
-                    kubeconfig: None,
-                },
+                ClusterTarget { context: name.clone(), kubeconfig: None, qps: Some(5000.0), burst: Some(5000) },
             );
         }
+        let spec = |pairs: &[(&str, String)]| -> serde_json::Map<String, serde_json::Value> {
+            pairs.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone()))).collect()
+        };
+        env.dns.insert(
+            "private".into(),
+            spec(&[
+                ("provider", "rfc2136".into()),
+                ("server", self.dns.to_string()),
+                ("zone", self.zone.origin().to_owned()),
+                ("tsig_name", TSIG_KEY_NAME.into()),
+                ("tsig_secret_file", self.tsig_secret_file().display().to_string()),
+                ("owner", "lab".into()),
+            ]),
+        );
+        env.dns.insert(
+            "clouddns".into(),
+            spec(&[
+                ("provider", "clouddns".into()),
+                ("project", CLOUDDNS_PROJECT.into()),
+                ("zone", self.clouddns_zone.clone()),
+                ("endpoint", self.clouddns.clone()),
+                ("credentials", "anonymous".into()),
+                ("owner", "lab".into()),
+            ]),
+        );
         env
+    }
+
+    /// The Cloud DNS front, to inspect its requests or inject failures.
+    pub fn cloud_dns(&self) -> &FakeCloudDns {
+        &self.cloud_dns
+    }
+
+    /// The DNS server of cluster `name`.
+    pub fn cluster_dns(&self, name: &str) -> Option<SocketAddr> {
+        self.cluster_dns.iter().find(|(n, _)| n == name).map(|(_, addr)| *addr)
     }
 
     /// Stops every server and process of the lab; its state stays on disk.
     pub fn stop(&self) {
         let _ = self.shutdown.send(true);
+        self.cloud_dns.stop();
     }
 }
 

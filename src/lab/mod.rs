@@ -15,6 +15,7 @@
 pub mod apiserver;
 pub mod clouddns;
 pub mod dataplane;
+pub mod dns;
 pub mod instance;
 pub mod kubeconfig;
 pub mod persist;

@@ -21,6 +21,43 @@ pub struct RecordSet {
     pub data: Vec<String>,
 }
 
+/// One change of a [`Zone::transact`] batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    /// Replaces the rrset at (name, type).
+    Put(RecordSet),
+    /// Removes the rrset at (name, type), if present.
+    Remove { name: String, rtype: String },
+}
+
+/// The rrsets as a [`Zone::transact`] plan sees them: no other writer runs
+/// until its edits are applied.
+pub struct View<'a> {
+    origin: &'a str,
+    records: &'a BTreeMap<String, RecordSet>,
+}
+
+impl View<'_> {
+    pub fn get(&self, name: &str, rtype: &str) -> Option<&RecordSet> {
+        self.records.get(&key(&absolute(name, self.origin), rtype))
+    }
+
+    /// Every rrset at `name`.
+    pub fn at(&self, name: &str) -> Vec<&RecordSet> {
+        let prefix = format!("{} ", absolute(name, self.origin));
+        self.records
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// Every rrset, ordered by name then type.
+    pub fn list(&self) -> impl Iterator<Item = &RecordSet> {
+        self.records.values()
+    }
+}
+
 pub struct Zone {
     origin: String,
     state: Mutex<(u64, BTreeMap<String, RecordSet>)>,
@@ -126,10 +163,61 @@ impl Zone {
     }
 
     /// Replaces the rrset at (name, type); bumps the SOA serial.
-    pub fn put(&self, mut rrset: RecordSet) {
+    pub fn put(&self, rrset: RecordSet) {
+        let mut state = self.state();
+        self.put_locked(&mut state, rrset);
+        self.bump_serial(&mut state);
+    }
+
+    /// Removes the rrset at (name, type); true if it existed.
+    pub fn remove(&self, name: &str, rtype: &str) -> bool {
+        let mut state = self.state();
+        if !self.remove_locked(&mut state, name, rtype) {
+            return false;
+        }
+        self.bump_serial(&mut state);
+        true
+    }
+
+    /// Checks and changes the zone in one step, as an RFC 2136 UPDATE or a
+    /// Cloud DNS change must: `plan` sees the rrsets while no other writer
+    /// runs and returns the edits, which apply together with one serial
+    /// bump (none when there are no edits), or an error and nothing changes.
+    pub fn transact<T, E>(
+        &self,
+        plan: impl FnOnce(&View<'_>) -> Result<(Vec<Edit>, T), E>,
+    ) -> Result<T, E> {
+        let mut state = self.state();
+        let (edits, out) = plan(&View {
+            origin: &self.origin,
+            records: &state.1,
+        })?;
+        if !edits.is_empty() {
+            for edit in edits {
+                match edit {
+                    Edit::Put(rrset) => self.put_locked(&mut state, rrset),
+                    Edit::Remove { name, rtype } => {
+                        self.remove_locked(&mut state, &name, &rtype);
+                    }
+                }
+            }
+            self.bump_serial(&mut state);
+        }
+        Ok(out)
+    }
+
+    /// Reads a consistent view: an answer and its SOA from the same version.
+    pub fn read<T>(&self, f: impl FnOnce(&View<'_>) -> T) -> T {
+        let state = self.state();
+        f(&View {
+            origin: &self.origin,
+            records: &state.1,
+        })
+    }
+
+    fn put_locked(&self, state: &mut (u64, BTreeMap<String, RecordSet>), mut rrset: RecordSet) {
         rrset.name = absolute(&rrset.name, &self.origin);
         rrset.rtype = rrset.rtype.to_ascii_uppercase();
-        let mut state = self.state();
         state.0 += 1;
         let k = key(&rrset.name, &rrset.rtype);
         self.journal.put(
@@ -138,20 +226,20 @@ impl Zone {
             &serde_json::to_value(&rrset).unwrap_or(Value::Null),
         );
         state.1.insert(k, rrset);
-        self.bump_serial(&mut state);
     }
 
-    /// Removes the rrset at (name, type); true if it existed.
-    pub fn remove(&self, name: &str, rtype: &str) -> bool {
-        let mut state = self.state();
+    fn remove_locked(
+        &self,
+        state: &mut (u64, BTreeMap<String, RecordSet>),
+        name: &str,
+        rtype: &str,
+    ) -> bool {
         let k = key(&absolute(name, &self.origin), rtype);
         if state.1.remove(&k).is_none() {
             return false;
         }
         state.0 += 1;
-        let version = state.0;
-        self.journal.delete(&k, version);
-        self.bump_serial(&mut state);
+        self.journal.delete(&k, state.0);
         true
     }
 

@@ -142,11 +142,13 @@ impl Clusters {
         // The environment profile maps the script's name to a real context.
         let mut settings = self.session.settings.clone();
         let context = context.map(|name| {
-            let (real, kubeconfig) = settings.environment.cluster(name);
-            if kubeconfig.is_some() {
-                settings.kubeconfig = kubeconfig;
+            let target = settings.environment.cluster(name);
+            if target.kubeconfig.is_some() {
+                settings.kubeconfig = target.kubeconfig;
             }
-            real
+            settings.qps = target.qps.unwrap_or(settings.qps);
+            settings.burst = target.burst.unwrap_or(settings.burst);
+            target.context
         });
         let options = ConnectOptions {
             context,

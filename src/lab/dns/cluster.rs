@@ -1,0 +1,137 @@
+//! A cluster's DNS, as CoreDNS's kubernetes plugin answers pods:
+//! `<svc>.<ns>`, `<svc>.<ns>.svc` and `<svc>.<ns>.svc.cluster.local` from
+//! the cluster's Services, read live on every query (a Service switched to
+//! ExternalName answers with the CNAME on the next lookup). A ClusterIP
+//! Service is an A record of its IP; an ExternalName Service is a CNAME to
+//! its external name, followed (through Services and the private zone) in
+//! the same answer; a headless Service has no address here (NXDOMAIN, as
+//! [`Network::resolve`](crate::lab::dataplane::Network::resolve) says).
+//! Other names go to the private zone, the cluster's upstream; the lab has
+//! no Internet, so anything else is NXDOMAIN.
+
+use super::authority::{Answer, Authority, lookup};
+use super::records::name_key;
+use crate::lab::apiserver::Cluster;
+use crate::lab::dataplane::network::cluster_service;
+use crate::lab::zone::Zone;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::rdata::{A, CNAME};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use serde_json::Value;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// CoreDNS's default TTL for cluster records.
+const TTL: u32 = 5;
+/// Longest alias chain followed.
+const MAX_CHAIN: usize = 8;
+
+pub struct ClusterAuthority {
+    pub cluster: Arc<Cluster>,
+    pub zone: Arc<Zone>,
+}
+
+/// Names only the cluster answers for: no upstream is asked.
+fn cluster_domain(name: &str) -> bool {
+    name == "cluster.local." || name.ends_with(".cluster.local.") || name.ends_with(".svc.")
+}
+
+/// What a Service is in DNS.
+enum Target {
+    Address(Ipv4Addr),
+    Alias(String),
+    Nothing,
+}
+
+fn target(service: &Value) -> Target {
+    let spec = &service["spec"];
+    if spec["type"].as_str() == Some("ExternalName") {
+        let mut name = spec["externalName"]
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if name.is_empty() {
+            return Target::Nothing;
+        }
+        if !name.ends_with('.') {
+            name.push('.');
+        }
+        return Target::Alias(name);
+    }
+    match spec["clusterIP"].as_str().and_then(|ip| ip.parse().ok()) {
+        Some(ip) => Target::Address(ip),
+        // Headless ("None") or not allocated yet.
+        None => Target::Nothing,
+    }
+}
+
+impl Authority for ClusterAuthority {
+    fn answer(&self, name: &Name, rtype: RecordType) -> Answer {
+        let mut answer = Answer::code(ResponseCode::NoError);
+        let mut current = name_key(name);
+        let mut owner = name.clone();
+        for hop in 0..MAX_CHAIN {
+            let Some(service) = cluster_service(&self.cluster, &current) else {
+                return self.beyond(answer, &current, rtype);
+            };
+            if hop == 0 {
+                answer.authoritative = true;
+            }
+            match target(&service) {
+                Target::Address(ip) => {
+                    if matches!(rtype, RecordType::A | RecordType::ANY) {
+                        answer
+                            .answers
+                            .push(Record::from_rdata(owner, TTL, RData::A(A(ip))));
+                    }
+                    return answer;
+                }
+                Target::Alias(alias) => {
+                    let Ok(alias_name) = Name::from_ascii(&alias) else {
+                        answer.rcode = ResponseCode::ServFail;
+                        return answer;
+                    };
+                    answer.answers.push(Record::from_rdata(
+                        owner,
+                        TTL,
+                        RData::CNAME(CNAME(alias_name.clone())),
+                    ));
+                    if rtype == RecordType::CNAME {
+                        return answer;
+                    }
+                    owner = alias_name;
+                    current = alias;
+                }
+                Target::Nothing => {
+                    answer.rcode = ResponseCode::NXDomain;
+                    return answer;
+                }
+            }
+        }
+        answer
+    }
+}
+
+impl ClusterAuthority {
+    /// `name` is no Service: the cluster domain's NXDOMAIN, or the upstream.
+    fn beyond(&self, mut answer: Answer, name: &str, rtype: RecordType) -> Answer {
+        if cluster_domain(name) {
+            answer.authoritative |= answer.answers.is_empty();
+            answer.rcode = ResponseCode::NXDomain;
+            return answer;
+        }
+        if self.zone.contains(name) {
+            let upstream = lookup(&self.zone, name, rtype);
+            // The zone's own answer is authoritative; relayed, it is not.
+            answer.rcode = upstream.rcode;
+            answer.answers.extend(upstream.answers);
+            answer.authorities = upstream.authorities;
+            return answer;
+        }
+        if answer.answers.is_empty() {
+            answer.rcode = ResponseCode::NXDomain;
+        }
+        answer
+    }
+}

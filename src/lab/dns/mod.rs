@@ -1,0 +1,52 @@
+//! The lab's DNS fronts over the wire, built on hickory's message types:
+//!
+//! * the private zone's server ([`authority::ZoneAuthority`]): authoritative
+//!   answers, AXFR and RFC 2136 UPDATE signed with the lab's TSIG key, the
+//!   way the article's Knot behaves ([`update`], [`tsig`]);
+//! * one cluster DNS per lab cluster ([`cluster::ClusterAuthority`]):
+//!   `<svc>.<ns>[.svc[.cluster.local]]` from the cluster's live Services,
+//!   everything else from the private zone, like CoreDNS with the zone as
+//!   its upstream.
+//!
+//! Both run the same [`server`] (UDP and TCP on one loopback port) and
+//! [`service`] (decode, TSIG, dispatch, encode) and read the one
+//! [`Zone`](crate::lab::zone::Zone) store the Cloud DNS front also serves.
+
+pub mod authority;
+pub mod cluster;
+pub mod records;
+pub mod server;
+pub mod service;
+pub mod tsig;
+pub mod update;
+
+use crate::lab::apiserver::Cluster;
+use crate::lab::zone::Zone;
+use authority::ZoneAuthority;
+use cluster::ClusterAuthority;
+use service::{Primary, Service};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tsig::ServerKey;
+
+/// Starts the private zone's server; UPDATE and AXFR need `key`.
+pub async fn start_zone_server(
+    zone: Arc<Zone>,
+    key: ServerKey,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
+    let authority = Box::new(ZoneAuthority { zone: zone.clone() });
+    let service = Service::primary(authority, Primary { zone, key });
+    server::start(Arc::new(service), shutdown).await
+}
+
+/// Starts `cluster`'s DNS, with the private zone as its upstream.
+pub async fn start_cluster_dns(
+    cluster: Arc<Cluster>,
+    zone: Arc<Zone>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
+    let service = Service::resolver(Box::new(ClusterAuthority { cluster, zone }));
+    server::start(Arc::new(service), shutdown).await
+}
