@@ -443,3 +443,26 @@ fn knots_own_clients_transfer_and_update_with_the_lab_key() {
     assert!(lab.lab.zone.get("h1", "A").is_none());
     assert!(lab.lab.zone.get("z", "A").is_none());
 }
+
+#[test]
+fn stopping_the_lab_closes_its_dns_fronts() {
+    let lab = lab();
+    let clouddns: SocketAddr = lab
+        .lab
+        .clouddns
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let mut fronts = vec![lab.lab.dns, clouddns];
+    fronts.extend(lab.lab.cluster_dns.iter().map(|(_, addr)| *addr));
+    assert_eq!(fronts.len(), 4);
+    for addr in &fronts {
+        assert!(std::net::TcpStream::connect(addr).is_ok(), "{addr} serves");
+    }
+    lab.lab.stop();
+    for addr in fronts {
+        common::await_condition(&format!("{addr} to close"), || {
+            std::net::TcpStream::connect(addr).is_err()
+        });
+    }
+}
