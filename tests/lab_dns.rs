@@ -375,3 +375,94 @@ fn garbage_does_not_stop_the_servers() {
     let (rcode, _) = lab.query(lab.lab.dns, "example.com.", RecordType::A);
     assert_eq!(rcode, ResponseCode::Refused, "outside the zone");
 }
+
+#[test]
+fn knots_own_clients_transfer_and_update_with_the_lab_key() {
+    let lab = lab();
+    // Enough records for a transfer of several TSIG-chained messages.
+    for i in 0..300 {
+        lab.lab.zone.put(RecordSet {
+            name: format!("h{i}"),
+            rtype: "A".into(),
+            ttl: 60,
+            data: vec![format!("10.0.{}.{}", i / 200, i % 200)],
+        });
+    }
+    let secret = std::fs::read_to_string(lab.lab.tsig_secret_file()).unwrap();
+    let key = format!("hmac-sha256:ferry-lab:{}", secret.trim());
+    let (ip, port) = (lab.lab.dns.ip().to_string(), lab.lab.dns.port().to_string());
+    let axfr = |key: &str| {
+        let out = std::process::Command::new("kdig")
+            .args([
+                &format!("@{ip}"),
+                "-p",
+                &port,
+                "-y",
+                key,
+                "AXFR",
+                "mycompany.internal.",
+            ])
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let out = axfr(&key);
+    assert!(out.contains("(2 messages, 304 records)"), "{out}");
+    assert!(!out.contains(";; ERROR"), "{out}");
+    let out = axfr("hmac-sha256:ferry-lab:d3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZ3dyb25nd3I=");
+    assert!(out.contains("error 'BADSIG'"), "{out}");
+
+    let mut child = std::process::Command::new("knsupdate")
+        .args(["-y", &key])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let stdin = child.stdin.as_mut().unwrap();
+        write!(
+            stdin,
+            "server {ip} {port}\nzone mycompany.internal.\norigin mycompany.internal.\n\
+             prereq nxrrset new A\nupdate add new 60 A 10.9.9.9\nupdate add new 60 TXT \"hello world\" \"two\"\nsend\n\
+             prereq yxrrset new A\nupdate delete h1 A\nsend\n\
+             prereq nxdomain new\nupdate add z 60 A 10.1.1.1\nsend\n"
+        )
+        .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("YXDOMAIN"), "the third update: {stderr}");
+    assert_eq!(lab.values("new", "A"), ["10.9.9.9"]);
+    assert_eq!(lab.values("new", "TXT"), ["\"hello world\" \"two\""]);
+    assert!(lab.lab.zone.get("h1", "A").is_none());
+    assert!(lab.lab.zone.get("z", "A").is_none());
+}
+
+#[test]
+fn stopping_the_lab_closes_its_dns_fronts() {
+    let lab = lab();
+    let clouddns: SocketAddr = lab
+        .lab
+        .clouddns
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let mut fronts = vec![lab.lab.dns, clouddns];
+    fronts.extend(lab.lab.cluster_dns.iter().map(|(_, addr)| *addr));
+    assert_eq!(fronts.len(), 4);
+    for addr in &fronts {
+        assert!(std::net::TcpStream::connect(addr).is_ok(), "{addr} serves");
+    }
+    lab.lab.stop();
+    for addr in fronts {
+        common::await_condition(&format!("{addr} to close"), || {
+            std::net::TcpStream::connect(addr).is_err()
+        });
+    }
+}

@@ -335,4 +335,43 @@ mod tests {
         assert!(!zone.remove("old", "A"));
         assert_eq!(zone.resolve("app", "A").len(), 1, "only the CNAME is left");
     }
+
+    #[test]
+    fn a_transaction_applies_all_its_edits_with_one_serial_or_none() {
+        let zone = Zone::open("mycompany.internal.", None).unwrap();
+        let serial = zone.serial();
+        let a = |ip: &str| RecordSet {
+            name: "old".into(),
+            rtype: "A".into(),
+            ttl: 60,
+            data: vec![ip.into()],
+        };
+        let failed: Result<(), &str> = zone.transact(|_| Err("no"));
+        assert_eq!(failed, Err("no"));
+        let seen = zone
+            .transact(|view| {
+                let seen = view.get("old", "A").is_some();
+                Ok::<_, ()>((
+                    vec![Edit::Put(a("10.0.0.1")), Edit::Put(a("10.0.0.2"))],
+                    seen,
+                ))
+            })
+            .unwrap();
+        assert!(!seen);
+        assert_eq!(zone.get("old", "A").unwrap().data, ["10.0.0.2"]);
+        assert_eq!(zone.serial(), serial + 1);
+        zone.transact(|view| {
+            assert_eq!(view.at("old.mycompany.internal.").len(), 1);
+            let remove = Edit::Remove {
+                name: "old".into(),
+                rtype: "A".into(),
+            };
+            Ok::<_, ()>((vec![remove], ()))
+        })
+        .unwrap();
+        assert!(!zone.has_name("old"));
+        assert_eq!(zone.serial(), serial + 2);
+        zone.transact(|_| Ok::<_, ()>((vec![], ()))).unwrap();
+        assert_eq!(zone.serial(), serial + 2, "no edits, no new serial");
+    }
 }

@@ -2,13 +2,14 @@
 //! the rrset asked for, or a CNAME at the name followed inside the zone
 //! (each hop in the answer); NXDOMAIN when the last name of the chain does
 //! not exist (an empty non-terminal exists: NODATA), the SOA in the
-//! authority section of negative answers, and REFUSED outside the zone.
+//! authority section of negative answers, the addresses of in-zone NS, MX
+//! and SRV targets as additional records, and REFUSED outside the zone.
 //! Also the zone's records for a transfer (AXFR).
 
-use super::records::{record_type, to_records};
+use super::records::{name_key, record_type, to_records};
 use crate::lab::zone::{View, Zone};
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{Name, Record, RecordType};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
 use std::sync::Arc;
 
 /// What a query gets.
@@ -19,6 +20,7 @@ pub struct Answer {
     pub authoritative: bool,
     pub answers: Vec<Record>,
     pub authorities: Vec<Record>,
+    pub additionals: Vec<Record>,
 }
 
 impl Answer {
@@ -28,6 +30,7 @@ impl Answer {
             authoritative: false,
             answers: Vec::new(),
             authorities: Vec::new(),
+            additionals: Vec::new(),
         }
     }
 }
@@ -62,10 +65,8 @@ pub fn lookup(zone: &Zone, name: &str, rtype: RecordType) -> Answer {
     }
     zone.read(|view| {
         let mut answer = Answer {
-            rcode: ResponseCode::NoError,
             authoritative: true,
-            answers: Vec::new(),
-            authorities: Vec::new(),
+            ..Answer::code(ResponseCode::NoError)
         };
         for _ in 0..MAX_CHAIN {
             let here = view.at(&name);
@@ -75,6 +76,7 @@ pub fn lookup(zone: &Zone, name: &str, rtype: RecordType) -> Answer {
             }
             if let Some(rrset) = view.get(&name, &rtype.to_string()) {
                 answer.answers.extend(to_records(rrset));
+                answer.additionals = glue(view, &answer.answers);
                 return answer;
             }
             match view.get(&name, "CNAME") {
@@ -102,6 +104,26 @@ pub fn lookup(zone: &Zone, name: &str, rtype: RecordType) -> Answer {
         // A CNAME loop: what was followed so far, as servers do.
         answer
     })
+}
+
+/// Addresses in the zone of the NS, MX and SRV targets in `answers`.
+fn glue(view: &View<'_>, answers: &[Record]) -> Vec<Record> {
+    let mut out = Vec::new();
+    for record in answers {
+        let target = match &record.data {
+            RData::NS(ns) => &ns.0,
+            RData::MX(mx) => &mx.exchange,
+            RData::SRV(srv) => &srv.target,
+            _ => continue,
+        };
+        let target = name_key(target);
+        for rtype in ["A", "AAAA"] {
+            if let Some(rrset) = view.get(&target, rtype) {
+                out.extend(to_records(rrset));
+            }
+        }
+    }
+    out
 }
 
 fn has_descendants(view: &View<'_>, name: &str) -> bool {
@@ -196,6 +218,8 @@ mod tests {
             ResponseCode::NoError,
             "an empty non-terminal exists"
         );
+        let ns = lookup(&zone, "mycompany.internal.", RecordType::NS);
+        assert_eq!(types(&ns.additionals), ["ns1.mycompany.internal. A"]);
         let outside = lookup(&zone, "example.com.", RecordType::A);
         assert_eq!(outside.rcode, ResponseCode::Refused);
         assert!(!outside.authoritative);

@@ -135,3 +135,72 @@ impl ClusterAuthority {
         answer
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::apiserver::Write;
+    use crate::lab::zone::RecordSet;
+    use serde_json::json;
+
+    fn authority() -> ClusterAuthority {
+        let cluster = Cluster::open("old", 1, None).unwrap();
+        let services = cluster.resource("", "v1", "services").unwrap();
+        for spec in [
+            json!({ "metadata": { "name": "web" }, "spec": { "ports": [{ "port": 80 }] } }),
+            json!({ "metadata": { "name": "headless" }, "spec": { "clusterIP": "None", "ports": [{ "port": 80 }] } }),
+            json!({ "metadata": { "name": "alias" }, "spec": { "type": "ExternalName", "externalName": "web.default.svc.cluster.local" } }),
+        ] {
+            let mut object = spec;
+            object["apiVersion"] = json!("v1");
+            object["kind"] = json!("Service");
+            cluster
+                .create(&services, Some("default"), object, Write::default())
+                .unwrap();
+        }
+        let zone = Zone::open("mycompany.internal.", None).unwrap();
+        zone.put(RecordSet {
+            name: "old".into(),
+            rtype: "A".into(),
+            ttl: 60,
+            data: vec!["127.11.1.1".into()],
+        });
+        ClusterAuthority {
+            cluster: Arc::new(cluster),
+            zone: Arc::new(zone),
+        }
+    }
+
+    fn ask(authority: &ClusterAuthority, name: &str, rtype: RecordType) -> Answer {
+        authority.answer(&Name::from_ascii(name).unwrap(), rtype)
+    }
+
+    #[test]
+    fn services_answer_by_type_and_aliases_are_followed_through_services() {
+        let dns = authority();
+        let web = ask(&dns, "web.default.svc.cluster.local.", RecordType::A);
+        assert_eq!(web.rcode, ResponseCode::NoError);
+        assert!(web.authoritative);
+        let RData::A(ip) = &web.answers[0].data else {
+            panic!("not an A record: {:?}", web.answers);
+        };
+        assert_eq!(ip.0.octets()[..2], [127, 10]);
+        let nodata = ask(&dns, "web.default.", RecordType::AAAA);
+        assert_eq!(
+            (nodata.rcode, nodata.answers.len()),
+            (ResponseCode::NoError, 0)
+        );
+        let alias = ask(&dns, "alias.default.svc.", RecordType::A);
+        assert_eq!(alias.answers.len(), 2, "{:?}", alias.answers);
+        assert_eq!(alias.answers[0].record_type(), RecordType::CNAME);
+        assert_eq!(alias.answers[1].data, web.answers[0].data);
+        let headless = ask(&dns, "headless.default.svc.cluster.local.", RecordType::A);
+        assert_eq!(headless.rcode, ResponseCode::NXDomain);
+        let missing = ask(&dns, "nope.default.svc.cluster.local.", RecordType::A);
+        assert_eq!(missing.rcode, ResponseCode::NXDomain);
+        let upstream = ask(&dns, "old.mycompany.internal.", RecordType::A);
+        assert_eq!(upstream.answers.len(), 1);
+        let internet = ask(&dns, "example.com.", RecordType::A);
+        assert_eq!(internet.rcode, ResponseCode::NXDomain);
+    }
+}

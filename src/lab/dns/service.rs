@@ -160,6 +160,7 @@ impl Service {
         response.metadata.authoritative = answer.authoritative;
         response.add_answers(answer.answers);
         response.add_authorities(answer.authorities);
+        response.add_additionals(answer.additionals);
         response
     }
 
@@ -360,16 +361,19 @@ mod tests {
     fn a_stale_signature_is_badtime() {
         let zone = Arc::new(Zone::open(ORIGIN, None).unwrap());
         let service = service(&zone);
-        let mut message = add_a("new.mycompany.internal.", "10.0.0.7");
-        message
-            .finalize(&signer("ferry-lab", &SECRET), now() - 3600)
-            .unwrap();
-        let answer = decode(&service.handle(&message.to_vec().unwrap(), Transport::Tcp)[0]);
-        assert_eq!(answer.metadata.response_code, ResponseCode::NotAuth);
-        assert_eq!(
-            answer.signature().unwrap().data.error,
-            Some(TsigError::BadTime)
-        );
+        // An hour off, and the epoch itself (below the fudge).
+        for time in [now() - 3600, 0] {
+            let mut message = add_a("new.mycompany.internal.", "10.0.0.7");
+            message
+                .finalize(&signer("ferry-lab", &SECRET), time)
+                .unwrap();
+            let answer = decode(&service.handle(&message.to_vec().unwrap(), Transport::Tcp)[0]);
+            assert_eq!(answer.metadata.response_code, ResponseCode::NotAuth);
+            assert_eq!(
+                answer.signature().unwrap().data.error,
+                Some(TsigError::BadTime)
+            );
+        }
         assert!(zone.get("new", "A").is_none());
     }
 
