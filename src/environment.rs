@@ -149,10 +149,18 @@ impl Environment {
     pub fn cluster(&self, name: &str) -> ClusterTarget {
         match self.clusters.get(name) {
             Some(target) => ClusterTarget {
-                kubeconfig: target.kubeconfig.clone().or_else(|| self.kubeconfig.clone()),
+                kubeconfig: target
+                    .kubeconfig
+                    .clone()
+                    .or_else(|| self.kubeconfig.clone()),
                 ..target.clone()
             },
-            None => ClusterTarget { context: name.to_owned(), kubeconfig: self.kubeconfig.clone(), qps: None, burst: None },
+            None => ClusterTarget {
+                context: name.to_owned(),
+                kubeconfig: self.kubeconfig.clone(),
+                qps: None,
+                burst: None,
+            },
         }
     }
 
@@ -192,7 +200,10 @@ mod tests {
         .unwrap();
         let env = Environment::load(&path).unwrap();
         let old = env.cluster("old");
-        assert_eq!((old.context.as_str(), old.kubeconfig), ("gke-old", Some(dir.path().join("kc"))));
+        assert_eq!(
+            (old.context.as_str(), old.kubeconfig),
+            ("gke-old", Some(dir.path().join("kc")))
+        );
         assert_eq!(env.cluster("other").context, "other");
         let zone = env.zone("private").unwrap();
         assert_eq!(

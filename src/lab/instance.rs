@@ -195,11 +195,19 @@ impl Lab {
             // Loopback API servers: room for guards that probe from pods at 200/s.
             env.clusters.insert(
                 name.clone(),
-                ClusterTarget { context: name.clone(), kubeconfig: None, qps: Some(5000.0), burst: Some(5000) },
+                ClusterTarget {
+                    context: name.clone(),
+                    kubeconfig: None,
+                    qps: Some(5000.0),
+                    burst: Some(5000),
+                },
             );
         }
         let spec = |pairs: &[(&str, String)]| -> serde_json::Map<String, serde_json::Value> {
-            pairs.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone()))).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+                .collect()
         };
         env.dns.insert(
             "private".into(),
@@ -208,7 +216,10 @@ impl Lab {
                 ("server", self.dns.to_string()),
                 ("zone", self.zone.origin().to_owned()),
                 ("tsig_name", TSIG_KEY_NAME.into()),
-                ("tsig_secret_file", self.tsig_secret_file().display().to_string()),
+                (
+                    "tsig_secret_file",
+                    self.tsig_secret_file().display().to_string(),
+                ),
                 ("owner", "lab".into()),
             ]),
         );
@@ -233,7 +244,10 @@ impl Lab {
 
     /// The DNS server of cluster `name`.
     pub fn cluster_dns(&self, name: &str) -> Option<SocketAddr> {
-        self.cluster_dns.iter().find(|(n, _)| n == name).map(|(_, addr)| *addr)
+        self.cluster_dns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, addr)| *addr)
     }
 
     /// Stops every server and process of the lab; its state stays on disk.
