@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod knot;
+pub mod lab;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,119 @@
+//! A lab served from the test process: ferry reaches it with `--lab-dir`
+//! (the test writes the profile and its own pid, as `ferry lab up` does),
+//! while the test reads its objects, records and routing directly.
+
+use ferry::lab::apiserver::PodCommands;
+use ferry::lab::dataplane::exec::LabCommands;
+use ferry::lab::zone::RecordSet;
+use ferry::lab::{Lab, LabOptions};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+pub struct LabFixture {
+    pub lab: Lab,
+    pub dir: PathBuf,
+    rt: tokio::runtime::Runtime,
+}
+
+impl LabFixture {
+    /// Starts a lab in `dir` and publishes it for `ferry run --lab-dir`.
+    pub fn serve(dir: &Path) -> LabFixture {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let lab = rt
+            .block_on(Lab::start(LabOptions::new(dir)))
+            .expect("the lab starts");
+        std::fs::write(dir.join("ferry.toml"), lab.environment().to_toml()).unwrap();
+        std::fs::write(dir.join("lab.pid"), std::process::id().to_string()).unwrap();
+        LabFixture {
+            lab,
+            dir: dir.to_owned(),
+            rt,
+        }
+    }
+
+    /// Starts the lab saved in `dir` (e.g. by a `--lab` run) to inspect it.
+    pub fn open(dir: &Path) -> LabFixture {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let lab = rt
+            .block_on(Lab::start(LabOptions::new(dir)))
+            .expect("the lab starts");
+        LabFixture {
+            lab,
+            dir: dir.to_owned(),
+            rt,
+        }
+    }
+
+    pub fn dir_arg(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    /// The object at `resource/namespace/name` (e.g. `services/app1-ns/app1`).
+    pub fn object(&self, cluster: &str, key: &str) -> Option<Value> {
+        self.lab
+            .cluster(cluster)
+            .unwrap()
+            .with_state(|s| s.objects.get(key).cloned())
+    }
+
+    /// Names of a resource's objects in a namespace.
+    pub fn names(&self, cluster: &str, resource: &str, namespace: &str) -> Vec<String> {
+        self.lab.cluster(cluster).unwrap().with_state(|s| {
+            s.scan(resource, Some(namespace))
+                .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+    }
+
+    /// Every record of the private zone except its SOA (whose serial moves).
+    pub fn records(&self) -> Vec<RecordSet> {
+        self.lab
+            .zone
+            .list()
+            .into_iter()
+            .filter(|r| r.rtype != "SOA")
+            .collect()
+    }
+
+    /// What `curl -s URL` prints from a running pod of `labels` in `namespace`.
+    pub fn curl_from(&self, cluster: &str, namespace: &str, app: &str, url: &str) -> String {
+        let pod = self
+            .lab
+            .cluster(cluster)
+            .unwrap()
+            .with_state(|s| {
+                s.scan("pods", Some(namespace))
+                    .find(|p| {
+                        p["metadata"]["labels"]["app"] == app
+                            && p["metadata"]["deletionTimestamp"].is_null()
+                    })
+                    .and_then(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+            })
+            .unwrap_or_else(|| panic!("no pod of {app} in {cluster}/{namespace}"));
+        let commands = LabCommands {
+            network: self.lab.network.clone(),
+        };
+        let out = self.rt.block_on(commands.run(
+            cluster,
+            namespace,
+            &pod,
+            None,
+            vec!["curl".into(), "-sS".into(), url.into()],
+        ));
+        format!("{}{}", out.stdout, out.stderr).trim().to_owned()
+    }
+}
+
+impl Drop for LabFixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.dir.join("lab.pid"));
+    }
+}

@@ -1,0 +1,348 @@
+//! The recipes on the lab, end to end: after each phase the lab's objects,
+//! records and routing are exactly as expected, guards see no failure, and a
+//! rollback after cutover puts everything back while app2 keeps answers.
+
+mod common;
+use common::Sandbox;
+use common::lab::LabFixture;
+use serde_json::Value;
+
+const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
+
+fn script(name: &str) -> String {
+    format!("{SCRIPTS}/{name}")
+}
+
+fn svc(lab: &LabFixture, cluster: &str, ns: &str, name: &str) -> Value {
+    lab.object(cluster, &format!("services/{ns}/{name}"))
+        .unwrap_or(Value::Null)
+}
+
+fn record(lab: &LabFixture, name: &str, rtype: &str) -> Option<Vec<String>> {
+    lab.lab.zone.get(name, rtype).map(|r| r.data)
+}
+
+fn lb(lab: &LabFixture, cluster: &str) -> String {
+    svc(lab, cluster, "traefik", "traefik")["status"]["loadBalancer"]["ingress"][0]["ip"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Every guard in a run: requests and failures, per step.
+fn guards(sb: &Sandbox, run: &str) -> Vec<(String, Value)> {
+    sb.steps(run)
+        .into_iter()
+        .filter(|s| !s["data"]["guard"].is_null())
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["data"]["guard"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn assert_clean_guards(sb: &Sandbox, run: &str, expected: usize) {
+    let guards = guards(sb, run);
+    assert_eq!(guards.len(), expected, "{guards:?}");
+    for (step, g) in guards {
+        assert_eq!(g["failures"], 0, "{step}: {g}");
+        assert_eq!(g["rate"], 200.0, "{step}: {g}");
+        assert!(
+            g["requests"].as_u64().unwrap() >= 300,
+            "{step} watched the flip at 200/s for 3 s: {g}"
+        );
+    }
+}
+
+#[test]
+fn migrate_app_leaves_exactly_the_expected_state_after_each_phase() {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    let dir = lab.dir_arg();
+    let run = |args: &[&str], code: i32| {
+        let mut all = args.to_vec();
+        if args[0] == "run" {
+            all.extend(["--lab-dir", &dir]);
+        }
+        sb.ferry(all).code(code).run()
+    };
+    let (old_lb, new_lb) = (lb(&lab, "old"), lb(&lab, "new"));
+    assert_eq!(
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
+        "Hello, I'm app1 (cluster old)"
+    );
+
+    // Phase 1: bridged through the old ingress.
+    run(
+        &[
+            "run",
+            &script("migrate-app.rhai"),
+            "--id",
+            "m",
+            "--set",
+            "app=app1",
+            "--set",
+            "ns=app1-ns",
+            "--set",
+            "client_ns=app2-ns",
+            "--set",
+            "client_labels=app=app2",
+            "--set",
+            "expect=Hello, I'm app1",
+        ],
+        3,
+    );
+    let app1 = svc(&lab, "old", "app1-ns", "app1");
+    assert_eq!(
+        (
+            app1["spec"]["type"].as_str(),
+            app1["spec"]["externalName"].as_str()
+        ),
+        (Some("ExternalName"), Some("old.mycompany.internal"))
+    );
+    let internal = svc(&lab, "old", "app1-ns", "app1-internal");
+    assert_eq!(internal["spec"]["type"], "ClusterIP");
+    assert_eq!(internal["spec"]["selector"]["app"], "app1");
+    assert_eq!(
+        lab.names("old", "ingressroutes.traefik.io", "app1-ns"),
+        ["app1"]
+    );
+    assert_eq!(record(&lab, "old", "A"), Some(vec![old_lb.clone()]));
+    let owner = record(&lab, "_ferry-a.old", "TXT").expect("an ownership record");
+    assert!(
+        owner.iter().any(|v| v.contains("ferry/owner=lab")),
+        "{owner:?}"
+    );
+    assert!(lab.names("new", "deployments.apps", "app1-ns").is_empty());
+    assert_eq!(
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
+        "Hello, I'm app1 (cluster old)",
+        "through ExternalName, DNS and the old ingress"
+    );
+
+    // Phase 2: running in the new cluster, not yet used.
+    run(&["approve", "m", "prepare"], 0);
+    run(&["resume", "m"], 3);
+    assert_eq!(lab.names("new", "deployments.apps", "app1-ns"), ["app1"]);
+    assert_eq!(
+        svc(&lab, "new", "app1-ns", "app1")["spec"]["type"],
+        "ClusterIP"
+    );
+    assert_eq!(
+        svc(&lab, "new", "app1-ns", "app1")["spec"]["selector"]["app"],
+        "app1"
+    );
+    assert_eq!(
+        svc(&lab, "new", "app1-ns", "app1-internal")["spec"]["type"],
+        "ClusterIP"
+    );
+    assert_eq!(
+        lab.names("new", "ingressroutes.traefik.io", "app1-ns"),
+        ["app1"]
+    );
+    assert_eq!(record(&lab, "new", "A"), Some(vec![new_lb.clone()]));
+    assert_eq!(
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
+        "Hello, I'm app1 (cluster old)"
+    );
+
+    // Phase 3: cut over; app2, still in the old cluster, now reaches the new one.
+    run(&["approve", "m", "cutover"], 0);
+    run(&["resume", "m"], 0);
+    assert_eq!(
+        svc(&lab, "old", "app1-ns", "app1")["spec"]["externalName"],
+        "new.mycompany.internal"
+    );
+    assert_eq!(
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
+        "Hello, I'm app1 (cluster new)"
+    );
+    assert_clean_guards(&sb, "m", 2);
+}
+
+#[test]
+fn two_apps_runs_the_article_and_finalizes_both() {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    let dir = lab.dir_arg();
+    sb.ferry([
+        "run",
+        &script("two-apps.rhai"),
+        "--id",
+        "t",
+        "--lab-dir",
+        &dir,
+    ])
+    .code(3)
+    .stderr_has("ferry approve t app2-ready")
+    .run();
+    assert_eq!(
+        svc(&lab, "old", "app1-ns", "app1")["spec"]["externalName"],
+        "new.mycompany.internal"
+    );
+    assert_eq!(
+        svc(&lab, "old", "app2-ns", "app2")["spec"]["type"],
+        "ClusterIP",
+        "app2 waits for its team"
+    );
+    assert_eq!(
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
+        "Hello, I'm app1 (cluster new)"
+    );
+
+    sb.ferry(["approve", "t", "app2-ready"]).run();
+    let out = sb
+        .ferry(["resume", "t"])
+        .stdout_has("summary:")
+        .stdout_has("app2: bridged")
+        .run();
+    assert!(
+        out.stdout.contains("0 failures") && !out.stdout.contains(" 1 failures"),
+        "{}",
+        out.stdout
+    );
+
+    for (ns, app) in [("app1-ns", "app1"), ("app2-ns", "app2")] {
+        let moved = svc(&lab, "new", ns, app);
+        assert_eq!(
+            (
+                moved["spec"]["type"].as_str(),
+                moved["spec"]["selector"]["app"].as_str()
+            ),
+            (Some("ClusterIP"), Some(app))
+        );
+        let retired = svc(&lab, "old", ns, app);
+        assert_eq!(retired["spec"]["externalName"], "new.mycompany.internal");
+        assert_eq!(
+            retired["metadata"]["annotations"]["ferry.dev/finalized"],
+            "true"
+        );
+        for cluster in ["old", "new"] {
+            assert!(
+                svc(&lab, cluster, ns, &format!("{app}-internal")).is_null(),
+                "{cluster}: the bridge Service is gone"
+            );
+            assert!(
+                lab.names(cluster, "ingressroutes.traefik.io", ns)
+                    .is_empty(),
+                "{cluster}: the route is gone"
+            );
+        }
+    }
+    let left: Vec<String> = lab
+        .records()
+        .into_iter()
+        .map(|r| format!("{} {}", r.name, r.rtype))
+        .collect();
+    assert_eq!(
+        left,
+        ["mycompany.internal. NS", "ns1.mycompany.internal. A"],
+        "the bridge records and their owners are released"
+    );
+    assert_eq!(
+        lab.curl_from("new", "app2-ns", "app2", "http://app1.app1-ns"),
+        "Hello, I'm app1 (cluster new)"
+    );
+    assert_clean_guards(&sb, "t", 4);
+}
+
+#[test]
+fn rollback_after_cutover_restores_the_lab_while_app2_keeps_answers() {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    let dir = lab.dir_arg();
+    let before_ip = svc(&lab, "old", "app1-ns", "app1")["spec"]["clusterIP"].clone();
+    let base = [
+        "--set",
+        "app=app1",
+        "--set",
+        "ns=app1-ns",
+        "--set",
+        "client_ns=app2-ns",
+        "--set",
+        "client_labels=app=app2",
+    ];
+    let migrate = script("migrate-app.rhai");
+    let mut args = vec!["run", &migrate, "--id", "r", "--lab-dir", &dir];
+    args.extend(base);
+    sb.ferry(args).code(3).run();
+    for gate in ["prepare", "cutover"] {
+        sb.ferry(["approve", "r", gate]).run();
+        sb.ferry(["resume", "r"]).any_code().run();
+    }
+    assert_eq!(sb.run_status("r"), "succeeded");
+    assert_eq!(
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
+        "Hello, I'm app1 (cluster new)"
+    );
+
+    // app2 calls app1 continuously while the run is rolled back.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (answers, failures) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let (mut answers, mut failures) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let reply = lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns");
+                if reply.starts_with("Hello, I'm app1") {
+                    answers += 1
+                } else {
+                    failures.push(reply)
+                }
+            }
+            (answers, failures)
+        });
+        sb.ferry(["rollback", "r"]).run();
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        watcher.join().unwrap()
+    });
+    assert!(
+        failures.is_empty(),
+        "app2 lost app1 during the rollback: {failures:?}"
+    );
+    assert!(answers > 0);
+
+    assert_eq!(sb.run_status("r"), "rolled-back");
+    let app1 = svc(&lab, "old", "app1-ns", "app1");
+    assert_eq!(app1["spec"]["type"], "ClusterIP");
+    assert_eq!(app1["spec"]["selector"]["app"], "app1");
+    assert_eq!(
+        app1["spec"]["clusterIP"], before_ip,
+        "the old clusterIP is requested again"
+    );
+    for cluster in ["old", "new"] {
+        assert!(svc(&lab, cluster, "app1-ns", "app1-internal").is_null());
+        assert!(
+            lab.names(cluster, "ingressroutes.traefik.io", "app1-ns")
+                .is_empty()
+        );
+    }
+    assert!(svc(&lab, "new", "app1-ns", "app1").is_null());
+    assert!(lab.names("new", "deployments.apps", "app1-ns").is_empty());
+    assert!(record(&lab, "old", "A").is_none() && record(&lab, "new", "A").is_none());
+    assert!(
+        record(&lab, "_ferry-a.old", "TXT").is_none()
+            && record(&lab, "_ferry-a.new", "TXT").is_none()
+    );
+    assert_eq!(
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
+        "Hello, I'm app1 (cluster old)"
+    );
+}
+
+#[test]
+fn every_script_and_stdlib_module_passes_check() {
+    let sb = Sandbox::new();
+    let mut args = vec!["check".to_owned()];
+    for dir in [SCRIPTS, concat!(env!("CARGO_MANIFEST_DIR"), "/stdlib")] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rhai") {
+                args.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(args.len() >= 8, "{args:?}");
+    sb.ferry(args).run();
+}
