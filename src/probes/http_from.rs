@@ -50,24 +50,7 @@ pub async fn http_from(
     spec: &HttpSpec,
 ) -> Result<Outcome, String> {
     let tool = detect(exec, at).await?;
-    let command = command(tool, spec);
-    let started = Instant::now();
-    let output = exec
-        .exec(at.namespace, at.pod, at.container, &command)
-        .await
-        .map_err(|e| {
-            format!(
-                "{}: cannot run {} in {}: {e}",
-                spec.target(),
-                name(tool),
-                at.describe()
-            )
-        })?;
-    let mut outcome = parse(tool, spec, &output, started.elapsed());
-    if let Some(error) = &mut outcome.error {
-        *error = format!("{error} (from {})", at.describe());
-    }
-    Ok(outcome)
+    run_with(exec, at, tool, spec).await
 }
 
 /// [`http_from`] for a remembered vantage point: the tool is detected once.
@@ -87,27 +70,31 @@ pub async fn from_vantage(
             *at.tool.get_or_init(|| tool)
         }
     };
+    run_with(at.exec.as_ref(), vantage, tool, spec).await
+}
+
+/// One probe with a known tool: exec, then read what it printed.
+async fn run_with(
+    exec: &dyn PodExec,
+    at: Vantage<'_>,
+    tool: Tool,
+    spec: &HttpSpec,
+) -> Result<Outcome, String> {
     let started = Instant::now();
-    let output = at
-        .exec
-        .exec(
-            &at.namespace,
-            &at.pod,
-            at.container.as_deref(),
-            &command(tool, spec),
-        )
+    let output = exec
+        .exec(at.namespace, at.pod, at.container, &command(tool, spec))
         .await
         .map_err(|e| {
             format!(
                 "{}: cannot run {} in {}: {e}",
                 spec.target(),
                 name(tool),
-                vantage.describe()
+                at.describe()
             )
         })?;
     let mut outcome = parse(tool, spec, &output, started.elapsed());
     if let Some(error) = &mut outcome.error {
-        *error = format!("{error} (from {})", vantage.describe());
+        *error = format!("{error} (from {})", at.describe());
     }
     Ok(outcome)
 }
