@@ -4,27 +4,10 @@
 
 mod common;
 use common::Sandbox;
+use common::lab::LabFixture;
+use ferry::lab::Lab;
 use ferry::lab::zone::RecordSet;
-use ferry::lab::{Lab, LabOptions};
 use std::process::Command;
-
-/// A lab served from this test process for as long as the value lives.
-struct Running {
-    lab: Lab,
-    _rt: tokio::runtime::Runtime,
-}
-
-fn start(dir: &std::path::Path) -> Running {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let lab = rt
-        .block_on(Lab::start(LabOptions::new(dir)))
-        .expect("the lab starts");
-    Running { lab, _rt: rt }
-}
 
 fn kubectl(lab: &Lab, context: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new("kubectl")
@@ -51,7 +34,7 @@ fn kubectl_ok(lab: &Lab, context: &str, args: &[&str]) -> String {
 #[test]
 fn kubectl_gets_applies_replaces_and_deletes_against_the_lab() {
     let sb = Sandbox::new();
-    let running = start(&sb.file("lab"));
+    let running = LabFixture::open(&sb.file("lab"));
     let lab = &running.lab;
 
     let services = kubectl_ok(lab, "old", &["get", "svc", "-A"]);
@@ -189,7 +172,7 @@ fn kubectl_gets_applies_replaces_and_deletes_against_the_lab() {
 #[test]
 fn the_article_by_hand_keeps_app2_answered_across_the_flip() {
     let sb = Sandbox::new();
-    let running = start(&sb.file("lab"));
+    let running = LabFixture::open(&sb.file("lab"));
     let lab = &running.lab;
     let lb = lab.cluster("old").unwrap().with_state(|s| {
         s.objects["services/traefik/traefik"]["status"]["loadBalancer"]["ingress"][0]["ip"]
@@ -255,7 +238,7 @@ fn a_lab_comes_back_with_its_state_and_identity() {
     let sb = Sandbox::new();
     let dir = sb.file("lab");
     let (uid, kept) = {
-        let running = start(&dir);
+        let running = LabFixture::open(&dir);
         let lab = &running.lab;
         sb.write("cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\n  namespace: app1-ns\ndata:\n  k: v\n");
         kubectl_ok(
@@ -276,7 +259,7 @@ fn a_lab_comes_back_with_its_state_and_identity() {
         });
         (uid, "kept")
     };
-    let running = start(&dir);
+    let running = LabFixture::open(&dir);
     let lab = &running.lab;
     assert_eq!(
         kubectl_ok(

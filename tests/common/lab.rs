@@ -18,24 +18,13 @@ pub struct LabFixture {
 impl LabFixture {
     /// Starts a lab in `dir` and publishes it for `ferry run --lab-dir`.
     pub fn serve(dir: &Path) -> LabFixture {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let lab = rt
-            .block_on(Lab::start(LabOptions::new(dir)))
-            .expect("the lab starts");
-        std::fs::write(dir.join("ferry.toml"), lab.environment().to_toml()).unwrap();
+        let fixture = LabFixture::open(dir);
+        std::fs::write(dir.join("ferry.toml"), fixture.lab.environment().to_toml()).unwrap();
         std::fs::write(dir.join("lab.pid"), std::process::id().to_string()).unwrap();
-        LabFixture {
-            lab,
-            dir: dir.to_owned(),
-            rt,
-        }
+        fixture
     }
 
-    /// Starts the lab saved in `dir` (e.g. by a `--lab` run) to inspect it.
+    /// Starts the lab saved in `dir` (or a new one there), unpublished.
     pub fn open(dir: &Path) -> LabFixture {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
