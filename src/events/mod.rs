@@ -5,6 +5,7 @@
 mod json;
 mod plain;
 mod progress;
+mod show;
 
 pub use json::JsonSink;
 pub use plain::PlainSink;

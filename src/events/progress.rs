@@ -3,7 +3,8 @@
 //! duration. Finished lines are printed above the live bars, so a long run
 //! does not keep thousands of bars alive.
 
-use super::{Event, EventSink, format_duration, indent, summarize_value};
+use super::show::{Shown, show};
+use super::{Event, EventSink, format_duration, indent};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -40,13 +41,10 @@ impl ProgressSink {
         }
     }
 
-    fn end(&self, key: &str, line: Option<String>) {
+    fn end(&self, key: &str) {
         if let Some(bar) = self.bars().remove(key) {
             bar.finish_and_clear();
             self.multi.remove(&bar);
-        }
-        if let Some(line) = line {
-            self.println(line);
         }
     }
 }
@@ -78,156 +76,46 @@ fn countdown(depth: usize, label: &str, total_ms: u64, remaining_ms: u64) -> Pro
 
 impl EventSink for ProgressSink {
     fn emit(&self, run: &str, event: &Event) {
-        match event {
-            Event::RunStarted { script, mode } => self.println(format!("{mode} {run} ({script})")),
-            Event::StepStarted {
-                step,
-                depth,
-                attempt,
-            } => {
-                let again = if *attempt > 1 {
-                    format!(" (attempt {attempt})")
-                } else {
-                    String::new()
-                };
-                self.start(
-                    format!("step:{step}"),
-                    spinner(*depth, format!("{step}{again}")),
-                );
-            }
-            Event::StepReplayed { step, depth } if self.verbose => {
-                self.println(format!("{}↷ {step} (done before)", indent(*depth)))
-            }
-            Event::StepCompleted {
-                step,
-                depth,
-                ms,
-                value,
-            } => {
-                let value = summarize_value(value)
-                    .map(|v| format!(" → {v}"))
-                    .unwrap_or_default();
-                let line = format!(
-                    "{}✔ {step} ({}){value}",
-                    indent(*depth),
-                    format_duration(*ms)
-                );
-                self.end(&format!("step:{step}"), Some(line));
-            }
-            Event::StepFailed {
-                step,
-                depth,
-                ms,
-                error,
-            } => {
-                let first = error.lines().next().unwrap_or_default();
-                let line = format!(
-                    "{}✖ {step} ({}): {first}",
-                    indent(*depth),
-                    format_duration(*ms)
-                );
-                self.end(&format!("step:{step}"), Some(line));
-            }
-            Event::StepInterrupted { step, depth } => self.end(
-                &format!("step:{step}"),
-                Some(format!("{}■ {step} interrupted", indent(*depth))),
-            ),
-            Event::Output {
-                depth, text, debug, ..
-            } if !debug || self.verbose => {
-                for line in text.lines() {
-                    self.println(format!("{}{line}", indent(*depth + 1)));
-                }
-            }
-            Event::WaitStarted {
-                step,
+        match show(run, event, self.verbose) {
+            Some(Shown::Start {
+                key,
                 depth,
                 label,
-                total_ms,
-                remaining_ms,
-            } => {
-                let key = format!("wait:{}:{label}", step.as_deref().unwrap_or(""));
-                self.start(key, countdown(*depth + 1, label, *total_ms, *remaining_ms));
-            }
-            Event::WaitProgress {
-                step,
-                label,
-                remaining_ms,
-            } => {
-                let key = format!("wait:{}:{label}", step.as_deref().unwrap_or(""));
-                if let Some(bar) = self.bars().get(&key) {
-                    bar.set_position(bar.length().unwrap_or(0).saturating_sub(*remaining_ms));
-                    bar.set_prefix(format_duration(*remaining_ms));
-                }
-            }
-            Event::WaitEnded { step, label } => self.end(
-                &format!("wait:{}:{label}", step.as_deref().unwrap_or("")),
-                None,
-            ),
-            Event::GuardStarted {
-                step,
-                depth,
-                target,
-                rate,
-            } => self.start(
-                format!("guard:{}:{target}", step.as_deref().unwrap_or("")),
-                spinner(
-                    *depth + 1,
-                    format!("guard {target} at {rate}/s: 0 requests, 0 failures"),
-                ),
-            ),
-            Event::GuardProgress {
-                step,
-                target,
-                requests,
-                failures,
-            } => {
-                let key = format!("guard:{}:{target}", step.as_deref().unwrap_or(""));
-                if let Some(bar) = self.bars().get(&key) {
-                    bar.set_message(format!(
-                        "guard {target}: {requests} requests, {failures} failures"
-                    ));
-                }
-            }
-            Event::GuardFinished {
-                step,
-                depth,
-                target,
-                ok,
-                summary,
+                countdown,
                 ..
-            } => self.end(
-                &format!("guard:{}:{target}", step.as_deref().unwrap_or("")),
-                Some(format!(
-                    "{}{} guard {target}: {summary}",
-                    indent(*depth + 1),
-                    if *ok { "✔" } else { "✖" }
-                )),
-            ),
-            Event::GateWaiting { gate, message } => {
-                self.println(format!("⏸ gate {gate}: {message}"))
+            }) => {
+                let bar = match countdown {
+                    Some((total, remaining)) => self::countdown(depth, &label, total, remaining),
+                    None => spinner(depth, label),
+                };
+                self.start(key, bar);
             }
-            Event::UndoStarted { step } => {
-                self.start(format!("undo:{step}"), spinner(0, format!("undo {step}")))
+            Some(Shown::Progress {
+                key,
+                message,
+                remaining_ms,
+            }) => {
+                if let Some(bar) = self.bars().get(&key) {
+                    if let Some(message) = message {
+                        bar.set_message(message);
+                    }
+                    if let Some(remaining) = remaining_ms {
+                        bar.set_position(bar.length().unwrap_or(0).saturating_sub(remaining));
+                        bar.set_prefix(format_duration(remaining));
+                    }
+                }
             }
-            Event::UndoCompleted { step, ms } => self.end(
-                &format!("undo:{step}"),
-                Some(format!("✔ undo {step} ({})", format_duration(*ms))),
-            ),
-            Event::UndoFailed { step, error } => self.end(
-                &format!("undo:{step}"),
-                Some(format!("✖ undo {step}: {error}")),
-            ),
-            Event::RunFinished {
-                status,
-                ms,
-                steps_run,
-                steps_replayed,
-            } => self.println(format!(
-                "run {run} {status} in {} ({steps_run} steps run, {steps_replayed} replayed)",
-                format_duration(*ms)
-            )),
-            _ => {}
+            Some(Shown::Lines {
+                key: Some(key),
+                lines,
+            }) => {
+                self.end(&key);
+                lines.into_iter().for_each(|l| self.println(l));
+            }
+            Some(Shown::Lines { key: None, lines }) => {
+                lines.into_iter().for_each(|l| self.println(l))
+            }
+            None => {}
         }
     }
 
