@@ -148,6 +148,12 @@ impl Cluster {
             .find(|r| r.group == group && r.version == version && r.plural == plural)
     }
 
+    /// The stored object, as stored (not re-versioned for presentation).
+    fn stored(&self, resource: &Resource, namespace: Option<&str>, name: &str) -> Option<Value> {
+        let key = State::key(&resource.group_resource(), namespace.unwrap_or(""), name);
+        self.state().objects.get(&key).cloned()
+    }
+
     pub fn get(
         &self,
         resource: &Resource,
@@ -288,12 +294,8 @@ impl Cluster {
         mut object: Value,
         opts: Write,
     ) -> Result<Value, ApiError> {
-        let key = State::key(&resource.group_resource(), namespace.unwrap_or(""), name);
         let live = self
-            .state()
-            .objects
-            .get(&key)
-            .cloned()
+            .stored(resource, namespace, name)
             .ok_or_else(|| ApiError::not_found(resource, name))?;
         if object["metadata"]["resourceVersion"]
             .as_str()
@@ -314,12 +316,8 @@ impl Cluster {
         body: &Value,
         opts: Write,
     ) -> Result<Value, ApiError> {
-        let key = State::key(&resource.group_resource(), namespace.unwrap_or(""), name);
         let live = self
-            .state()
-            .objects
-            .get(&key)
-            .cloned()
+            .stored(resource, namespace, name)
             .ok_or_else(|| ApiError::not_found(resource, name))?;
         let mut patched = live.clone();
         patch::apply(kind, &mut patched, body)
@@ -338,9 +336,7 @@ impl Cluster {
         body: &Value,
         opts: Write,
     ) -> Result<Value, ApiError> {
-        let key = State::key(&resource.group_resource(), namespace.unwrap_or(""), name);
-        let live = self.state().objects.get(&key).cloned();
-        let Some(live) = live else {
+        let Some(live) = self.stored(resource, namespace, name) else {
             // Server-side apply creates what does not exist yet.
             if kind == PatchKind::Apply {
                 let mut object = body.clone();
