@@ -156,6 +156,7 @@ impl Lab {
         }
         let clouddns_zone = managed_zone_name(zone.origin());
         let cloud_dns = FakeCloudDns::serve(CLOUDDNS_PROJECT, &clouddns_zone, zone.clone()).await?;
+        ready(&network).await;
         let kubeconfig = dir.join("kubeconfig");
         kubeconfig::write(&kubeconfig, &api, &token, &tls.ca_pem)?;
         Ok(Lab {
@@ -293,4 +294,55 @@ fn process_alive(pid: i32) -> bool {
             .is_none_or(|(_, rest)| !rest.starts_with('Z')),
         Err(_) => true,
     }
+}
+
+/// Waits until every workload has its pods and every pod's processes serve,
+/// so the first request after start is answered (bounded: a lab with a
+/// broken object still starts).
+async fn ready(network: &Network) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline && !all_serving(network) {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+fn all_serving(network: &Network) -> bool {
+    network.clusters.iter().all(|cluster| {
+        cluster.with_state(|s| {
+            let pods: Vec<&serde_json::Value> = s
+                .scan("pods", None)
+                .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+                .collect();
+            let workloads_filled = s
+                .scan("deployments.apps", None)
+                .chain(s.scan("statefulsets.apps", None))
+                .all(|w| {
+                    let want = w["spec"]["replicas"].as_u64().unwrap_or(1) as usize;
+                    let have = pods
+                        .iter()
+                        .filter(|p| {
+                            p["metadata"]["ownerReferences"]
+                                .as_array()
+                                .is_some_and(|r| r.iter().any(|o| o["uid"] == w["metadata"]["uid"]))
+                        })
+                        .count();
+                    have >= want
+                });
+            workloads_filled
+                && pods.iter().all(|pod| {
+                    let Some(ip) = pod["status"]["podIP"]
+                        .as_str()
+                        .and_then(|ip| ip.parse().ok())
+                    else {
+                        return true;
+                    };
+                    pod["spec"]["containers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .flat_map(super::dataplane::kubelet::serving_ports)
+                        .all(|port| network.serves(ip, port))
+                })
+        })
+    })
 }

@@ -21,6 +21,14 @@ enum Process {
     Ingress,
 }
 
+/// The ports a container serves on once the kubelet runs it (none for
+/// exec-only containers).
+pub fn serving_ports(container: &Value) -> Vec<u16> {
+    process(container)
+        .map(|(_, ports)| ports)
+        .unwrap_or_default()
+}
+
 fn process(container: &Value) -> Option<(Process, Vec<u16>)> {
     let image = container["image"].as_str().unwrap_or_default();
     let args: Vec<&str> = container["args"]

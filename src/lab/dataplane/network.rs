@@ -62,6 +62,14 @@ impl Network {
             .insert((pod_ip, port), real);
     }
 
+    /// Whether a process serves `pod_ip:port`.
+    pub fn serves(&self, pod_ip: Ipv4Addr, port: u16) -> bool {
+        self.endpoints
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&(pod_ip, port))
+    }
+
     pub fn unregister(&self, pod_ip: Ipv4Addr) {
         self.endpoints
             .write()
