@@ -99,10 +99,9 @@ impl Lab {
         // The lab's TSIG key: base64 of 32 random bytes, in a file the lab
         // profile points at (never in scripts, never in the journal).
         read_or_create(&dir.join("tsig.key"), || {
-            use base64::Engine;
             let mut key = [0u8; 32];
             let _ = getrandom::fill(&mut key);
-            base64::engine::general_purpose::STANDARD.encode(key)
+            data_encoding::BASE64.encode(&key)
         })?;
         let tls = tls::load_or_create(Some(&dir))?;
         let zone = Arc::new(Zone::open(&options.zone, Some(&dir.join("zone")))?);

@@ -11,8 +11,7 @@ pub fn write(
     token: &str,
     ca_pem: &str,
 ) -> std::io::Result<()> {
-    use base64::Engine;
-    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let ca = data_encoding::BASE64.encode(ca_pem.as_bytes());
     let mut clusters_yaml = String::new();
     let mut users = String::new();
     let mut contexts = String::new();
