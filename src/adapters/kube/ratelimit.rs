@@ -1,70 +1,39 @@
-//! Client-side rate limit per cluster (`--qps`, `--burst`): a token bucket,
-//! as client-go's. Every HTTP request (discovery and retries included) takes
-//! a token first.
+//! Client-side rate limit per cluster (`--qps`, `--burst`, or `qps`/`burst`
+//! in the profile): governor's GCRA limiter, the token-bucket behaviour of
+//! client-go. Every HTTP request (discovery and retries included) waits for
+//! its turn first.
 
-use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
+use governor::{DefaultDirectRateLimiter, Quota};
+use std::num::NonZeroU32;
+use std::time::Duration;
 
-pub struct RateLimiter {
-    qps: f64,
-    burst: f64,
-    bucket: Mutex<Bucket>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Bucket {
-    tokens: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    pub fn full(burst: f64, now: Instant) -> Bucket {
-        Bucket {
-            tokens: burst,
-            last: now,
-        }
-    }
-
-    /// Takes a token at `now`, or says how long until one is there.
-    pub fn take(&mut self, qps: f64, burst: f64, now: Instant) -> Option<Duration> {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * qps).min(burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            None
-        } else {
-            Some(Duration::from_secs_f64((1.0 - self.tokens) / qps))
-        }
-    }
-}
+pub struct RateLimiter(Option<DefaultDirectRateLimiter>);
 
 impl RateLimiter {
-    /// `qps <= 0` means no limit.
+    /// `qps <= 0` (or not finite) means no limit.
     pub fn new(qps: f64, burst: u32) -> RateLimiter {
-        let burst = f64::from(burst.max(1));
-        RateLimiter {
-            qps,
-            burst,
-            bucket: Mutex::new(Bucket::full(burst, Instant::now())),
+        if !(qps.is_finite() && qps > 0.0) {
+            return RateLimiter(None);
+        }
+        let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota =
+            Quota::with_period(Duration::from_secs_f64(1.0 / qps)).map(|q| q.allow_burst(burst));
+        RateLimiter(quota.map(governor::RateLimiter::direct))
+    }
+
+    /// Waits until a request may go.
+    pub async fn acquire(&self) {
+        if let Some(limiter) = &self.0 {
+            limiter.until_ready().await;
         }
     }
 
-    pub async fn acquire(&self) {
-        if !(self.qps.is_finite() && self.qps > 0.0) {
-            return;
-        }
-        loop {
-            let wait = self
-                .bucket
-                .lock()
-                .await
-                .take(self.qps, self.burst, Instant::now());
-            match wait {
-                None => return,
-                Some(wait) => tokio::time::sleep(wait).await,
-            }
-        }
+    /// Takes a turn if one is free now.
+    #[cfg(test)]
+    pub fn try_acquire(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|limiter| limiter.check().is_ok())
     }
 }
 
@@ -73,20 +42,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_burst_passes_then_requests_are_spaced_at_qps() {
-        let t0 = Instant::now();
-        let mut b = Bucket::full(3.0, t0);
+    fn a_burst_passes_then_requests_wait_for_their_turn() {
+        let limiter = RateLimiter::new(1.0, 3);
         for _ in 0..3 {
-            assert_eq!(b.take(10.0, 3.0, t0), None);
+            assert!(limiter.try_acquire(), "the burst passes at once");
         }
-        let wait = b.take(10.0, 3.0, t0).expect("bucket empty");
-        assert!((wait.as_secs_f64() - 0.1).abs() < 1e-9, "{wait:?}");
-        assert_eq!(b.take(10.0, 3.0, t0 + Duration::from_millis(100)), None);
-        // A long pause refills only up to the burst.
-        let later = t0 + Duration::from_secs(60);
-        for _ in 0..3 {
-            assert_eq!(b.take(10.0, 3.0, later), None);
-        }
-        assert!(b.take(10.0, 3.0, later).is_some());
+        assert!(!limiter.try_acquire(), "the fourth waits a second");
+        let unlimited = RateLimiter::new(0.0, 1);
+        assert!((0..1000).all(|_| unlimited.try_acquire()));
     }
 }
