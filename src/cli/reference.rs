@@ -126,7 +126,8 @@ pub fn docs(json: bool) -> Result<i32> {
         })?;
         let fns: Vec<serde_json::Value> = ast
             .iter_functions()
-            .filter(|f| f.access == rhai::FnAccess::Public)
+            // Closures compile to anonymous functions; they are not the module's API.
+            .filter(|f| f.access == rhai::FnAccess::Public && !f.name.starts_with("anon$"))
             .map(|f| {
                 serde_json::json!({
                     "name": f.name,
