@@ -14,12 +14,32 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long the lab's kube-proxy keeps sending a Service address to the
+/// Service it belonged to after that Service changed: a real kube-proxy
+/// applies changes at its next sync (a second or so later), so a client
+/// that resolved `app.ns` to its ClusterIP just before a flip to
+/// ExternalName still reaches the pods when it connects just after.
+pub const PROXY_SYNC: Duration = Duration::from_secs(1);
 
 pub struct Network {
     pub zone: Arc<Zone>,
     pub clusters: Vec<Arc<Cluster>>,
     endpoints: RwLock<HashMap<(Ipv4Addr, u16), SocketAddr>>,
     round_robin: AtomicUsize,
+    /// Service addresses (ClusterIP and LoadBalancer) seen so far: the
+    /// proxy's rules, so a connection does not scan every Service.
+    rules: RwLock<HashMap<Ipv4Addr, Rule>>,
+}
+
+/// Where a Service address led when it was last checked.
+#[derive(Clone)]
+struct Rule {
+    /// The Service's store key.
+    key: String,
+    service: Value,
+    checked: Instant,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +68,7 @@ impl Network {
             clusters,
             endpoints: RwLock::default(),
             round_robin: AtomicUsize::new(0),
+            rules: RwLock::default(),
         }
     }
 
@@ -113,25 +134,13 @@ impl Network {
         }
         // A Service IP of the caller's own cluster.
         if second == range(from.index, 0) {
-            let service = from.with_state(|s| {
-                s.scan("services", None)
-                    .find(|svc| svc["spec"]["clusterIP"].as_str() == Some(&ip.to_string()))
-                    .cloned()
-            })?;
+            let service = self.service_at(from, ip, "/spec/clusterIP")?;
             return self.to_endpoint(from, &service, port);
         }
         // A LoadBalancer address of any cluster.
         for cluster in &self.clusters {
             if second == range(cluster.index, 1) {
-                let service = cluster.with_state(|s| {
-                    s.scan("services", None)
-                        .find(|svc| {
-                            svc.pointer("/status/loadBalancer/ingress/0/ip")
-                                .and_then(Value::as_str)
-                                == Some(&ip.to_string())
-                        })
-                        .cloned()
-                })?;
+                let service = self.service_at(cluster, ip, "/status/loadBalancer/ingress/0/ip")?;
                 return self.to_endpoint(cluster, &service, port);
             }
         }
@@ -141,6 +150,58 @@ impl Network {
             .unwrap_or_else(|p| p.into_inner())
             .get(&(ip, port))
             .copied()
+    }
+
+    /// The Service of `cluster` whose field at `pointer` is `ip`: the rule
+    /// remembered for `ip` while that Service still has it (or changed less
+    /// than [`PROXY_SYNC`] ago), else a scan of the cluster's Services.
+    fn service_at(&self, cluster: &Cluster, ip: Ipv4Addr, pointer: &str) -> Option<Value> {
+        let text = ip.to_string();
+        let has_ip = |svc: &Value| svc.pointer(pointer).and_then(Value::as_str) == Some(&text);
+        let rule = self
+            .rules
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ip)
+            .cloned();
+        if let Some(rule) = rule {
+            match cluster.with_state(|s| s.objects.get(&rule.key).cloned()) {
+                Some(live) if has_ip(&live) => {
+                    self.remember(ip, rule.key, live.clone());
+                    return Some(live);
+                }
+                _ if rule.checked.elapsed() < PROXY_SYNC => return Some(rule.service),
+                _ => {
+                    self.rules
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&ip);
+                }
+            }
+        }
+        let (key, service) = cluster.with_state(|s| {
+            s.objects
+                .range("services/".to_owned()..)
+                .take_while(|(k, _)| k.starts_with("services/"))
+                .find(|(_, svc)| has_ip(svc))
+                .map(|(k, v)| (k.clone(), v.clone()))
+        })?;
+        self.remember(ip, key, service.clone());
+        Some(service)
+    }
+
+    fn remember(&self, ip: Ipv4Addr, key: String, service: Value) {
+        self.rules
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                ip,
+                Rule {
+                    key,
+                    service,
+                    checked: Instant::now(),
+                },
+            );
     }
 
     /// One ready pod behind `service`'s `port`.
