@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 /// applies changes at its next sync (a second or so later), so a client
 /// that resolved `app.ns` to its ClusterIP just before a flip to
 /// ExternalName still reaches the pods when it connects just after.
+/// (Rules of two clusters never collide: their address ranges differ.)
 pub const PROXY_SYNC: Duration = Duration::from_secs(1);
 
 pub struct Network {
@@ -28,18 +29,99 @@ pub struct Network {
     pub clusters: Vec<Arc<Cluster>>,
     endpoints: RwLock<HashMap<(Ipv4Addr, u16), SocketAddr>>,
     round_robin: AtomicUsize,
-    /// Service addresses (ClusterIP and LoadBalancer) seen so far: the
-    /// proxy's rules, so a connection does not scan every Service.
-    rules: RwLock<HashMap<Ipv4Addr, Rule>>,
+    /// The lab's kube-proxy rules: where each Service address (ClusterIP
+    /// and LoadBalancer) leads, kept by [`proxy`] from the clusters' changes,
+    /// so a connection does not scan every Service.
+    rules: RwLock<Rules>,
 }
 
-/// Where a Service address led when it was last checked.
-#[derive(Clone)]
+#[derive(Default)]
+struct Rules {
+    by_ip: HashMap<Ipv4Addr, Rule>,
+    /// `<cluster>/<Service store key>` -> its addresses.
+    by_key: HashMap<String, Vec<Ipv4Addr>>,
+}
+
 struct Rule {
-    /// The Service's store key.
-    key: String,
     service: Value,
-    checked: Instant,
+    /// Set when the Service lost the address: the rule lasts until then.
+    until: Option<Instant>,
+}
+
+/// The addresses traffic reaches a Service at.
+fn addresses(service: &Value) -> Vec<Ipv4Addr> {
+    ["/spec/clusterIP", "/status/loadBalancer/ingress/0/ip"]
+        .iter()
+        .filter_map(|p| service.pointer(p)?.as_str()?.parse().ok())
+        .collect()
+}
+
+impl Rules {
+    /// `key` now is `service` (None: deleted).
+    fn follow(&mut self, key: &str, service: Option<&Value>) {
+        let now = addresses_of(service);
+        let expire = Instant::now() + PROXY_SYNC;
+        for ip in self.by_key.remove(key).unwrap_or_default() {
+            if !now.contains(&ip)
+                && let Some(rule) = self.by_ip.get_mut(&ip)
+            {
+                rule.until.get_or_insert(expire);
+            }
+        }
+        if let Some(service) = service {
+            for ip in &now {
+                self.by_ip.insert(
+                    *ip,
+                    Rule {
+                        service: service.clone(),
+                        until: None,
+                    },
+                );
+            }
+            self.by_key.insert(key.to_owned(), now);
+        }
+    }
+}
+
+fn addresses_of(service: Option<&Value>) -> Vec<Ipv4Addr> {
+    service.map(addresses).unwrap_or_default()
+}
+
+/// The lab's kube-proxy for `cluster`: follows its Services into the
+/// network's rules until `shutdown`.
+pub async fn proxy(
+    network: Arc<Network>,
+    cluster: Arc<Cluster>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut changes = cluster.subscribe();
+    network.sync(&cluster);
+    loop {
+        tokio::select! {
+            change = changes.recv() => match change {
+                Ok(change) if change.resource == "services" => {
+                    let meta = &change.object["metadata"];
+                    let key = format!(
+                        "{}/services/{}/{}",
+                        cluster.name,
+                        meta["namespace"].as_str().unwrap_or_default(),
+                        meta["name"].as_str().unwrap_or_default()
+                    );
+                    let deleted = change.kind == crate::lab::apiserver::ChangeKind::Deleted;
+                    network
+                        .rules
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .follow(&key, (!deleted).then_some(&change.object));
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => network.sync(&cluster),
+                Err(RecvError::Closed) => return,
+            },
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,56 +234,52 @@ impl Network {
             .copied()
     }
 
-    /// The Service of `cluster` whose field at `pointer` is `ip`: the rule
-    /// remembered for `ip` while that Service still has it (or changed less
-    /// than [`PROXY_SYNC`] ago), else a scan of the cluster's Services.
-    fn service_at(&self, cluster: &Cluster, ip: Ipv4Addr, pointer: &str) -> Option<Value> {
-        let text = ip.to_string();
-        let has_ip = |svc: &Value| svc.pointer(pointer).and_then(Value::as_str) == Some(&text);
-        let rule = self
-            .rules
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&ip)
-            .cloned();
-        if let Some(rule) = rule {
-            match cluster.with_state(|s| s.objects.get(&rule.key).cloned()) {
-                Some(live) if has_ip(&live) => {
-                    self.remember(ip, rule.key, live.clone());
-                    return Some(live);
-                }
-                _ if rule.checked.elapsed() < PROXY_SYNC => return Some(rule.service),
-                _ => {
-                    self.rules
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&ip);
-                }
-            }
-        }
-        let (key, service) = cluster.with_state(|s| {
+    /// Every Service of `cluster` into the rules (at start, and after the
+    /// proxy fell behind the changes).
+    fn sync(&self, cluster: &Cluster) {
+        let services: Vec<(String, Value)> = cluster.with_state(|s| {
             s.objects
                 .range("services/".to_owned()..)
                 .take_while(|(k, _)| k.starts_with("services/"))
-                .find(|(_, svc)| has_ip(svc))
-                .map(|(k, v)| (k.clone(), v.clone()))
-        })?;
-        self.remember(ip, key, service.clone());
-        Some(service)
+                .map(|(k, v)| (format!("{}/{k}", cluster.name), v.clone()))
+                .collect()
+        });
+        let mut rules = self.rules.write().unwrap_or_else(|p| p.into_inner());
+        let ours = format!("{}/services/", cluster.name);
+        let gone: Vec<String> = rules
+            .by_key
+            .keys()
+            .filter(|k| k.starts_with(&ours) && !services.iter().any(|(s, _)| s == *k))
+            .cloned()
+            .collect();
+        for key in gone {
+            rules.follow(&key, None);
+        }
+        for (key, service) in &services {
+            rules.follow(key, Some(service));
+        }
     }
 
-    fn remember(&self, ip: Ipv4Addr, key: String, service: Value) {
-        self.rules
-            .write()
+    /// The Service of `cluster` whose field at `pointer` is `ip`: the
+    /// proxy's rule (a Service that lost the address keeps it for
+    /// [`PROXY_SYNC`]), or one the proxy has not seen yet.
+    fn service_at(&self, cluster: &Cluster, ip: Ipv4Addr, pointer: &str) -> Option<Value> {
+        if let Some(rule) = self
+            .rules
+            .read()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                ip,
-                Rule {
-                    key,
-                    service,
-                    checked: Instant::now(),
-                },
-            );
+            .by_ip
+            .get(&ip)
+            && rule.until.is_none_or(|until| Instant::now() < until)
+        {
+            return Some(rule.service.clone());
+        }
+        let text = ip.to_string();
+        cluster.with_state(|s| {
+            s.scan("services", None)
+                .find(|svc| svc.pointer(pointer).and_then(Value::as_str) == Some(&text))
+                .cloned()
+        })
     }
 
     /// One ready pod behind `service`'s `port`.
