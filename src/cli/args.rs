@@ -117,10 +117,10 @@ pub enum LabCommand {
         /// Where the lab keeps its state [default: <state dir>/lab]
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// Apps seeded into the old cluster the first time
+        /// Apps seeded into the old cluster the first time (or a count N: app1:app1-ns .. appN:appN-ns)
         #[arg(
             long,
-            value_name = "APP:NS,...",
+            value_name = "APP:NS,...|N",
             default_value = "app1:app1-ns,app2:app2-ns"
         )]
         apps: String,

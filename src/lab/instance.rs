@@ -5,7 +5,7 @@
 use super::apiserver::{self, Cluster};
 use super::clouddns::FakeCloudDns;
 use super::dataplane::exec::LabCommands;
-use super::dataplane::{Network, controllers, kubelet, loadbalancer};
+use super::dataplane::{Network, controllers, kubelet, loadbalancer, network};
 use super::dns::{self, tsig::ServerKey};
 use super::seed::{self, App};
 use super::zone::Zone;
@@ -133,6 +133,11 @@ impl Lab {
             ));
             tokio::spawn(controllers::run(cluster.clone(), watch_shutdown.clone()));
             tokio::spawn(kubelet::run(
+                network.clone(),
+                cluster.clone(),
+                watch_shutdown.clone(),
+            ));
+            tokio::spawn(network::proxy(
                 network.clone(),
                 cluster.clone(),
                 watch_shutdown.clone(),

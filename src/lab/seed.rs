@@ -16,8 +16,12 @@ pub struct App {
 }
 
 impl App {
-    /// `app1:app1-ns,app2:app2-ns`
+    /// `app1:app1-ns,app2:app2-ns`, or a count `N` for a fleet:
+    /// `app1:app1-ns` .. `appN:appN-ns`.
     pub fn parse_list(text: &str) -> Result<Vec<App>, String> {
+        if let Ok(count) = text.trim().parse::<usize>() {
+            return Ok(App::fleet(count));
+        }
         text.split(',')
             .filter(|s| !s.trim().is_empty())
             .map(|pair| {
@@ -32,6 +36,16 @@ impl App {
                     name: name.to_owned(),
                     namespace: namespace.to_owned(),
                 })
+            })
+            .collect()
+    }
+
+    /// `app1` in `app1-ns` .. `appN` in `appN-ns`.
+    pub fn fleet(count: usize) -> Vec<App> {
+        (1..=count)
+            .map(|i| App {
+                name: format!("app{i}"),
+                namespace: format!("app{i}-ns"),
             })
             .collect()
     }

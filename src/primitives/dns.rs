@@ -512,7 +512,18 @@ fn converge(
     for _ in 0..ATTEMPTS {
         let current = retrying(session, || zone.port().get(name, rtype)).map_err(fail)?;
         let owner = retrying(session, || zone.port().get(&oname, "TXT")).map_err(fail)?;
-        let change = plan(current.as_ref(), owner.as_ref()).map_err(|refusal| {
+        let planned = plan(current.as_ref(), owner.as_ref());
+        if planned.is_err() {
+            // The two reads are not atomic: a concurrent change (another
+            // branch deleting the same shared record with its ownership
+            // record) between them looks like a foreign record. Refuse only
+            // if the record is still what was read.
+            let again = retrying(session, || zone.port().get(name, rtype)).map_err(fail)?;
+            if again != current {
+                continue;
+            }
+        }
+        let change = planned.map_err(|refusal| {
             let mut details = Map::new();
             details.insert("zone".into(), zone.port().label().to_owned().into());
             details.insert("record".into(), record.clone().into());

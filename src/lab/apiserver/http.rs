@@ -51,6 +51,11 @@ pub async fn serve(
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
         let Ok((stream, _)) = accepted else { continue };
+        context
+            .cluster
+            .traffic
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let context = context.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -90,6 +95,14 @@ fn error_response(error: &ApiError) -> Response<Body> {
 }
 
 async fn handle(context: &Context, req: Request<Incoming>) -> Response<Body> {
+    if context.cluster.traffic.arrive(req.uri().path()) {
+        let mut response = error_response(&ApiError::too_many_requests());
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("0"),
+        );
+        return response;
+    }
     let authorized = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -126,6 +139,17 @@ async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Bod
             ));
         }
         ["healthz" | "readyz" | "livez"] => return Ok(Response::new(full("ok"))),
+        ["metrics"] => {
+            // Prometheus text, as kube-apiserver's `/metrics` (a small part).
+            let (requests, connections) = cluster.traffic.counts();
+            return Ok(Response::builder()
+                .header("content-type", "text/plain; version=0.0.4")
+                .body(full(format!(
+                    "# TYPE apiserver_request_total counter\napiserver_request_total {requests}\n\
+                     # TYPE ferry_lab_connections_total counter\nferry_lab_connections_total {connections}\n"
+                )))
+                .unwrap_or_else(|_| Response::new(full(""))));
+        }
         ["api"] => return Ok(json_response(StatusCode::OK, &resources::core_versions())),
         ["apis"] => {
             return Ok(json_response(

@@ -14,12 +14,114 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long the lab's kube-proxy keeps sending a Service address to the
+/// Service it belonged to after that Service changed: a real kube-proxy
+/// applies changes at its next sync (a second or so later), so a client
+/// that resolved `app.ns` to its ClusterIP just before a flip to
+/// ExternalName still reaches the pods when it connects just after.
+/// (Rules of two clusters never collide: their address ranges differ.)
+pub const PROXY_SYNC: Duration = Duration::from_secs(1);
 
 pub struct Network {
     pub zone: Arc<Zone>,
     pub clusters: Vec<Arc<Cluster>>,
     endpoints: RwLock<HashMap<(Ipv4Addr, u16), SocketAddr>>,
     round_robin: AtomicUsize,
+    /// The lab's kube-proxy rules: where each Service address (ClusterIP
+    /// and LoadBalancer) leads, kept by [`proxy`] from the clusters' changes,
+    /// so a connection does not scan every Service.
+    rules: RwLock<Rules>,
+}
+
+#[derive(Default)]
+struct Rules {
+    by_ip: HashMap<Ipv4Addr, Rule>,
+    /// `<cluster>/<Service store key>` -> its addresses.
+    by_key: HashMap<String, Vec<Ipv4Addr>>,
+}
+
+struct Rule {
+    service: Value,
+    /// Set when the Service lost the address: the rule lasts until then.
+    until: Option<Instant>,
+}
+
+/// The addresses traffic reaches a Service at.
+fn addresses(service: &Value) -> Vec<Ipv4Addr> {
+    ["/spec/clusterIP", "/status/loadBalancer/ingress/0/ip"]
+        .iter()
+        .filter_map(|p| service.pointer(p)?.as_str()?.parse().ok())
+        .collect()
+}
+
+impl Rules {
+    /// `key` now is `service` (None: deleted).
+    fn follow(&mut self, key: &str, service: Option<&Value>) {
+        let now = addresses_of(service);
+        let expire = Instant::now() + PROXY_SYNC;
+        for ip in self.by_key.remove(key).unwrap_or_default() {
+            if !now.contains(&ip)
+                && let Some(rule) = self.by_ip.get_mut(&ip)
+            {
+                rule.until.get_or_insert(expire);
+            }
+        }
+        if let Some(service) = service {
+            for ip in &now {
+                self.by_ip.insert(
+                    *ip,
+                    Rule {
+                        service: service.clone(),
+                        until: None,
+                    },
+                );
+            }
+            self.by_key.insert(key.to_owned(), now);
+        }
+    }
+}
+
+fn addresses_of(service: Option<&Value>) -> Vec<Ipv4Addr> {
+    service.map(addresses).unwrap_or_default()
+}
+
+/// The lab's kube-proxy for `cluster`: follows its Services into the
+/// network's rules until `shutdown`.
+pub async fn proxy(
+    network: Arc<Network>,
+    cluster: Arc<Cluster>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut changes = cluster.subscribe();
+    network.sync(&cluster);
+    loop {
+        tokio::select! {
+            change = changes.recv() => match change {
+                Ok(change) if change.resource == "services" => {
+                    let meta = &change.object["metadata"];
+                    let key = format!(
+                        "{}/services/{}/{}",
+                        cluster.name,
+                        meta["namespace"].as_str().unwrap_or_default(),
+                        meta["name"].as_str().unwrap_or_default()
+                    );
+                    let deleted = change.kind == crate::lab::apiserver::ChangeKind::Deleted;
+                    network
+                        .rules
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .follow(&key, (!deleted).then_some(&change.object));
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => network.sync(&cluster),
+                Err(RecvError::Closed) => return,
+            },
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +150,7 @@ impl Network {
             clusters,
             endpoints: RwLock::default(),
             round_robin: AtomicUsize::new(0),
+            rules: RwLock::default(),
         }
     }
 
@@ -121,25 +224,13 @@ impl Network {
         }
         // A Service IP of the caller's own cluster.
         if second == range(from.index, 0) {
-            let service = from.with_state(|s| {
-                s.scan("services", None)
-                    .find(|svc| svc["spec"]["clusterIP"].as_str() == Some(&ip.to_string()))
-                    .cloned()
-            })?;
+            let service = self.service_at(from, ip, "/spec/clusterIP")?;
             return self.to_endpoint(from, &service, port);
         }
         // A LoadBalancer address of any cluster.
         for cluster in &self.clusters {
             if second == range(cluster.index, 1) {
-                let service = cluster.with_state(|s| {
-                    s.scan("services", None)
-                        .find(|svc| {
-                            svc.pointer("/status/loadBalancer/ingress/0/ip")
-                                .and_then(Value::as_str)
-                                == Some(&ip.to_string())
-                        })
-                        .cloned()
-                })?;
+                let service = self.service_at(cluster, ip, "/status/loadBalancer/ingress/0/ip")?;
                 return self.to_endpoint(cluster, &service, port);
             }
         }
@@ -149,6 +240,54 @@ impl Network {
             .unwrap_or_else(|p| p.into_inner())
             .get(&(ip, port))
             .copied()
+    }
+
+    /// Every Service of `cluster` into the rules (at start, and after the
+    /// proxy fell behind the changes).
+    fn sync(&self, cluster: &Cluster) {
+        let services: Vec<(String, Value)> = cluster.with_state(|s| {
+            s.objects
+                .range("services/".to_owned()..)
+                .take_while(|(k, _)| k.starts_with("services/"))
+                .map(|(k, v)| (format!("{}/{k}", cluster.name), v.clone()))
+                .collect()
+        });
+        let mut rules = self.rules.write().unwrap_or_else(|p| p.into_inner());
+        let ours = format!("{}/services/", cluster.name);
+        let gone: Vec<String> = rules
+            .by_key
+            .keys()
+            .filter(|k| k.starts_with(&ours) && !services.iter().any(|(s, _)| s == *k))
+            .cloned()
+            .collect();
+        for key in gone {
+            rules.follow(&key, None);
+        }
+        for (key, service) in &services {
+            rules.follow(key, Some(service));
+        }
+    }
+
+    /// The Service of `cluster` whose field at `pointer` is `ip`: the
+    /// proxy's rule (a Service that lost the address keeps it for
+    /// [`PROXY_SYNC`]), or one the proxy has not seen yet.
+    fn service_at(&self, cluster: &Cluster, ip: Ipv4Addr, pointer: &str) -> Option<Value> {
+        if let Some(rule) = self
+            .rules
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_ip
+            .get(&ip)
+            && rule.until.is_none_or(|until| Instant::now() < until)
+        {
+            return Some(rule.service.clone());
+        }
+        let text = ip.to_string();
+        cluster.with_state(|s| {
+            s.scan("services", None)
+                .find(|svc| svc.pointer(pointer).and_then(Value::as_str) == Some(&text))
+                .cloned()
+        })
     }
 
     /// One ready pod behind `service`'s `port`.
