@@ -10,6 +10,8 @@ pub struct Settings {
     /// Client-side rate limit for API requests, per cluster (`--qps`, `--burst`).
     pub qps: f64,
     pub burst: u32,
+    /// `--qps`/`--burst` were given: they win over the profile's per-cluster limits.
+    pub explicit_limits: bool,
     /// `--dry-run`: mutations are sent with server-side dry run; nothing changes.
     pub dry_run: bool,
     /// Opens clusters instead of the kubeconfig-based kube adapter (tests,
@@ -26,6 +28,7 @@ impl Default for Settings {
             kubeconfig: None,
             qps: 50.0,
             burst: 100,
+            explicit_limits: false,
             dry_run: false,
             clusters: None,
             environment: Default::default(),

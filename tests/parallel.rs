@@ -105,3 +105,28 @@ fn mutations_inside_a_branch_of_a_step_count_as_inside_the_step() {
     log.sort();
     assert_eq!(log, ["1", "2"]);
 }
+
+#[test]
+fn branches_may_call_methods_on_captured_variables() {
+    // Method calls take the receiver mutably; branches running at once must
+    // not share one captured value (Rhai reports a data race if they do).
+    let sb = Sandbox::new();
+    sb.write(
+        "captured.rhai",
+        r#"
+        let names = ["a", "b", "c"];
+        let config = #{ prefix: "app" };
+        let items = [];
+        for i in 0..32 { items.push(i); }
+        let out = parallel(items, |i| {
+            let total = 0;
+            for k in 0..200 { total += names.len() + config.keys().len(); }
+            `${config.prefix}${i}:${total}`
+        }, #{ limit: 8 });
+        print(`${out.len()} ${out[31]} names=${names.len()}`);
+        "#,
+    );
+    sb.ferry(["run", "captured.rhai"])
+        .stdout_has("32 app31:800 names=3")
+        .run();
+}

@@ -39,11 +39,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// API requests per second per cluster (client-side rate limit)
-    #[arg(long, global = true, default_value_t = 50.0, value_name = "N")]
-    pub qps: f64,
+    /// [default: 50, or the cluster's `qps` in the environment profile]
+    #[arg(long, global = true, value_name = "N")]
+    pub qps: Option<f64>,
     /// Burst above --qps
-    #[arg(long, global = true, default_value_t = 100, value_name = "N")]
-    pub burst: u32,
+    /// [default: 100, or the cluster's `burst` in the environment profile]
+    #[arg(long, global = true, value_name = "N")]
+    pub burst: Option<u32>,
     /// Extra folder to import modules from (repeatable; after the script's folder, before FERRY_PATH)
     #[arg(long = "lib", global = true, value_name = "DIR")]
     pub libs: Vec<PathBuf>,

@@ -115,8 +115,9 @@ fn runner(global: &GlobalArgs) -> Result<Runner> {
     let store = Arc::new(open_store(global)?);
     let settings = Settings {
         kubeconfig: global.kubeconfig.clone(),
-        qps: global.qps,
-        burst: global.burst,
+        qps: global.qps.unwrap_or(Settings::default().qps),
+        burst: global.burst.unwrap_or(Settings::default().burst),
+        explicit_limits: global.qps.is_some() || global.burst.is_some(),
         ..Settings::default()
     };
     Runner::new(store, sink(global), global.libs.clone(), settings)

@@ -91,6 +91,13 @@ fn parallel(
                 frames::enter_branch(parent.clone());
                 #[allow(deprecated)]
                 let ctx = stored.create_context(engine);
+                // A closure's captured variables are shared values, and a
+                // method call locks its receiver for writing: branches running
+                // at once would collide ("data race"). Each worker gets its own
+                // copies; what a branch changes in them stays in the branch.
+                let mut branch = branch.clone();
+                let own: Vec<Dynamic> = branch.iter_curry().map(Dynamic::flatten_clone).collect();
+                branch.set_curry(own);
                 loop {
                     if failed.load(Ordering::SeqCst) {
                         return;

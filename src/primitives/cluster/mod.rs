@@ -146,8 +146,10 @@ impl Clusters {
             if target.kubeconfig.is_some() {
                 settings.kubeconfig = target.kubeconfig;
             }
-            settings.qps = target.qps.unwrap_or(settings.qps);
-            settings.burst = target.burst.unwrap_or(settings.burst);
+            if !settings.explicit_limits {
+                settings.qps = target.qps.unwrap_or(settings.qps);
+                settings.burst = target.burst.unwrap_or(settings.burst);
+            }
             target.context
         });
         let options = ConnectOptions {
