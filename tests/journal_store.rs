@@ -112,6 +112,28 @@ fn suite(store: &dyn Store) {
         "steps belong to their run"
     );
 
+    // undo progress touches nothing else of the record
+    store.set_undo("r1", "c", UndoStatus::Done, None).unwrap();
+    let c = store
+        .steps("r1")
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == "c")
+        .unwrap();
+    assert_eq!(c.undo, UndoStatus::Done);
+    assert_eq!(
+        c.value,
+        Some(serde_json::json!({ "k": [1, 2.5, null] })),
+        "the value stays"
+    );
+    store
+        .set_undo("r1", "b", UndoStatus::Failed, Some("no"))
+        .unwrap();
+    assert_eq!(
+        store.steps("r1").unwrap()[1].undo_error.as_deref(),
+        Some("no")
+    );
+
     // gates
     let mut gate = Gate {
         name: "g".into(),

@@ -223,6 +223,7 @@ impl Session {
             moved.position = position.to_owned();
             self.save(&moved, false, pos)?;
         }
+        self.forget_value(name);
         self.events.emit(Event::StepReplayed {
             step: name.to_owned(),
             depth: frames::depth(),
@@ -328,6 +329,7 @@ impl Session {
         self.take_annotations(&mut step);
         step.value = Some(value.clone());
         self.save(&step, true, pos)?;
+        self.forget_value(&step.name);
         if step.kind == StepKind::Step {
             self.events.emit(Event::StepCompleted {
                 step: step.name,
@@ -556,5 +558,41 @@ impl Session {
         };
         data.extend(notes);
         step.data = Some(serde_json::Value::Object(data));
+    }
+}
+
+/// Memory and undo bookkeeping.
+impl Session {
+    /// Drops a step's value from memory once it is journaled and returned:
+    /// nothing reads it again in this process (names are unique), and a
+    /// fleet's values (whole Kubernetes objects) would otherwise pile up.
+    fn forget_value(&self, name: &str) {
+        if let Some(record) = self.state().records.get_mut(name) {
+            record.value = None;
+        }
+    }
+
+    /// Records the progress of a step's undo (durably), touching nothing else
+    /// of the step's record.
+    pub fn set_undo(
+        &self,
+        name: &str,
+        undo: crate::journal::UndoStatus,
+        error: Option<String>,
+        pos: Position,
+    ) -> Result<(), Box<EvalAltResult>> {
+        self.store
+            .set_undo(&self.run_id, name, undo, error.as_deref())
+            .map_err(|e| {
+                Signal::Journal {
+                    message: e.to_string(),
+                }
+                .raise(pos)
+            })?;
+        if let Some(record) = self.state().records.get_mut(name) {
+            record.undo = undo;
+            record.undo_error = error;
+        }
+        Ok(())
     }
 }

@@ -126,6 +126,25 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn set_undo(
+        &self,
+        run: &str,
+        step: &str,
+        undo: super::UndoStatus,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let mut state = self.state();
+        if let Some(record) = state
+            .steps
+            .get_mut(run)
+            .and_then(|steps| steps.iter_mut().find(|s| s.name == step))
+        {
+            record.undo = undo;
+            record.undo_error = error.map(str::to_owned);
+        }
+        Ok(())
+    }
+
     fn lock(&self, run: &str) -> Result<RunLock> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         if !locks.insert(run.to_owned()) {

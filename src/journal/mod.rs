@@ -194,6 +194,9 @@ pub trait Store: Send + Sync {
     fn put_step(&self, run: &str, step: &Step, durable: bool) -> Result<()>;
     fn gates(&self, run: &str) -> Result<Vec<Gate>>;
     fn put_gate(&self, run: &str, gate: &Gate) -> Result<()>;
+    /// Durably sets the undo status (and error) of step `step`, leaving the
+    /// rest of its record as it is.
+    fn set_undo(&self, run: &str, step: &str, undo: UndoStatus, error: Option<&str>) -> Result<()>;
     /// Takes the run's lock: only one process drives a run at a time. A lock
     /// whose holder died is free again.
     fn lock(&self, run: &str) -> Result<RunLock>;

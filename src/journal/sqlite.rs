@@ -429,6 +429,25 @@ impl Store for SqliteStore {
         })
     }
 
+    fn set_undo(&self, run: &str, step: &str, undo: UndoStatus, error: Option<&str>) -> Result<()> {
+        let mut guard = self.lock_conn();
+        if !guard.sync_full {
+            guard
+                .conn
+                .pragma_update(None, "synchronous", "FULL")
+                .map_err(|e| self.fail(e))?;
+            guard.sync_full = true;
+        }
+        guard
+            .conn
+            .execute(
+                "UPDATE steps SET undo = ?3, undo_error = ?4 WHERE run_id = ?1 AND name = ?2",
+                params![run, step, undo.as_str(), error],
+            )
+            .map(drop)
+            .map_err(|e| self.fail(e))
+    }
+
     fn lock(&self, run: &str) -> Result<RunLock> {
         let dir = self.dir.join("locks");
         std::fs::create_dir_all(&dir).map_err(|e| Error::Journal {

@@ -544,16 +544,15 @@ pub async fn shutdown_signal() {
 /// interrupted rollback continues where it stopped.
 fn run_undos(host: &Host) -> Outcome {
     let session = &host.session;
+    let pos = rhai::Position::NONE;
     for undo in session.take_undos() {
-        let Some(mut record) = session.record(&undo.step) else {
+        let Some(record) = session.record(&undo.step) else {
             continue;
         };
         if record.undo == UndoStatus::Done {
             continue;
         }
-        let pos = rhai::Position::NONE;
-        record.undo = UndoStatus::Running;
-        if let Err(err) = session.save(&record, true, pos) {
+        if let Err(err) = session.set_undo(&undo.step, UndoStatus::Running, None, pos) {
             return Outcome::UndoFailed {
                 step: undo.step,
                 error: session.summarize(&err),
@@ -570,9 +569,7 @@ fn run_undos(host: &Host) -> Outcome {
         });
         match result {
             Ok(_) => {
-                record.undo = UndoStatus::Done;
-                record.undo_error = None;
-                if let Err(err) = session.save(&record, true, pos) {
+                if let Err(err) = session.set_undo(&undo.step, UndoStatus::Done, None, pos) {
                     return Outcome::UndoFailed {
                         step: undo.step,
                         error: session.summarize(&err),
@@ -583,16 +580,13 @@ fn run_undos(host: &Host) -> Outcome {
                     ms: started.elapsed().as_millis() as u64,
                 });
             }
+            Err(err) if matches!(Signal::of(&err), Some(Signal::Cancelled)) => {
+                let _ = session.set_undo(&undo.step, UndoStatus::Pending, None, pos);
+                return Outcome::Interrupted;
+            }
             Err(err) => {
-                if matches!(Signal::of(&err), Some(Signal::Cancelled)) {
-                    record.undo = UndoStatus::Pending;
-                    let _ = session.save(&record, true, pos);
-                    return Outcome::Interrupted;
-                }
                 let error = session.summarize(&err);
-                record.undo = UndoStatus::Failed;
-                record.undo_error = Some(error.clone());
-                let _ = session.save(&record, true, pos);
+                let _ = session.set_undo(&undo.step, UndoStatus::Failed, Some(error.clone()), pos);
                 session.events.emit(Event::UndoFailed {
                     step: undo.step.clone(),
                     error: error.clone(),
