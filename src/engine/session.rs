@@ -561,6 +561,20 @@ impl Session {
     }
 }
 
+/// Async work from the engine thread.
+impl Session {
+    /// Runs `work` on the runtime from this (engine or branch) thread;
+    /// Ctrl-C drops it (and any retry or wait inside it) at once: `None`.
+    pub fn block_on<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {
+        self.rt.block_on(async {
+            tokio::select! {
+                value = work => Some(value),
+                _ = self.cancel.cancelled() => None,
+            }
+        })
+    }
+}
+
 /// Memory and undo bookkeeping.
 impl Session {
     /// Drops a step's value from memory once it is journaled and returned:

@@ -66,12 +66,10 @@ fn block<T>(
     session: &Session,
     fut: impl std::future::Future<Output = Result<T, DnsError>>,
 ) -> Result<T, Stop> {
-    session.rt.block_on(async {
-        tokio::select! {
-            r = fut => r.map_err(Stop::Dns),
-            _ = session.cancel.cancelled() => Err(Stop::Cancelled),
-        }
-    })
+    session
+        .block_on(fut)
+        .ok_or(Stop::Cancelled)?
+        .map_err(Stop::Dns)
 }
 
 fn pause(session: &Session, duration: Duration) -> Result<(), Stop> {

@@ -306,13 +306,7 @@ pub(crate) fn block_on<T>(
 ) -> Result<T, Box<EvalAltResult>> {
     session.check_cancelled(pos)?;
     session
-        .rt
-        .block_on(async {
-            tokio::select! {
-                value = work => Some(value),
-                _ = session.cancel.cancelled() => None,
-            }
-        })
+        .block_on(work)
         .ok_or_else(|| Signal::Cancelled.raise(pos))
 }
 

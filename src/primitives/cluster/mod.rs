@@ -93,14 +93,7 @@ impl Clusters {
         fut: impl Future<Output = Result<T, ClusterError>>,
     ) -> Res<T> {
         self.session.check_cancelled(pos)?;
-        let cancel = self.session.cancel.clone();
-        let outcome = self.session.rt.block_on(async {
-            tokio::select! {
-                r = fut => Some(r),
-                _ = cancel.cancelled() => None,
-            }
-        });
-        match outcome {
+        match self.session.block_on(fut) {
             None => Err(crate::engine::signal::Signal::Cancelled.raise(pos)),
             Some(r) => r.map_err(|e| api_error(e, pos)),
         }
