@@ -238,11 +238,6 @@ async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Bod
         }
         (Method::PUT, Some(name)) => {
             let body = read_body(req).await?;
-            let body = if status_only {
-                with_live_spec(cluster, &target, name, body)?
-            } else {
-                body
-            };
             let result = if status_only {
                 cluster.replace_status(&target.resource, ns, name, body, opts)?
             } else {
@@ -388,21 +383,6 @@ async fn read_body(req: Request<Incoming>) -> Result<Value, ApiError> {
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
     }
-}
-
-/// A status write carries only status; spec and metadata stay the live ones.
-fn with_live_spec(
-    cluster: &Cluster,
-    target: &Target,
-    name: &str,
-    body: Value,
-) -> Result<Value, ApiError> {
-    let mut live = cluster.get(&target.resource, target.namespace.as_deref(), name)?;
-    live["status"] = body["status"].clone();
-    if let Some(rv) = body["metadata"]["resourceVersion"].as_str() {
-        live["metadata"]["resourceVersion"] = json!(rv);
-    }
-    Ok(live)
 }
 
 /// `?watch=true`: JSON lines of `{type, object}`. Without a resourceVersion

@@ -388,9 +388,7 @@ impl Cluster {
         let mut patched = live.clone();
         patch::apply(kind, &mut patched, body)
             .map_err(|e| ApiError::invalid(resource, name, "patch", e))?;
-        let mut object = live.clone();
-        object["status"] = patched["status"].clone();
-        self.update(resource, namespace, name, &live, &mut object, opts, true)
+        self.update(resource, namespace, name, &live, &mut patched, opts, true)
     }
 
     pub fn patch(
@@ -483,11 +481,10 @@ impl Cluster {
             };
         }
         if status_write {
-            let status = object.get("status").cloned();
+            // Only the status is the caller's; a write without one clears it.
+            let status = object["status"].take();
             *object = live.clone();
-            if let Some(status) = status {
-                object["status"] = status;
-            }
+            object["status"] = status;
         } else if resource.subresources.iter().any(|s| s == "status") {
             match live.get("status") {
                 Some(status) => object["status"] = status.clone(),
@@ -766,4 +763,83 @@ pub fn new_uid() -> String {
         &hex[16..20],
         &hex[20..32]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_status() -> Resource {
+        resources::builtins()
+            .into_iter()
+            .find(|r| r.plural == "configmaps")
+            .map(|mut r| {
+                // A kind with a status subresource and no admission of its own.
+                r.subresources = vec!["status".into()];
+                r
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn status_writes_change_only_the_status() {
+        let cluster = Cluster::open("old", 1, None).unwrap();
+        let kind = with_status();
+        let created = cluster
+            .create(
+                &kind,
+                Some("default"),
+                json!({ "metadata": { "name": "c" }, "data": { "k": "v" } }),
+                Write::default(),
+            )
+            .unwrap();
+        let rv = created["metadata"]["resourceVersion"].clone();
+
+        let body = json!({ "metadata": { "resourceVersion": rv }, "data": { "k": "ignored" }, "status": { "phase": "up" } });
+        let replaced = cluster
+            .replace_status(&kind, Some("default"), "c", body, Write::default())
+            .unwrap();
+        assert_eq!(replaced["status"], json!({ "phase": "up" }));
+        assert_eq!(
+            replaced["data"],
+            json!({ "k": "v" }),
+            "a status write leaves the rest"
+        );
+
+        let stale = json!({ "metadata": { "resourceVersion": rv }, "status": {} });
+        assert_eq!(
+            cluster
+                .replace_status(&kind, Some("default"), "c", stale, Write::default())
+                .unwrap_err()
+                .reason,
+            "Conflict"
+        );
+
+        let patched = cluster
+            .patch_status(
+                &kind,
+                Some("default"),
+                "c",
+                PatchKind::Merge,
+                &json!({ "status": { "ready": true }, "data": { "k": "x" } }),
+                Write::default(),
+            )
+            .unwrap();
+        assert_eq!(patched["status"], json!({ "phase": "up", "ready": true }));
+        assert_eq!(patched["data"], json!({ "k": "v" }));
+
+        let cleared = cluster
+            .replace_status(
+                &kind,
+                Some("default"),
+                "c",
+                json!({ "metadata": {} }),
+                Write::default(),
+            )
+            .unwrap();
+        assert!(
+            cleared["status"].is_null(),
+            "a status write without a status clears it"
+        );
+    }
 }
