@@ -591,18 +591,8 @@ fn upsert(
     options: &Map,
 ) -> Res<Map> {
     let pos = ctx.call_position();
-    require_step(ctx, "upsert")?;
-    known_keys(options, "upsert", &["force"], pos)?;
-    let force = opt_bool(options, "force", pos)?;
     let (name, t, vals, ttl) = args;
-    let name = zone.name(name, pos)?;
-    if is_reserved(&name) {
-        return Err(runtime_error(
-            format!("`{name}` is reserved for ferry's ownership records"),
-            pos,
-        ));
-    }
-    let t = rtype(t, pos)?;
+    let (name, t, force) = mutation(ctx, zone, "upsert", name, t, options)?;
     let vals = values(&t, vals, pos)?;
     if vals.is_empty() {
         return Err(runtime_error(
@@ -630,6 +620,31 @@ fn upsert(
     Ok(map)
 }
 
+/// What `upsert` and `delete` check before changing anything: inside a step,
+/// only the `force` option, a name that is not an ownership record. Returns
+/// the absolute name, the type and `force`.
+fn mutation(
+    ctx: &NativeCallContext,
+    zone: &Zone,
+    verb: &str,
+    name: &str,
+    t: &str,
+    options: &Map,
+) -> Res<(String, String, bool)> {
+    let pos = ctx.call_position();
+    require_step(ctx, verb)?;
+    known_keys(options, verb, &["force"], pos)?;
+    let force = opt_bool(options, "force", pos)?;
+    let name = zone.name(name, pos)?;
+    if is_reserved(&name) {
+        return Err(runtime_error(
+            format!("`{name}` is reserved for ferry's ownership records"),
+            pos,
+        ));
+    }
+    Ok((name, rtype(t, pos)?, force))
+}
+
 fn delete(
     ctx: &NativeCallContext,
     session: &Session,
@@ -639,17 +654,7 @@ fn delete(
     options: &Map,
 ) -> Res<bool> {
     let pos = ctx.call_position();
-    require_step(ctx, "delete")?;
-    known_keys(options, "delete", &["force"], pos)?;
-    let force = opt_bool(options, "force", pos)?;
-    let name = zone.name(name, pos)?;
-    if is_reserved(&name) {
-        return Err(runtime_error(
-            format!("`{name}` is reserved for ferry's ownership records"),
-            pos,
-        ));
-    }
-    let t = rtype(t, pos)?;
+    let (name, t, force) = mutation(ctx, zone, "delete", name, t, options)?;
     let me = &zone.0.owner;
     converge(
         session,
