@@ -15,6 +15,10 @@ pub fn new_run_id(script_label: &str) -> String {
         })
         .take(40)
         .collect();
+    // An id must not start with `-` or `.` (it would read as a flag, or be
+    // refused by the id check): `_deploy.rhai` and `.rhai` still get one.
+    let stem = stem.trim_start_matches(['-', '.']);
+    let stem = if stem.is_empty() { "run" } else { stem };
     let now = std::time::SystemTime::now();
     let stamp: String = humantime::format_rfc3339_seconds(now)
         .to_string()
@@ -43,5 +47,27 @@ pub fn validate_run_id(id: &str) -> Result<String> {
         Err(Error::usage(format!(
             "bad run id `{id}`: use letters, digits, `-`, `_` and `.` (not first), at most 128 characters"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_always_pass_the_id_check() {
+        for label in [
+            "_deploy.rhai",
+            ".rhai",
+            "-x.rhai",
+            "two-apps.rhai",
+            "ÄÖ.rhai",
+            "__.rhai",
+        ] {
+            let id = new_run_id(label);
+            assert!(validate_run_id(&id).is_ok(), "{label} -> {id}");
+        }
+        assert!(new_run_id("_deploy.rhai").starts_with("deploy-"));
+        assert!(new_run_id(".rhai").starts_with("run-"));
     }
 }
