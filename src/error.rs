@@ -72,6 +72,29 @@ pub enum Error {
         found: String,
     },
 
+    #[error(
+        "the script or a module of run `{run}` changed since it last ran; \
+         rerun with --allow-changed to continue by step name\n{diff}"
+    )]
+    SourcesChanged { run: String, diff: String },
+
+    #[error(
+        "run `{run}` is {status}: its rollback has begun, so resuming would build on a \
+         half-undone world; finish it with `ferry rollback {run}`"
+    )]
+    RollbackUnderway { run: String, status: String },
+
+    #[error(
+        "cannot roll back run `{run}` safely: the undo of {} could not be collected ({why}); \
+         nothing was undone",
+        steps.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+    )]
+    RollbackIncomplete {
+        run: String,
+        steps: Vec<String>,
+        why: String,
+    },
+
     #[error("run `{run}` is {status}: {hint}")]
     NotResumable {
         run: String,
@@ -99,9 +122,12 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Locked { .. } | Error::ScriptChanged { .. } | Error::IdentityMismatch { .. } => {
-                exit::REFUSED
-            }
+            Error::Locked { .. }
+            | Error::ScriptChanged { .. }
+            | Error::SourcesChanged { .. }
+            | Error::RollbackUnderway { .. }
+            | Error::RollbackIncomplete { .. }
+            | Error::IdentityMismatch { .. } => exit::REFUSED,
             Error::GateWaiting { .. } => exit::PAUSED,
             _ => exit::USAGE,
         }

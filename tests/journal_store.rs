@@ -25,6 +25,7 @@ impl RunBuilder {
             error: None,
             identities: BTreeMap::new(),
             environment: Default::default(),
+            sources: BTreeMap::from([("two-apps.rhai".into(), "step(\"a\", || 1);\n".into())]),
             created_at: 1_000,
             updated_at: 1_000,
         })
@@ -48,6 +49,52 @@ fn completed(name: &str, value: serde_json::Value) -> Step {
     step.value = Some(value);
     step.attempts = 1;
     step
+}
+
+/// Records are keyed by (kind, name); parents, sources, rollback statuses
+/// and deep values round-trip.
+fn records_suite(store: &dyn Store) {
+    store.create_run(&RunBuilder::new("k").build()).unwrap();
+    let mut timer = completed("x/sleep#1", serde_json::Value::Null);
+    timer.kind = StepKind::Sleep;
+    store.put_step("k", &timer, true).unwrap();
+    let mut user = completed("x/sleep#1", serde_json::json!(2));
+    user.parent = Some("x".into());
+    store.put_step("k", &user, true).unwrap();
+    let mut deep = serde_json::json!(1);
+    for _ in 0..ferry::journal::MAX_VALUE_DEPTH {
+        deep = serde_json::json!([deep]);
+    }
+    store
+        .put_step("k", &completed("deep", deep.clone()), true)
+        .unwrap();
+    let steps = store.steps("k").unwrap();
+    assert_eq!(
+        steps.len(),
+        3,
+        "a step and a timer of the same name coexist"
+    );
+    assert_eq!(steps[0].kind, StepKind::Sleep);
+    assert_eq!(steps[1].kind, StepKind::Step);
+    assert_eq!(steps[1].value, Some(serde_json::json!(2)));
+    assert_eq!(steps[1].parent.as_deref(), Some("x"));
+    assert_eq!(steps[2].value, Some(deep));
+    // Undo progress is a step's: the timer of the same name is untouched.
+    store
+        .set_undo("k", "x/sleep#1", UndoStatus::Done, None)
+        .unwrap();
+    let steps = store.steps("k").unwrap();
+    assert_eq!(steps[0].undo, UndoStatus::None);
+    assert_eq!(steps[1].undo, UndoStatus::Done);
+
+    let mut run = store.run("k").unwrap().unwrap();
+    for status in [RunStatus::RollingBack, RunStatus::RollbackFailed] {
+        run.status = status;
+        run.sources
+            .insert("lib/m.rhai".into(), "fn f() { 1 }".into());
+        store.update_run(&run).unwrap();
+        assert_eq!(store.run("k").unwrap().unwrap(), run);
+    }
 }
 
 fn suite(store: &dyn Store) {
@@ -159,13 +206,17 @@ fn suite(store: &dyn Store) {
 
 #[test]
 fn memory_store_keeps_the_contract() {
-    suite(&MemoryStore::new());
+    let store = MemoryStore::new();
+    suite(&store);
+    records_suite(&store);
 }
 
 #[test]
 fn sqlite_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
-    suite(&SqliteStore::open(&dir.path().join("state")).unwrap());
+    let store = SqliteStore::open(&dir.path().join("state")).unwrap();
+    suite(&store);
+    records_suite(&store);
 }
 
 #[test]

@@ -90,14 +90,14 @@ step("two", || { if !test_exists("flag") { throw "not yet"; } test_mutate("log",
     sb.write("s.rhai", script);
     sb.ferry(["run", "s.rhai", "--id", "ch"]).code(1).run();
 
-    // A line inserted above moves step `one`.
+    // A line inserted above moves step `one`: any change is shown and refused.
     sb.write("s.rhai", &format!("// a new comment\n{script}"));
     sb.write("flag", "");
     sb.ferry(["resume", "ch"])
         .code(4)
-        .stderr_has("script changed")
-        .stderr_has("step `one`")
-        .stderr_has("s.rhai:2:1, now at s.rhai:3:1")
+        .stderr_has("changed since it last ran")
+        .stderr_has("+++ b/s.rhai")
+        .stderr_has("+// a new comment")
         .stderr_has("--allow-changed")
         .run();
     assert_eq!(sb.run_status("ch"), "failed", "a refusal changes nothing");
@@ -120,8 +120,8 @@ fn a_renamed_completed_step_is_refused() {
     );
     sb.ferry(["resume", "rn"])
         .code(4)
-        .stderr_has("step `one`")
-        .stderr_has("new step `uno`")
+        .stderr_has("-step(\"one\", || 1);")
+        .stderr_has("+step(\"uno\", || 1);")
         .run();
 }
 

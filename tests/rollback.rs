@@ -1,4 +1,4 @@
-//! `ferry rollback`: undo closures of completed steps, newest first.
+//! `ferry rollback`: undo closures of every step that started, newest first.
 
 mod common;
 use common::Sandbox;
@@ -22,10 +22,10 @@ fn rollback_runs_undos_of_completed_steps_newest_first() {
         .stdout_has("✔ undo c")
         .stdout_has("✔ undo a")
         .run();
-    // d failed, so it has nothing to undo; b has no undo closure.
+    // d failed after changing the world: its undo runs first. b has no undo closure.
     assert_eq!(
         sb.lines("log"),
-        ["do a", "do b", "do c", "do d", "undo c", "undo a"]
+        ["do a", "do b", "do c", "do d", "undo d", "undo c", "undo a"]
     );
     assert_eq!(sb.run_status("u"), "rolled-back");
     assert_eq!(sb.step("u", "a")["undo"], "done");

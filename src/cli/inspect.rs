@@ -84,6 +84,26 @@ pub fn status(store: &dyn Store, id: Option<&str>, json: bool) -> Result<i32> {
             step.error.as_deref().unwrap_or("")
         );
     }
+    if let Some(step) = steps.iter().find(|s| s.undo == UndoStatus::Failed) {
+        println!(
+            "  undo failed: {}: {}",
+            step.name,
+            step.undo_error.as_deref().unwrap_or("")
+        );
+    }
+    if run.status.in_rollback() {
+        let undone = steps.iter().filter(|s| s.undo == UndoStatus::Done).count();
+        let left = steps
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.undo,
+                    UndoStatus::Pending | UndoStatus::Running | UndoStatus::Failed
+                )
+            })
+            .count();
+        println!("  undos:    {undone} done, {left} to go");
+    }
     if let Some(error) = &run.error {
         println!("  error:    {error}");
     }
@@ -198,6 +218,14 @@ fn next_command(run: &Run, gates: &[crate::journal::Gate]) -> Option<String> {
         Failed | Interrupted | Running => Some(format!(
             "ferry resume {}   (or undo it: ferry rollback {})",
             run.id, run.id
+        )),
+        RollingBack => Some(format!(
+            "ferry rollback {}   (its rollback has begun; resume refuses)",
+            run.id
+        )),
+        RollbackFailed => Some(format!(
+            "fix what the failed undo needs, then: ferry rollback {}",
+            run.id
         )),
         Succeeded | RolledBack | Aborted => None,
     }

@@ -73,6 +73,13 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Rollback { run, allow_changed } => {
             let outcome = runner(global)?.rollback(&run, allow_changed)?;
+            if matches!(outcome, Outcome::Interrupted) {
+                // The rollback has begun: only rollback may continue it.
+                eprintln!(
+                    "rollback of run {run} interrupted; continue it with: ferry rollback {run}"
+                );
+                return Ok(outcome.exit_code());
+            }
             Ok(report(&run, outcome))
         }
         Command::Approve { run, gate } => {

@@ -35,6 +35,42 @@ impl Sources {
             .cloned()
     }
 
+    /// Every source's text by label, as the journal records them.
+    pub fn texts(&self) -> std::collections::BTreeMap<String, String> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(label, source)| (label.clone(), source.text.to_string()))
+            .collect()
+    }
+
+    /// How many sources are loaded (a new module makes it grow).
+    pub fn len(&self) -> usize {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where a journal position (`label:line:col`) points, for people.
+    pub fn display_position(&self, position: &str) -> String {
+        let mut parts = position.rsplitn(3, ':');
+        let (col, line, label) = (parts.next(), parts.next(), parts.next());
+        match (label, line, col) {
+            (Some(label), Some(line), Some(col)) => {
+                format!("{}:{line}:{col}", self.display(label))
+            }
+            _ => position.to_owned(),
+        }
+    }
+
+    /// What to print for a source label.
+    pub fn display_label(&self, label: &str) -> String {
+        self.display(label)
+    }
+
     fn display(&self, label: &str) -> String {
         self.get(label)
             .map(|s| s.display)

@@ -1,6 +1,10 @@
 //! Which step the current thread is inside. The engine's thread and every
 //! `parallel` branch thread keep their own stack; a branch starts with a copy
 //! of its parent's, so mutations in a branch of a step are inside that step.
+//!
+//! A frame also says what runs in it: a step's body, a completed step's body
+//! re-entered by rollback only to collect its nested steps' undos (nothing
+//! may change the world there), or an undo closure.
 
 use std::cell::RefCell;
 
@@ -13,7 +17,21 @@ pub struct Frames {
 #[derive(Clone)]
 struct Frame {
     name: String,
+    role: Role,
     sleeps: u32,
+    /// Guards running in this frame: their watch windows are never durable.
+    guards: u32,
+}
+
+/// What runs inside a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A step's body, run for real.
+    Body,
+    /// A step's body replayed by rollback to collect nested undos.
+    Collect,
+    /// An undo closure run by rollback.
+    Undo,
 }
 
 thread_local! {
@@ -35,8 +53,49 @@ pub fn in_branch() -> bool {
     FRAMES.with(|f| f.borrow().in_branch)
 }
 
+/// What the innermost frame runs, if any.
+pub fn role() -> Option<Role> {
+    FRAMES.with(|f| f.borrow().stack.last().map(|frame| frame.role))
+}
+
+/// Whether a guard is watching on this thread's innermost frame.
+pub fn in_guard() -> bool {
+    FRAMES.with(|f| {
+        f.borrow()
+            .stack
+            .last()
+            .is_some_and(|frame| frame.guards > 0)
+    })
+}
+
+/// Runs `f` as a guard's body: sleeps inside it are watch windows that start
+/// over whenever the step runs again, never durable timers.
+pub fn with_guard<R>(f: impl FnOnce() -> R) -> R {
+    fn adjust(delta: i32) {
+        FRAMES.with(|f| {
+            if let Some(frame) = f.borrow_mut().stack.last_mut() {
+                frame.guards = frame.guards.saturating_add_signed(delta);
+            }
+        })
+    }
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            adjust(-1);
+        }
+    }
+    adjust(1);
+    let _leave = Leave;
+    f()
+}
+
 /// Runs `f` inside step `name`; the frame is popped even if `f` unwinds.
 pub fn with_frame<R>(name: &str, f: impl FnOnce() -> R) -> R {
+    with_role(name, Role::Body, f)
+}
+
+/// Runs `f` in a frame named `name` with the given role.
+pub fn with_role<R>(name: &str, role: Role, f: impl FnOnce() -> R) -> R {
     struct Pop;
     impl Drop for Pop {
         fn drop(&mut self) {
@@ -46,7 +105,9 @@ pub fn with_frame<R>(name: &str, f: impl FnOnce() -> R) -> R {
     FRAMES.with(|f| {
         f.borrow_mut().stack.push(Frame {
             name: name.to_owned(),
+            role,
             sleeps: 0,
+            guards: 0,
         })
     });
     let _pop = Pop;

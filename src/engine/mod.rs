@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod check;
 pub mod diagnostic;
 pub mod frames;
+pub mod ledger;
 pub mod resolver;
 pub mod session;
 pub mod signal;
@@ -120,9 +121,13 @@ impl Host {
         engine.set_max_call_levels(256);
         engine.set_max_expr_depths(512, 256);
         engine.set_max_modules(10_000);
-        engine.set_max_string_size(64 << 20);
-        engine.set_max_array_size(10_000_000);
-        engine.set_max_map_size(10_000_000);
+        // No data size limits: Rhai enforces them by measuring the whole value
+        // after every operation that may grow it, which makes filling an
+        // array quadratic (1M pushes did not finish in 30 s). Runaway scripts
+        // still stop at the operation limit.
+        engine.set_max_string_size(0);
+        engine.set_max_array_size(0);
+        engine.set_max_map_size(0);
 
         let events = session.events.clone();
         engine.on_print(move |text| {

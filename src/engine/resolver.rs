@@ -28,6 +28,51 @@ struct Inner {
     /// Where each loaded file sits: label -> (root index, folder inside the root).
     origins: RwLock<HashMap<String, (usize, PathBuf)>>,
     modules: RwLock<HashMap<String, SharedModule>>,
+    main_label: String,
+}
+
+thread_local! {
+    /// Labels of the modules this thread is loading, outermost first.
+    static LOADING: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// One module being loaded on this thread; leaving drops it from the chain.
+struct Loading;
+
+impl Loading {
+    /// Enters `label`, imported from `importer`; the cycle if it is already
+    /// being loaded (or is the importing chain's start).
+    fn enter(importer: &str, label: &str) -> Result<Loading, Vec<String>> {
+        LOADING.with(|stack| {
+            let mut stack = stack.borrow_mut();
+            if stack.is_empty() {
+                stack.push(importer.to_owned());
+            }
+            if let Some(start) = stack.iter().position(|l| l == label) {
+                let mut cycle = stack[start..].to_vec();
+                cycle.push(label.to_owned());
+                if stack.len() == 1 {
+                    stack.clear();
+                }
+                return Err(cycle);
+            }
+            stack.push(label.to_owned());
+            Ok(Loading)
+        })
+    }
+}
+
+impl Drop for Loading {
+    fn drop(&mut self) {
+        LOADING.with(|stack| {
+            let mut stack = stack.borrow_mut();
+            stack.pop();
+            if stack.len() == 1 {
+                // Only the importing chain's start is left: the chain is done.
+                stack.clear();
+            }
+        })
+    }
 }
 
 /// A module file found for an import.
@@ -52,6 +97,7 @@ impl Resolver {
             sources,
             origins: RwLock::new(origins),
             modules: RwLock::default(),
+            main_label: main_label.to_owned(),
         }))
     }
 
@@ -152,6 +198,23 @@ impl Resolver {
         ))
     }
 
+    /// The text the module recorded under `label` has now (the stdlib built
+    /// into this ferry, or the file under its root), if it can still be found.
+    pub fn current_text(&self, label: &str) -> Option<String> {
+        if let Some(name) = label.strip_prefix("ferry/") {
+            return stdlib::get(name).map(str::to_owned);
+        }
+        let (root, rel) = match label.strip_prefix("@lib") {
+            Some(rest) => {
+                let (index, rel) = rest.split_once('/')?;
+                (index.parse::<usize>().ok()?, rel)
+            }
+            None => (0, label),
+        };
+        let inside = normalize(Path::new(rel))?;
+        std::fs::read_to_string(self.0.roots.get(root)?.join(inside)).ok()
+    }
+
     /// Compiles and evaluates the module `path` names, once per process.
     pub fn load(
         &self,
@@ -184,6 +247,21 @@ impl Resolver {
         }
         let in_module = |err: Box<EvalAltResult>| -> Box<EvalAltResult> {
             EvalAltResult::ErrorInModule(found.label.clone(), err, pos).into()
+        };
+        // A module that imports itself, directly or through others, would
+        // recurse until the stack overflows: name the cycle instead.
+        let _loading = match Loading::enter(importer.unwrap_or(&self.0.main_label), &found.label) {
+            Ok(loading) => loading,
+            Err(cycle) => {
+                let chain: Vec<String> = cycle
+                    .iter()
+                    .map(|l| self.0.sources.display_label(l))
+                    .collect();
+                return Err(super::signal::runtime_error(
+                    format!("import cycle: {}", chain.join(" -> ")),
+                    pos,
+                ));
+            }
         };
         let mut ast = engine.compile(&*found.text).map_err(|e| {
             in_module(EvalAltResult::ErrorParsing(e.err_type().clone(), e.position()).into())

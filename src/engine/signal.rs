@@ -15,6 +15,12 @@ pub enum Signal {
     Diverged { step: String, detail: String },
     /// Rollback replay reached the first step that never completed.
     RollbackCollected,
+    /// Rollback re-entered a completed step's body to collect its nested
+    /// undos and reached something that would change the world (`what`, at
+    /// `position`): replay of that body stops there.
+    CollectStopped { what: String, position: String },
+    /// A step called `exit()`: the run ends failed, never succeeded.
+    Exited { step: String, message: String },
     /// `params.require` found parameters missing.
     MissingParams { names: Vec<String> },
     /// The journal could not be written: the run cannot continue safely.

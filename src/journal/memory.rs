@@ -97,7 +97,10 @@ impl Store for MemoryStore {
         state.next_seq += 1;
         let seq = state.next_seq;
         let steps = state.steps.entry(run.to_owned()).or_default();
-        match steps.iter_mut().find(|s| s.name == step.name) {
+        match steps
+            .iter_mut()
+            .find(|s| s.kind == step.kind && s.name == step.name)
+        {
             Some(existing) => {
                 let seq = existing.seq;
                 *existing = step.clone();
@@ -134,11 +137,11 @@ impl Store for MemoryStore {
         error: Option<&str>,
     ) -> Result<()> {
         let mut state = self.state();
-        if let Some(record) = state
-            .steps
-            .get_mut(run)
-            .and_then(|steps| steps.iter_mut().find(|s| s.name == step))
-        {
+        if let Some(record) = state.steps.get_mut(run).and_then(|steps| {
+            steps
+                .iter_mut()
+                .find(|s| s.kind == super::StepKind::Step && s.name == step)
+        }) {
             record.undo = undo;
             record.undo_error = error.map(str::to_owned);
         }

@@ -31,10 +31,26 @@ pub fn format_ms(ms: i64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+/// How deep a journaled value may nest. Deeper values fail their step with
+/// a clear error when written, so every value that was journaled reads back.
+pub const MAX_VALUE_DEPTH: usize = 512;
+
+/// Parses a journaled JSON value. serde_json stops at 128 levels by default;
+/// journaled values were checked against [`MAX_VALUE_DEPTH`] when written, so
+/// the limit is lifted here (the depth, and with it the recursion, is bounded).
+pub fn parse_value(text: &str) -> serde_json::Result<serde_json::Value> {
+    use serde::Deserialize;
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let value = serde_json::Value::deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "kebab-case")]
         pub enum $name { $($variant),+ }
 
@@ -65,8 +81,18 @@ string_enum!(
         RolledBack = "rolled-back",
         Aborted = "aborted",
         Interrupted = "interrupted",
+        RollingBack = "rolling-back",
+        RollbackFailed = "rollback-failed",
     }
 );
+
+impl RunStatus {
+    /// Whether a rollback has begun: from then on only `ferry rollback`
+    /// drives the run, since a resume would build on a half-undone world.
+    pub fn in_rollback(self) -> bool {
+        matches!(self, RunStatus::RollingBack | RunStatus::RollbackFailed)
+    }
+}
 
 string_enum!(
     /// Where a step stands. `Running` after a crash means "interrupted, run
@@ -81,7 +107,9 @@ string_enum!(
 );
 
 string_enum!(
-    /// What produced a journal record.
+    /// What produced a journal record. Each kind is its own namespace: a
+    /// record is keyed by (kind, name), so a user's step can never collide
+    /// with a gate or with a step's durable timer.
     StepKind {
         Step = "step",
         Gate = "gate",
@@ -120,6 +148,10 @@ pub struct Run {
     /// The environment profile its names resolve through (for a lab run,
     /// the lab's directory), so a resume reaches the same targets.
     pub environment: crate::environment::Environment,
+    /// Source text of the script and of every module it imported, by source
+    /// label, as of the last run or resume: a resume compares against them,
+    /// and they are what a teammate needs to see what the run executed.
+    pub sources: BTreeMap<String, String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -133,6 +165,9 @@ pub struct Step {
     /// `source:line:col` of the call, used to detect changed scripts.
     pub position: String,
     pub kind: StepKind,
+    /// The enclosing step's name, for a step run inside another step's body:
+    /// rollback re-enters the parent to collect the nested steps' undos.
+    pub parent: Option<String>,
     pub status: StepStatus,
     /// The body's value, as JSON, once completed.
     pub value: Option<serde_json::Value>,
@@ -153,6 +188,7 @@ impl Step {
             name: name.into(),
             position: position.into(),
             kind,
+            parent: None,
             status: StepStatus::Running,
             value: None,
             error: None,
@@ -190,11 +226,11 @@ pub trait Store: Send + Sync {
     fn update_run(&self, run: &Run) -> Result<()>;
     /// A run's records in order of first start.
     fn steps(&self, run: &str) -> Result<Vec<Step>>;
-    /// Inserts or replaces the record named `step.name`.
+    /// Inserts or replaces the record keyed by (`step.kind`, `step.name`).
     fn put_step(&self, run: &str, step: &Step, durable: bool) -> Result<()>;
     fn gates(&self, run: &str) -> Result<Vec<Gate>>;
     fn put_gate(&self, run: &str, gate: &Gate) -> Result<()>;
-    /// Durably sets the undo status (and error) of step `step`, leaving the
+    /// Durably sets the undo status (and error) of the step (kind `step`) named `step`, leaving the
     /// rest of its record as it is.
     fn set_undo(&self, run: &str, step: &str, undo: UndoStatus, error: Option<&str>) -> Result<()>;
     /// Takes the run's lock: only one process drives a run at a time. A lock

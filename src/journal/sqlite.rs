@@ -57,6 +57,33 @@ CREATE TABLE gates (
 "#,
     // 2: the environment profile a run resolves its targets with.
     "ALTER TABLE runs ADD COLUMN environment TEXT NOT NULL DEFAULT '{}';",
+    // 3: records keyed by (kind, name), so timers and gates live in their own
+    // namespaces; the enclosing step of nested steps; the run's sources.
+    r#"
+CREATE TABLE steps_v3 (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id      TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    position    TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    parent      TEXT,
+    status      TEXT NOT NULL,
+    value       TEXT,
+    error       TEXT,
+    attempts    INTEGER NOT NULL,
+    started_at  INTEGER,
+    ended_at    INTEGER,
+    undo        TEXT NOT NULL,
+    undo_error  TEXT,
+    data        TEXT,
+    UNIQUE (run_id, kind, name)
+);
+INSERT INTO steps_v3 (seq, run_id, name, position, kind, status, value, error, attempts, started_at, ended_at, undo, undo_error, data)
+    SELECT seq, run_id, name, position, kind, status, value, error, attempts, started_at, ended_at, undo, undo_error, data FROM steps;
+DROP TABLE steps;
+ALTER TABLE steps_v3 RENAME TO steps;
+ALTER TABLE runs ADD COLUMN sources TEXT NOT NULL DEFAULT '{}';
+"#,
 ];
 
 pub struct SqliteStore {
@@ -233,6 +260,26 @@ fn parse_json<T: serde::de::DeserializeOwned + Default>(text: Option<String>) ->
         .unwrap_or_default()
 }
 
+/// A journaled JSON column. Values may nest as deep as a step was allowed
+/// to return (the depth was checked when it was written), deeper than
+/// serde_json's default limit; a column that does not parse is an error,
+/// never a silent `()`.
+fn json_value(row: &Row, column: &str) -> rusqlite::Result<Option<serde_json::Value>> {
+    let Some(text) = row.get::<_, Option<String>>(column)? else {
+        return Ok(None);
+    };
+    super::parse_value(&text)
+        .map(Some)
+        .map_err(|e| bad_value(column, &format!("{e} in {}", truncate(&text))))
+}
+
+fn truncate(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
 fn bad_value(column: &str, text: &str) -> rusqlite::Error {
     rusqlite::Error::InvalidColumnType(0, format!("{column}={text}"), rusqlite::types::Type::Text)
 }
@@ -250,6 +297,7 @@ fn run_from_row(row: &Row) -> rusqlite::Result<Run> {
         error: row.get("error")?,
         identities: parse_json(row.get("identities")?),
         environment: parse_json(row.get("environment")?),
+        sources: parse_json(row.get("sources")?),
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })
@@ -265,18 +313,15 @@ fn step_from_row(row: &Row) -> rusqlite::Result<Step> {
         position: row.get("position")?,
         kind: StepKind::parse(&kind).ok_or_else(|| bad_value("kind", &kind))?,
         status: StepStatus::parse(&status).ok_or_else(|| bad_value("status", &status))?,
-        value: row
-            .get::<_, Option<String>>("value")?
-            .and_then(|t| serde_json::from_str(&t).ok()),
+        parent: row.get("parent")?,
+        value: json_value(row, "value")?,
         error: row.get("error")?,
         attempts: row.get("attempts")?,
         started_at: row.get("started_at")?,
         ended_at: row.get("ended_at")?,
         undo: UndoStatus::parse(&undo).ok_or_else(|| bad_value("undo", &undo))?,
         undo_error: row.get("undo_error")?,
-        data: row
-            .get::<_, Option<String>>("data")?
-            .and_then(|t| serde_json::from_str(&t).ok()),
+        data: json_value(row, "data")?,
     })
 }
 
@@ -288,8 +333,8 @@ impl Store for SqliteStore {
     fn create_run(&self, run: &Run) -> Result<()> {
         let inserted = self.with_conn(|c| {
             c.execute(
-                "INSERT INTO runs (id, script, script_hash, params, libs, status, dry_run, error, identities, created_at, updated_at, environment)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT(id) DO NOTHING",
+                "INSERT INTO runs (id, script, script_hash, params, libs, status, dry_run, error, identities, created_at, updated_at, environment, sources)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(id) DO NOTHING",
                 params![
                     run.id,
                     run.script.to_string_lossy(),
@@ -302,7 +347,8 @@ impl Store for SqliteStore {
                     json_col(&run.identities),
                     run.created_at,
                     run.updated_at,
-                    json_col(&run.environment)
+                    json_col(&run.environment),
+                    json_col(&run.sources)
                 ],
             )
         })?;
@@ -329,8 +375,8 @@ impl Store for SqliteStore {
     fn update_run(&self, run: &Run) -> Result<()> {
         let updated = self.with_conn(|c| {
             c.execute(
-                "UPDATE runs SET script_hash = ?2, status = ?3, error = ?4, identities = ?5, updated_at = ?6 WHERE id = ?1",
-                params![run.id, run.script_hash, run.status.as_str(), run.error, json_col(&run.identities), run.updated_at],
+                "UPDATE runs SET script_hash = ?2, status = ?3, error = ?4, identities = ?5, updated_at = ?6, sources = ?7 WHERE id = ?1",
+                params![run.id, run.script_hash, run.status.as_str(), run.error, json_col(&run.identities), run.updated_at, json_col(&run.sources)],
             )
         })?;
         if updated == 0 {
@@ -363,10 +409,10 @@ impl Store for SqliteStore {
         guard
             .conn
             .prepare_cached(
-                "INSERT INTO steps (run_id, name, position, kind, status, value, error, attempts, started_at, ended_at, undo, undo_error, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                 ON CONFLICT(run_id, name) DO UPDATE SET
-                   position = excluded.position, kind = excluded.kind, status = excluded.status,
+                "INSERT INTO steps (run_id, name, position, kind, status, value, error, attempts, started_at, ended_at, undo, undo_error, data, parent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT(run_id, kind, name) DO UPDATE SET
+                   position = excluded.position, parent = excluded.parent, status = excluded.status,
                    value = excluded.value, error = excluded.error, attempts = excluded.attempts,
                    started_at = excluded.started_at, ended_at = excluded.ended_at, undo = excluded.undo,
                    undo_error = excluded.undo_error, data = excluded.data",
@@ -386,6 +432,7 @@ impl Store for SqliteStore {
                     step.undo.as_str(),
                     step.undo_error,
                     step.data.as_ref().map(json_col),
+                    step.parent,
                 ])
             })
             .map(drop)
@@ -441,7 +488,7 @@ impl Store for SqliteStore {
         guard
             .conn
             .execute(
-                "UPDATE steps SET undo = ?3, undo_error = ?4 WHERE run_id = ?1 AND name = ?2",
+                "UPDATE steps SET undo = ?3, undo_error = ?4 WHERE run_id = ?1 AND kind = 'step' AND name = ?2",
                 params![run, step, undo.as_str(), error],
             )
             .map(drop)

@@ -15,8 +15,7 @@ use crate::engine::{Session, frames};
 use crate::events::Event;
 use crate::probes::guard::{GuardOptions, Prober};
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, FuncRegistration, Map, NativeCallContext};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     let s = session.clone();
@@ -86,7 +85,7 @@ fn guard(
     })
     .map_err(|e| runtime_error(format!("guard: {e}"), pos))?;
 
-    let result = body.call_within_context::<Dynamic>(ctx, ());
+    let result = frames::with_guard(|| body.call_within_context::<Dynamic>(ctx, ()));
 
     let stopped = block_on(session, pos, prober.stop());
     let end = match &stopped {
@@ -95,9 +94,7 @@ fn guard(
     };
     let stats = prober.stats(end);
     let json = stats.to_json();
-    if let Some(step) = &step {
-        session.annotate(&annotation_key(&session.run_id, step), json.clone());
-    }
+    session.ledger.annotate_guard(json.clone());
     let violations = stats.violations();
     session.events.emit(Event::GuardFinished {
         step,
@@ -128,20 +125,4 @@ fn guard(
     let mut map = from_json(&json).try_cast::<Map>().unwrap_or_default();
     map.insert("value".into(), value);
     Ok(Dynamic::from_map(map))
-}
-
-/// `guard` for a step's first guard, `guard#2`, `guard#3`... for the next ones.
-fn annotation_key(run: &str, step: &str) -> String {
-    static COUNTS: Mutex<Option<HashMap<(String, String), u32>>> = Mutex::new(None);
-    let mut counts = COUNTS.lock().unwrap_or_else(|p| p.into_inner());
-    let n = counts
-        .get_or_insert_with(HashMap::new)
-        .entry((run.to_owned(), step.to_owned()))
-        .or_insert(0);
-    *n += 1;
-    if *n == 1 {
-        "guard".into()
-    } else {
-        format!("guard#{n}")
-    }
 }

@@ -41,6 +41,20 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
 /// a step's completion is durable, so a mutation outside one could be lost
 /// or repeated without record.
 pub fn require_step(ctx: &NativeCallContext, primitive: &str) -> Result<(), Box<EvalAltResult>> {
+    if frames::role() == Some(frames::Role::Collect) {
+        // Rollback replays this completed body only to find nested undos.
+        let pos = ctx.call_position();
+        return Err(crate::engine::signal::Signal::CollectStopped {
+            what: primitive.to_owned(),
+            position: format!(
+                "{}:{}:{}",
+                ctx.call_source().unwrap_or_default(),
+                pos.line().unwrap_or(0),
+                pos.position().unwrap_or(0)
+            ),
+        }
+        .raise(pos));
+    }
     if frames::depth() > 0 {
         return Ok(());
     }

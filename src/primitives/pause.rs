@@ -2,6 +2,7 @@
 //! until someone runs `ferry approve RUN NAME`; `ferry resume` then passes it.
 
 use crate::engine::Session;
+use crate::engine::ledger::Entry;
 use crate::engine::session::Mode;
 use crate::engine::signal::{Signal, runtime_error};
 use crate::journal::{Gate, StepKind, StepStatus, now_ms};
@@ -14,7 +15,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         .with_params_info(["name: &str", "message: &str", "()"])
         .with_comments([
             "/// A gate: stops the run (exit 3) until `ferry approve RUN NAME`, then",
-            "/// `ferry resume RUN` continues past it. Gate names share the step namespace.",
+            "/// `ferry resume RUN` continues past it. Gate names are unique among gates.",
             "///",
             "/// ```rhai",
             "/// pause(\"app2-ready\", \"app2's team confirms they are ready to move\");",
@@ -40,27 +41,47 @@ fn gate(
             pos,
         ));
     }
+    super::step::refuse_in_undo("gate", name, pos)?;
     let position = session.position(ctx);
-    session.claim(name, &position, pos)?;
-    if session.replay(name, &position, pos)?.is_some() {
-        return Ok(());
-    }
+    let ledger = &session.ledger;
+    let previous = match ledger.enter(StepKind::Gate, name, &position, pos)? {
+        Entry::Replayed(_) => return Ok(()),
+        Entry::Fresh(previous) => previous,
+    };
     match session.mode {
         Mode::Run => {}
         Mode::Rollback => return Err(Signal::RollbackCollected.raise(pos)),
         Mode::Check => return Err(runtime_error("gates do not run while checking", pos)),
     }
-    session.check_not_skipped(name, &position, pos)?;
 
-    let approved = session.gate(name).is_some_and(|g| g.approved_at.is_some());
-    let mut record = match session.record(name) {
-        Some(existing) if existing.kind == StepKind::Gate => existing,
-        _ => session.begin(name, &position, StepKind::Gate, pos)?,
+    let approved = ledger.gate(name).is_some_and(|g| g.approved_at.is_some());
+    let attempt = match previous {
+        // Waiting since an earlier execution: approval is what moves it.
+        Some(record) if record.status == StepStatus::Waiting => ledger.adopt(record),
+        _ => {
+            session.record_sources(pos)?;
+            let attempt = ledger.start(StepKind::Gate, name, &position, false, pos)?;
+            if !approved {
+                ledger.wait(attempt, pos)?;
+                return wait_for_approval(session, name, message, pos);
+            }
+            attempt
+        }
     };
     if approved {
-        return session.complete(record, serde_json::Value::Null, pos);
+        return ledger.complete(attempt, serde_json::Value::Null, pos);
     }
-    if session.gate(name).is_none() {
+    wait_for_approval(session, name, message, pos)
+}
+
+/// Records the gate's request (once) and stops the run.
+fn wait_for_approval(
+    session: &Session,
+    name: &str,
+    message: &str,
+    pos: rhai::Position,
+) -> Result<(), Box<EvalAltResult>> {
+    if session.ledger.gate(name).is_none() {
         let gate = Gate {
             name: name.to_owned(),
             message: message.to_owned(),
@@ -68,11 +89,8 @@ fn gate(
             approved_at: None,
             approved_by: None,
         };
-        session.request_gate(gate, pos)?;
+        session.ledger.request_gate(gate, pos)?;
     }
-    record.status = StepStatus::Waiting;
-    record.position = position;
-    session.save(&record, true, pos)?;
     session.events.emit(crate::events::Event::GateWaiting {
         gate: name.to_owned(),
         message: message.to_owned(),

@@ -1,10 +1,14 @@
 //! `sleep(seconds)`. Inside a step it is a durable timer: its deadline is
 //! journaled when it starts, so a resumed run waits only what remains.
-//! Outside a step it is a plain (cancellable) wait.
+//! Outside a step, inside a guard's body (a watch window: a re-run attempt
+//! watches afresh) and inside an undo it is a plain (cancellable) wait.
 
+use crate::engine::frames::Role;
+use crate::engine::ledger::Entry;
+use crate::engine::session::Mode;
 use crate::engine::signal::runtime_error;
 use crate::engine::{Session, frames};
-use crate::journal::{StepKind, StepStatus, now_ms};
+use crate::journal::{StepKind, now_ms};
 use rhai::{Engine, EvalAltResult, FLOAT, FuncRegistration, INT, NativeCallContext};
 use std::sync::Arc;
 
@@ -14,7 +18,8 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         .with_params_info(["seconds: FLOAT", "()"])
         .with_comments([
             "/// Waits `seconds`. Inside a step the deadline is journaled: after a halt,",
-            "/// resume waits only for what remains.",
+            "/// resume waits only for what remains. Inside a guard's body it is a watch",
+            "/// window, watched whole again when the step runs again.",
         ])
         .register_into_engine(engine, move |ctx: NativeCallContext, seconds: FLOAT| {
             durable_sleep(&ctx, &s, seconds)
@@ -41,38 +46,36 @@ fn durable_sleep(
     }
     let total_ms = (seconds * 1000.0).round() as u64;
     let label = format!("sleep {}", crate::events::format_duration(total_ms));
-    let Some(name) = frames::next_timer_name() else {
-        return session.wait_until(now_ms() + total_ms as i64, total_ms, &label, pos);
-    };
-    let existing = session.record(&name);
-    if existing
-        .as_ref()
-        .is_some_and(|r| r.status == StepStatus::Completed)
-    {
+    let role = frames::role();
+    if session.mode == Mode::Rollback && role != Some(Role::Undo) {
+        // Rollback replays the script only to collect undos: nothing to wait for.
         return Ok(());
     }
-    let deadline = existing
-        .as_ref()
-        .and_then(|r| r.data.as_ref()?.get("deadline_ms")?.as_i64());
-    let (record, deadline) = match (existing, deadline) {
-        (Some(record), Some(deadline)) => (record, deadline),
-        _ => {
+    // A guard's watch window must be watched whole by the attempt that
+    // reports it, and an undo runs again whole: neither is a durable timer.
+    let durable = role == Some(Role::Body) && !frames::in_guard() && session.mode == Mode::Run;
+    let name = durable.then(frames::next_timer_name).flatten();
+    let Some(name) = name else {
+        return session.wait_until(now_ms() + total_ms as i64, total_ms, &label, pos);
+    };
+    let position = session.position(ctx);
+    let ledger = &session.ledger;
+    let (attempt, deadline) = match ledger.enter(StepKind::Sleep, &name, &position, pos)? {
+        Entry::Replayed(_) => return Ok(()),
+        Entry::Fresh(Some(record)) if deadline_of(&record).is_some() => {
+            let deadline = deadline_of(&record).unwrap_or_default();
+            (ledger.adopt(record), deadline)
+        }
+        Entry::Fresh(_) => {
             let deadline = now_ms() + total_ms as i64;
-            let mut record =
-                crate::journal::Step::new(&name, session.position(ctx), StepKind::Sleep);
-            record.attempts = 1;
-            record.started_at = Some(now_ms());
-            record.data = Some(serde_json::json!({ "deadline_ms": deadline, "seconds": seconds }));
-            // Durable before waiting: the deadline is what a resume honours.
-            session.save(&record, true, pos)?;
-            (record, deadline)
+            let data = serde_json::json!({ "deadline_ms": deadline, "seconds": seconds });
+            (ledger.start_timer(&name, &position, data, pos)?, deadline)
         }
     };
     session.wait_until(deadline, total_ms, &label, pos)?;
-    let mut record = record;
-    record.status = StepStatus::Completed;
-    record.ended_at = Some(now_ms());
-    record.value = Some(serde_json::Value::Null);
-    // Not fsync'd: if lost, the recorded deadline has passed and resume returns at once.
-    session.save(&record, false, pos)
+    ledger.complete(attempt, serde_json::Value::Null, pos)
+}
+
+fn deadline_of(record: &crate::journal::Step) -> Option<i64> {
+    record.data.as_ref()?.get("deadline_ms")?.as_i64()
 }

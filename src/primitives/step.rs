@@ -4,9 +4,11 @@
 //! otherwise it is recorded as started, its body runs, and its completion and
 //! value are written in one durable transaction.
 
-use crate::engine::session::{Mode, Undo};
+use crate::engine::frames::Role;
+use crate::engine::ledger::{Entry, Undo};
+use crate::engine::session::Mode;
 use crate::engine::signal::{Signal, runtime_error};
-use crate::engine::value::{from_json, to_json};
+use crate::engine::value::{from_journal, to_json};
 use crate::engine::{Session, frames};
 use crate::journal::{StepKind, UndoStatus};
 use rhai::{Dynamic, Engine, EvalAltResult, FnPtr, FuncRegistration, NativeCallContext};
@@ -32,7 +34,9 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         .with_params_info(["name: &str", "body: FnPtr", "undo: FnPtr", "Dynamic"])
         .with_comments([
             "/// Like `step(name, body)`, with an undo closure that `ferry rollback` runs",
-            "/// (newest step first) if this step completed.",
+            "/// (newest step first, nested steps before their parent) if this step",
+            "/// started: a step that failed or stopped half-way is undone too, first.",
+            "/// Undo closures must converge like bodies; they cannot contain steps or gates.",
         ])
         .register_into_engine(
             engine,
@@ -54,64 +58,177 @@ fn run_step(
     if name.trim().is_empty() {
         return Err(runtime_error("a step needs a non-empty name", pos));
     }
+    refuse_in_undo("step", name, pos)?;
     let position = session.position(ctx);
-    session.claim(name, &position, pos)?;
+    let ledger = &session.ledger;
 
-    if let Some(record) = session.replay(name, &position, pos)? {
-        if let Some(closure) = undo
-            && session.mode == Mode::Rollback
-            && record.undo != UndoStatus::Done
-        {
-            #[allow(deprecated)]
-            let context = ctx.store_data();
-            session.collect_undo(Undo {
-                seq: record.seq,
-                step: name.to_owned(),
-                closure,
-                context,
-            });
+    match ledger.enter(StepKind::Step, name, &position, pos)? {
+        Entry::Replayed(record) => {
+            if session.mode == Mode::Rollback {
+                collect_undo(ctx, session, &record, undo);
+                if ledger.has_children(name) {
+                    collect_nested(ctx, session, name, &body)?;
+                }
+            }
+            return match &record.value {
+                None => Ok(Dynamic::UNIT),
+                Some(json) => from_journal(json).map_err(|why| {
+                    Signal::Journal {
+                        message: format!(
+                            "the value journaled for step `{name}` cannot be read back: {why}"
+                        ),
+                    }
+                    .raise(pos)
+                }),
+            };
         }
-        return Ok(record
-            .value
-            .as_ref()
-            .map(from_json)
-            .unwrap_or(Dynamic::UNIT));
+        Entry::Fresh(previous) => match session.mode {
+            Mode::Run => {}
+            Mode::Rollback => {
+                // The rollback's frontier. A step that started may have
+                // changed the world before it failed or stopped: its undo
+                // runs first, and so do those of steps nested in it.
+                if let Some(record) = previous {
+                    collect_undo(ctx, session, &record, undo);
+                    if ledger.has_children(name) {
+                        collect_nested(ctx, session, name, &body)?;
+                    }
+                }
+                return Err(Signal::RollbackCollected.raise(pos));
+            }
+            Mode::Check => return Err(runtime_error("steps do not run while checking", pos)),
+        },
     }
-    match session.mode {
-        Mode::Run => {}
-        Mode::Rollback => return Err(Signal::RollbackCollected.raise(pos)),
-        Mode::Check => return Err(runtime_error("steps do not run while checking", pos)),
-    }
-    session.check_not_skipped(name, &position, pos)?;
 
-    let mut record = session.begin(name, &position, StepKind::Step, pos)?;
-    if undo.is_some() {
-        record.undo = UndoStatus::Pending;
-    }
+    session.record_sources(pos)?;
+    let attempt = ledger.start(StepKind::Step, name, &position, undo.is_some(), pos)?;
     let result = frames::with_frame(name, || body.call_within_context::<Dynamic>(ctx, ()));
     match result {
         Ok(value) => match to_json(&value) {
             Ok(json) => {
-                session.complete(record, json.clone(), pos)?;
+                let replayed = from_journal(&json);
+                ledger.complete(attempt, json, pos)?;
                 // Return what a replay would return, so first runs and resumes agree.
-                Ok(from_json(&json))
+                replayed.map_err(|why| runtime_error(format!("step `{name}`: {why}"), pos))
             }
             Err(why) => {
                 let err = runtime_error(
                     format!("step `{name}` returned a value that cannot be journaled: {why}"),
                     pos,
                 );
-                session.fail(record, session.summarize(&err), pos)?;
+                ledger.fail(attempt, session.summarize(&err), pos)?;
                 Err(err)
             }
         },
+        Err(err) if is_exit(&err) => {
+            // exit() ends the script, which Rhai reports as success; a step
+            // that did not finish cannot let the run succeed.
+            let message = format!(
+                "step `{name}` called exit() before it finished; a step ends by returning a value or throwing"
+            );
+            ledger.fail(attempt, message.clone(), pos)?;
+            Err(Signal::Exited {
+                step: name.to_owned(),
+                message,
+            }
+            .raise(pos))
+        }
         Err(err) if Signal::of(&err).is_some() => {
-            session.interrupt(record, pos)?;
+            ledger.interrupt(attempt, pos)?;
             Err(err)
         }
         Err(err) => {
-            session.fail(record, session.summarize(&err), pos)?;
+            ledger.fail(attempt, session.summarize(&err), pos)?;
             Err(err)
         }
+    }
+}
+
+/// Steps, gates and durable timers journal the forward run; an undo closure
+/// is journaled as a whole (run again until done), so it cannot contain them.
+pub fn refuse_in_undo(
+    what: &str,
+    name: &str,
+    pos: rhai::Position,
+) -> Result<(), Box<EvalAltResult>> {
+    if frames::role() != Some(Role::Undo) {
+        return Ok(());
+    }
+    let undoing = frames::current().unwrap_or_default();
+    Err(runtime_error(
+        format!(
+            "{what} `{name}` inside the {undoing}: an undo closure runs as a whole and again until it is done, \
+             so it cannot contain steps or gates; call the primitives directly"
+        ),
+        pos,
+    ))
+}
+
+/// Keeps the undo closure of a step that may have changed the world, unless
+/// its undo is done already (a rollback interrupted earlier).
+fn collect_undo(
+    ctx: &NativeCallContext,
+    session: &Session,
+    record: &crate::journal::Step,
+    undo: Option<FnPtr>,
+) {
+    let Some(closure) = undo else { return };
+    if !matches!(
+        record.undo,
+        UndoStatus::Pending | UndoStatus::Running | UndoStatus::Failed
+    ) {
+        return;
+    }
+    #[allow(deprecated)]
+    let context = ctx.store_data();
+    session.ledger.collect_undo(Undo {
+        seq: record.seq,
+        step: record.name.clone(),
+        closure,
+        context,
+    });
+}
+
+/// Rollback re-enters the body of a step with nested steps, to reach their
+/// undo closures: nested steps replay, and anything that would change the
+/// world stops the replay of this body (the ledger remembers where, and the
+/// rollback refuses if an undo was missed because of it).
+fn collect_nested(
+    ctx: &NativeCallContext,
+    session: &Session,
+    name: &str,
+    body: &FnPtr,
+) -> Result<(), Box<EvalAltResult>> {
+    let result = frames::with_role(name, Role::Collect, || {
+        body.call_within_context::<Dynamic>(ctx, ())
+    });
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) => match Signal::of(&err) {
+            Some(Signal::CollectStopped { what, position }) => {
+                let at = session.display_position(&position);
+                session
+                    .ledger
+                    .collect_stopped(name, format!("`{what}` at {at}"));
+                Ok(())
+            }
+            Some(_) => Err(err),
+            None => {
+                session
+                    .ledger
+                    .collect_stopped(name, format!("an error: {}", session.summarize(&err)));
+                Ok(())
+            }
+        },
+    }
+}
+
+/// Whether `err` is Rhai's `exit()`, through function-call wrappers.
+fn is_exit(err: &EvalAltResult) -> bool {
+    match err {
+        EvalAltResult::Exit(..) => true,
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => is_exit(inner),
+        _ => false,
     }
 }

@@ -80,7 +80,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
               -> Result<bool, Box<EvalAltResult>> {
             let value = crate::engine::value::to_json(&value)
                 .map_err(|e| runtime_error(e, ctx.call_position()))?;
-            Ok(s.annotate(key, value))
+            Ok(s.ledger.annotate(key, value))
         },
     );
     engine.register_fn(

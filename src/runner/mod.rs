@@ -3,14 +3,17 @@
 //! thread while the main thread watches for Ctrl-C/SIGTERM, and turns what
 //! happened into a run status and an [`Outcome`].
 
+mod changes;
 mod id;
 
 pub use id::{new_run_id, validate_run_id};
 
 use crate::engine::diagnostic::Sources;
+use crate::engine::frames::{self, Role};
+use crate::engine::ledger::UndoMove;
 use crate::engine::session::Mode;
 use crate::engine::signal::Signal;
-use crate::engine::{Host, Script, Session, SessionConfig, check, frames, library_roots};
+use crate::engine::{Host, Script, Session, SessionConfig, check, library_roots};
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::events::{Event, EventSink, Events};
@@ -54,10 +57,12 @@ impl Outcome {
         }
     }
 
+    /// The run's status after this outcome of a run or resume.
     fn status(&self) -> RunStatus {
         match self {
             Outcome::Succeeded => RunStatus::Succeeded,
-            Outcome::StepFailed { .. } | Outcome::UndoFailed { .. } => RunStatus::Failed,
+            Outcome::StepFailed { .. } => RunStatus::Failed,
+            Outcome::UndoFailed { .. } => RunStatus::RollbackFailed,
             Outcome::Paused { .. } => RunStatus::Paused,
             Outcome::Interrupted => RunStatus::Interrupted,
             Outcome::RolledBack => RunStatus::RolledBack,
@@ -148,6 +153,7 @@ impl Runner {
             error: None,
             identities: BTreeMap::new(),
             environment: self.choose_environment(&request.environment, &script, &id)?,
+            sources: BTreeMap::from([(script.label.clone(), script.text.to_string())]),
             created_at: now,
             updated_at: now,
         };
@@ -180,6 +186,19 @@ impl Runner {
             }
             _ => {}
         }
+        // Once an undo has started, resuming would build on a half-undone
+        // world: only rollback may drive the run on.
+        let undone = self
+            .store
+            .steps(&id)?
+            .into_iter()
+            .find(|s| !matches!(s.undo, UndoStatus::None | UndoStatus::Pending));
+        if run.status.in_rollback() || undone.is_some() {
+            return Err(Error::RollbackUnderway {
+                run: id,
+                status: run.status.to_string(),
+            });
+        }
         if let Some(gate) = self.waiting_gate(&id)? {
             return Err(Error::GateWaiting {
                 run: id,
@@ -192,8 +211,11 @@ impl Runner {
         let libs = library_roots(&self.libs_for(&run))?;
         let (host, ast, _lab) =
             self.prepare(&script, &run, Mode::Run, &libs, changed, allow_changed)?;
-        if changed && allow_changed {
+        self.refuse_changed(&run, &host, &script, allow_changed)?;
+        if allow_changed {
             run.script_hash = script.hash.clone();
+            // What this execution loads is what the run now is.
+            run.sources.clear();
         }
         self.drive(&host, &ast, &mut run, &script, "resume")
     }
@@ -216,7 +238,47 @@ impl Runner {
         let libs = library_roots(&self.libs_for(&run))?;
         let (host, ast, _lab) =
             self.prepare(&script, &run, Mode::Rollback, &libs, changed, allow_changed)?;
+        self.refuse_changed(&run, &host, &script, allow_changed)?;
         self.drive(&host, &ast, &mut run, &script, "rollback")
+    }
+
+    /// Refuses (exit 4) to go on with a script or module whose text differs
+    /// from what the run recorded, showing the change as a unified diff,
+    /// unless `--allow-changed` (then steps match by name).
+    fn refuse_changed(
+        &self,
+        run: &Run,
+        host: &Host,
+        script: &Script,
+        allow_changed: bool,
+    ) -> Result<()> {
+        if allow_changed {
+            return Ok(());
+        }
+        let diff = if run.sources.is_empty() {
+            // Recorded before sources were journaled: only the hash tells.
+            (script.hash != run.script_hash).then(|| {
+                format!(
+                    "{} changed since the run started (no recorded copy to compare)",
+                    script.display
+                )
+            })
+        } else {
+            changes::diff(&run.sources, |label| {
+                if label == script.label {
+                    Some(script.text.to_string())
+                } else {
+                    host.resolver.current_text(label)
+                }
+            })
+        };
+        match diff {
+            Some(diff) => Err(Error::SourcesChanged {
+                run: run.id.clone(),
+                diff,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// `ferry approve`: records the approval of a gate.
@@ -389,8 +451,13 @@ impl Runner {
         let session = host.session.clone();
         let started = Instant::now();
         let status_before = run.status;
-        run.status = RunStatus::Running;
-        run.error = None;
+        let rollback = session.mode == Mode::Rollback;
+        if !rollback {
+            // A rollback keeps the run's status until its first undo starts.
+            run.status = RunStatus::Running;
+            run.error = None;
+        }
+        run.sources.extend(session.sources.texts());
         run.updated_at = now_ms();
         self.store.update_run(run)?;
         session.events.emit(Event::RunStarted {
@@ -398,14 +465,15 @@ impl Runner {
             mode: verb.to_owned(),
         });
 
+        let store = self.store.clone();
         let result = self.on_engine_thread(&session, || {
             let mut scope = host.scope();
             let replay = host.engine.run_ast_with_scope(&mut scope, ast);
             match session.mode {
                 Mode::Rollback => match replay {
-                    Ok(()) => Ok(Ok(run_undos(host))),
+                    Ok(()) => Ok(run_undos(host, &*store, run)),
                     Err(err) if matches!(Signal::of(&err), Some(Signal::RollbackCollected)) => {
-                        Ok(Ok(run_undos(host)))
+                        Ok(run_undos(host, &*store, run))
                     }
                     Err(err) => Err(err),
                 },
@@ -418,6 +486,13 @@ impl Runner {
             Err(err) => match Signal::of(&err) {
                 Some(Signal::Paused { gate, message }) => Ok(Outcome::Paused { gate, message }),
                 Some(Signal::Cancelled) => Ok(Outcome::Interrupted),
+                Some(Signal::Exited { step, message }) => Ok(Outcome::StepFailed {
+                    step,
+                    rendered: host.render(&crate::engine::signal::runtime_error(
+                        message,
+                        err.position(),
+                    )),
+                }),
                 Some(Signal::IdentityMismatch {
                     name,
                     recorded,
@@ -438,9 +513,9 @@ impl Runner {
                     path: self.store.location().to_owned(),
                     message,
                 }),
-                Some(Signal::RollbackCollected) | None => {
+                Some(Signal::RollbackCollected | Signal::CollectStopped { .. }) | None => {
                     let summary = session.summarize(&err);
-                    match session.failed_step(&summary) {
+                    match session.ledger.failed_step(&summary) {
                         Some(step) => Ok(Outcome::StepFailed {
                             step,
                             rendered: host.render(&err),
@@ -456,19 +531,29 @@ impl Runner {
             },
         };
 
-        // Identities recorded during the run are kept whatever happened.
+        // Identities and sources recorded during the run are kept whatever happened.
         run.identities = session.identities();
-        // A refusal changes nothing else; everything else is recorded.
-        if matches!(
+        run.sources.extend(session.sources.texts());
+        let refused = matches!(
             outcome,
-            Err(Error::ScriptChanged { .. } | Error::IdentityMismatch { .. })
-        ) {
-            run.status = status_before;
+            Err(Error::ScriptChanged { .. }
+                | Error::IdentityMismatch { .. }
+                | Error::RollbackIncomplete { .. })
+        );
+        if refused {
+            // A refusal changes nothing else.
+            run.status = if rollback { run.status } else { status_before };
             self.store.update_run(run)?;
         } else {
-            run.status = match &outcome {
-                Ok(outcome) => outcome.status(),
-                Err(_) => RunStatus::Failed,
+            run.status = match (&outcome, rollback) {
+                (Ok(outcome), false) => outcome.status(),
+                (Err(_), false) => RunStatus::Failed,
+                (Ok(Outcome::RolledBack), true) => RunStatus::RolledBack,
+                (Ok(Outcome::UndoFailed { .. }), true) => RunStatus::RollbackFailed,
+                // Stopped, or failed before an undo ran: a rollback that has
+                // begun stays rolling-back; one that has not changed nothing.
+                (_, true) if run.status.in_rollback() => RunStatus::RollingBack,
+                (_, true) => status_before,
             };
             if let Ok(Outcome::StepFailed { rendered, .. }) = &outcome {
                 run.error = rendered
@@ -481,7 +566,7 @@ impl Runner {
             }
             run.updated_at = now_ms();
             self.store.update_run(run)?;
-            let (steps_run, steps_replayed) = session.counts();
+            let (steps_run, steps_replayed) = session.ledger.counts();
             session.events.emit(Event::RunFinished {
                 status: run.status.to_string(),
                 ms: started.elapsed().as_millis() as u64,
@@ -541,62 +626,78 @@ pub async fn shutdown_signal() {
 }
 
 /// Runs collected undo closures, newest step first; each is journaled, so an
-/// interrupted rollback continues where it stopped.
-fn run_undos(host: &Host) -> Outcome {
+/// interrupted rollback continues where it stopped. The run is
+/// `rolling-back` from the first undo on. Refuses before any undo runs if an
+/// undo that must run could not be collected.
+fn run_undos(host: &Host, store: &dyn Store, run: &mut Run) -> Result<Outcome> {
     let session = &host.session;
+    let ledger = &session.ledger;
     let pos = rhai::Position::NONE;
-    for undo in session.take_undos() {
-        let Some(record) = session.record(&undo.step) else {
-            continue;
-        };
-        if record.undo == UndoStatus::Done {
-            continue;
-        }
-        if let Err(err) = session.set_undo(&undo.step, UndoStatus::Running, None, pos) {
-            return Outcome::UndoFailed {
-                step: undo.step,
-                error: session.summarize(&err),
-            };
-        }
+    let (missing, why) = ledger.uncollected();
+    if !missing.is_empty() {
+        return Err(Error::RollbackIncomplete {
+            run: run.id.clone(),
+            steps: missing.into_iter().map(|s| s.name).collect(),
+            why: why.unwrap_or_else(|| {
+                "the script no longer reaches them (was it changed?)".to_owned()
+            }),
+        });
+    }
+    let undos = ledger.take_undos();
+    let journal = |err: &rhai::EvalAltResult| Error::Journal {
+        path: store.location().to_owned(),
+        message: session.summarize(err),
+    };
+    if !undos.is_empty() && run.status != RunStatus::RollingBack {
+        run.status = RunStatus::RollingBack;
+        run.error = None;
+        run.updated_at = now_ms();
+        store.update_run(run)?;
+    }
+    for undo in undos {
+        ledger
+            .undo_move(&undo.step, UndoMove::Start, None, pos)
+            .map_err(|e| journal(&e))?;
         session.events.emit(Event::UndoStarted {
             step: undo.step.clone(),
         });
         let started = Instant::now();
         #[allow(deprecated)]
         let ctx = undo.context.create_context(&host.engine);
-        let result = frames::with_frame(&format!("undo {}", undo.step), || {
+        let result = frames::with_role(&format!("undo of `{}`", undo.step), Role::Undo, || {
             undo.closure.call_within_context::<Dynamic>(&ctx, ())
         });
         match result {
             Ok(_) => {
-                if let Err(err) = session.set_undo(&undo.step, UndoStatus::Done, None, pos) {
-                    return Outcome::UndoFailed {
-                        step: undo.step,
-                        error: session.summarize(&err),
-                    };
-                }
+                ledger
+                    .undo_move(&undo.step, UndoMove::Finish, None, pos)
+                    .map_err(|e| journal(&e))?;
                 session.events.emit(Event::UndoCompleted {
                     step: undo.step,
                     ms: started.elapsed().as_millis() as u64,
                 });
             }
             Err(err) if matches!(Signal::of(&err), Some(Signal::Cancelled)) => {
-                let _ = session.set_undo(&undo.step, UndoStatus::Pending, None, pos);
-                return Outcome::Interrupted;
+                ledger
+                    .undo_move(&undo.step, UndoMove::Interrupt, None, pos)
+                    .map_err(|e| journal(&e))?;
+                return Ok(Outcome::Interrupted);
             }
             Err(err) => {
                 let error = session.summarize(&err);
-                let _ = session.set_undo(&undo.step, UndoStatus::Failed, Some(error.clone()), pos);
+                ledger
+                    .undo_move(&undo.step, UndoMove::Fail, Some(error.clone()), pos)
+                    .map_err(|e| journal(&e))?;
                 session.events.emit(Event::UndoFailed {
                     step: undo.step.clone(),
                     error: error.clone(),
                 });
-                return Outcome::UndoFailed {
+                return Ok(Outcome::UndoFailed {
                     step: undo.step,
                     error,
-                };
+                });
             }
         }
     }
-    Outcome::RolledBack
+    Ok(Outcome::RolledBack)
 }

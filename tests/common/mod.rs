@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod history;
 pub mod knot;
 pub mod lab;
 
@@ -115,6 +116,13 @@ impl Sandbox {
             .into_iter()
             .find(|s| s["name"] == name)
             .unwrap_or_else(|| panic!("no step {name} in {run}"))
+    }
+
+    /// The id of the newest run (`ferry status --json`).
+    pub fn status_newest_id(&self) -> String {
+        let out = self.ferry(["status", "--json"]).run();
+        let value: serde_json::Value = serde_json::from_str(&out.stdout).expect("status json");
+        value["run"]["id"].as_str().expect("an id").to_owned()
     }
 
     /// `ferry status RUN --json`
