@@ -22,10 +22,10 @@ fn offline_host(script: &Script, libs: &[PathBuf], rt: &tokio::runtime::Runtime)
         sources: Arc::new(Sources::default()),
         main_label: script.label.clone(),
         params: BTreeMap::new(),
-        script_changed: false,
-        allow_changed: false,
+        replay: Default::default(),
         settings: Default::default(),
         identities: Default::default(),
+        records: None,
     })?;
     Ok(Host::new(Arc::new(session), script, libs))
 }

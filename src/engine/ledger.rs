@@ -178,18 +178,19 @@ fn journal_error(e: impl std::fmt::Display, pos: Position) -> Box<EvalAltResult>
 }
 
 impl Ledger {
-    /// Loads the run's records (none when `load` is false: `ferry check`).
+    /// Takes the run's records as the store holds them, and loads its
+    /// gates; `None` for a session that runs nothing (`ferry check`).
     pub fn load(
         store: Arc<dyn Store>,
         run_id: &str,
         events: Events,
         sources: Arc<Sources>,
         replay: Replay,
-        load: bool,
+        records: Option<Vec<Step>>,
     ) -> crate::error::Result<Ledger> {
         let mut state = State::default();
-        if load {
-            for step in store.steps(run_id)? {
+        if let Some(records) = records {
+            for step in records {
                 if step.status == StepStatus::Completed && step.kind != StepKind::Sleep {
                     state.completed_order.push((step.kind, step.name.clone()));
                 }
@@ -235,13 +236,21 @@ impl Ledger {
                 pos,
             ));
         }
-        state.claimed.insert(key.clone(), position.to_owned());
-        let Some(record) = state.records.get(&key).cloned() else {
+        let Some(kept) = state.records.get_mut(&key) else {
+            state.claimed.insert(key, position.to_owned());
             return Ok(Entry::Fresh(None));
         };
-        if record.status != StepStatus::Completed {
+        if kept.status != StepStatus::Completed {
+            let record = kept.clone();
+            state.claimed.insert(key, position.to_owned());
             return Ok(Entry::Fresh(Some(record)));
         }
+        // Values leave memory once returned: names are unique, nothing reads
+        // them again, and a fleet's values (whole objects) would pile up.
+        let value = kept.value.take();
+        let mut record = kept.clone();
+        record.value = value;
+        state.claimed.insert(key.clone(), position.to_owned());
         if record.position != position && !self.replay.allow_changed {
             let detail = format!(
                 "recorded at {}, now at {}",
@@ -254,13 +263,11 @@ impl Ledger {
             }
             .raise(pos));
         }
-        state.replayed.insert(key.clone());
-        state.steps_replayed += 1;
-        // Values leave memory once returned: names are unique, nothing reads
-        // them again, and a fleet's values (whole objects) would pile up.
-        if let Some(kept) = state.records.get_mut(&key) {
-            kept.value = None;
+        if self.replay.script_changed {
+            // Only a changed script asks which completed steps were reached.
+            state.replayed.insert(key);
         }
+        state.steps_replayed += 1;
         drop(state);
         if record.position != position {
             // --allow-changed: the record now lives here; later resumes compare against this.

@@ -128,6 +128,10 @@ impl Host {
         engine.set_max_string_size(0);
         engine.set_max_array_size(0);
         engine.set_max_map_size(0);
+        // Rhai's string interner evicts by scanning its whole cache for every
+        // new string once full: a fleet's thousands of distinct step names
+        // made it a tenth of a resume. Strings are allocated plainly instead.
+        engine.set_max_strings_interned(0);
 
         let events = session.events.clone();
         engine.on_print(move |text| {

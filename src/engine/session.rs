@@ -60,11 +60,14 @@ pub struct SessionConfig {
     pub sources: Arc<Sources>,
     pub main_label: String,
     pub params: BTreeMap<String, String>,
-    pub script_changed: bool,
-    pub allow_changed: bool,
+    /// How replay compares the script with the journal.
+    pub replay: Replay,
     pub settings: crate::settings::Settings,
     /// Identities the run recorded so far.
     pub identities: BTreeMap<String, serde_json::Value>,
+    /// The run's journal records, read once by the runner; `None` when
+    /// nothing runs (`ferry check`, `ferry docs`).
+    pub records: Option<Vec<crate::journal::Step>>,
 }
 
 impl Session {
@@ -75,11 +78,8 @@ impl Session {
             &config.run_id,
             config.events.clone(),
             config.sources.clone(),
-            Replay {
-                script_changed: config.script_changed,
-                allow_changed: config.allow_changed,
-            },
-            config.mode != Mode::Check,
+            config.replay,
+            config.records,
         )?;
         Ok(Session {
             run_id: config.run_id,

@@ -82,6 +82,8 @@ INSERT INTO steps_v3 (seq, run_id, name, position, kind, status, value, error, a
     SELECT seq, run_id, name, position, kind, status, value, error, attempts, started_at, ended_at, undo, undo_error, data FROM steps;
 DROP TABLE steps;
 ALTER TABLE steps_v3 RENAME TO steps;
+-- A run's records in journal order without a sort: what every resume reads.
+CREATE INDEX steps_by_run ON steps (run_id, seq);
 ALTER TABLE runs ADD COLUMN sources TEXT NOT NULL DEFAULT '{}';
 "#,
 ];
@@ -264,13 +266,20 @@ fn parse_json<T: serde::de::DeserializeOwned + Default>(text: Option<String>) ->
 /// to return (the depth was checked when it was written), deeper than
 /// serde_json's default limit; a column that does not parse is an error,
 /// never a silent `()`.
-fn json_value(row: &Row, column: &str) -> rusqlite::Result<Option<serde_json::Value>> {
-    let Some(text) = row.get::<_, Option<String>>(column)? else {
-        return Ok(None);
+fn json_value(
+    row: &Row,
+    index: usize,
+    column: &str,
+) -> rusqlite::Result<Option<serde_json::Value>> {
+    let text = match row.get_ref(index)? {
+        rusqlite::types::ValueRef::Null => return Ok(None),
+        value => value.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, e.into())
+        })?,
     };
-    super::parse_value(&text)
+    super::parse_value(text)
         .map(Some)
-        .map_err(|e| bad_value(column, &format!("{e} in {}", truncate(&text))))
+        .map_err(|e| bad_value(column, &format!("{e} in {}", truncate(text))))
 }
 
 fn truncate(text: &str) -> String {
@@ -303,25 +312,35 @@ fn run_from_row(row: &Row) -> rusqlite::Result<Run> {
     })
 }
 
+/// The columns [`step_from_row`] reads, by index: a resume reads every
+/// record of a run, and looking columns up by name costs more than the rest.
+const STEP_COLUMNS: &str = "seq, name, position, kind, status, parent, value, error, attempts, \
+     started_at, ended_at, undo, undo_error, data";
+
 fn step_from_row(row: &Row) -> rusqlite::Result<Step> {
-    let kind: String = row.get("kind")?;
-    let status: String = row.get("status")?;
-    let undo: String = row.get("undo")?;
+    let text = |i: usize| -> rusqlite::Result<&str> {
+        row.get_ref(i)?.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+        })
+    };
+    let kind = text(3)?;
+    let status = text(4)?;
+    let undo = text(11)?;
     Ok(Step {
-        seq: row.get("seq")?,
-        name: row.get("name")?,
-        position: row.get("position")?,
-        kind: StepKind::parse(&kind).ok_or_else(|| bad_value("kind", &kind))?,
-        status: StepStatus::parse(&status).ok_or_else(|| bad_value("status", &status))?,
-        parent: row.get("parent")?,
-        value: json_value(row, "value")?,
-        error: row.get("error")?,
-        attempts: row.get("attempts")?,
-        started_at: row.get("started_at")?,
-        ended_at: row.get("ended_at")?,
-        undo: UndoStatus::parse(&undo).ok_or_else(|| bad_value("undo", &undo))?,
-        undo_error: row.get("undo_error")?,
-        data: json_value(row, "data")?,
+        seq: row.get(0)?,
+        name: row.get(1)?,
+        position: row.get(2)?,
+        kind: StepKind::parse(kind).ok_or_else(|| bad_value("kind", kind))?,
+        status: StepStatus::parse(status).ok_or_else(|| bad_value("status", status))?,
+        parent: row.get(5)?,
+        value: json_value(row, 6, "value")?,
+        error: row.get(7)?,
+        attempts: row.get(8)?,
+        started_at: row.get(9)?,
+        ended_at: row.get(10)?,
+        undo: UndoStatus::parse(undo).ok_or_else(|| bad_value("undo", undo))?,
+        undo_error: row.get(12)?,
+        data: json_value(row, 13, "data")?,
     })
 }
 
@@ -390,8 +409,9 @@ impl Store for SqliteStore {
 
     fn steps(&self, run: &str) -> Result<Vec<Step>> {
         self.with_conn(|c| {
-            let mut stmt =
-                c.prepare_cached("SELECT * FROM steps WHERE run_id = ?1 ORDER BY seq")?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ?1 ORDER BY seq"
+            ))?;
             stmt.query_map([run], step_from_row)?.collect()
         })
     }

@@ -10,14 +10,14 @@ pub use id::{new_run_id, validate_run_id};
 
 use crate::engine::diagnostic::Sources;
 use crate::engine::frames::{self, Role};
-use crate::engine::ledger::UndoMove;
+use crate::engine::ledger::{Replay, UndoMove};
 use crate::engine::session::Mode;
 use crate::engine::signal::Signal;
 use crate::engine::{Host, Script, Session, SessionConfig, check, library_roots};
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::events::{Event, EventSink, Events};
-use crate::journal::{Gate, Run, RunStatus, StepStatus, Store, UndoStatus, now_ms};
+use crate::journal::{Gate, Run, RunStatus, Step, StepKind, StepStatus, Store, UndoStatus, now_ms};
 use crate::lab::{Lab, LabOptions};
 use crate::settings::Settings;
 use rhai::{AST, Dynamic};
@@ -157,7 +157,14 @@ impl Runner {
             created_at: now,
             updated_at: now,
         };
-        let (host, ast, _lab) = self.prepare(&script, &run, Mode::Run, &libs, false, false)?;
+        let (host, ast, _lab) = self.prepare(
+            &script,
+            &run,
+            Mode::Run,
+            &libs,
+            Vec::new(),
+            Replay::default(),
+        )?;
         self.store.create_run(&run)?;
         let _lock = self.store.lock(&id)?;
         let outcome = self.drive(&host, &ast, &mut run, &script, "run")?;
@@ -188,18 +195,17 @@ impl Runner {
         }
         // Once an undo has started, resuming would build on a half-undone
         // world: only rollback may drive the run on.
-        let undone = self
-            .store
-            .steps(&id)?
-            .into_iter()
-            .find(|s| !matches!(s.undo, UndoStatus::None | UndoStatus::Pending));
-        if run.status.in_rollback() || undone.is_some() {
+        let records = self.store.steps(&id)?;
+        let undone = records
+            .iter()
+            .any(|s| !matches!(s.undo, UndoStatus::None | UndoStatus::Pending));
+        if run.status.in_rollback() || undone {
             return Err(Error::RollbackUnderway {
                 run: id,
                 status: run.status.to_string(),
             });
         }
-        if let Some(gate) = self.waiting_gate(&id)? {
+        if let Some(gate) = self.waiting_gate(&id, &records)? {
             return Err(Error::GateWaiting {
                 run: id,
                 gate: gate.name,
@@ -207,10 +213,12 @@ impl Runner {
             });
         }
         let script = Script::load(&run.script)?;
-        let changed = script.hash != run.script_hash;
+        let replay = Replay {
+            script_changed: script.hash != run.script_hash,
+            allow_changed,
+        };
         let libs = library_roots(&self.libs_for(&run))?;
-        let (host, ast, _lab) =
-            self.prepare(&script, &run, Mode::Run, &libs, changed, allow_changed)?;
+        let (host, ast, _lab) = self.prepare(&script, &run, Mode::Run, &libs, records, replay)?;
         self.refuse_changed(&run, &host, &script, allow_changed)?;
         if allow_changed {
             run.script_hash = script.hash.clone();
@@ -234,10 +242,14 @@ impl Runner {
             });
         }
         let script = Script::load(&run.script)?;
-        let changed = script.hash != run.script_hash;
+        let replay = Replay {
+            script_changed: script.hash != run.script_hash,
+            allow_changed,
+        };
         let libs = library_roots(&self.libs_for(&run))?;
+        let records = self.store.steps(&id)?;
         let (host, ast, _lab) =
-            self.prepare(&script, &run, Mode::Rollback, &libs, changed, allow_changed)?;
+            self.prepare(&script, &run, Mode::Rollback, &libs, records, replay)?;
         self.refuse_changed(&run, &host, &script, allow_changed)?;
         self.drive(&host, &ast, &mut run, &script, "rollback")
     }
@@ -316,19 +328,17 @@ impl Runner {
     }
 
     /// The first gate that waits for an approval, if any.
-    fn waiting_gate(&self, id: &str) -> Result<Option<Gate>> {
-        let waiting: Vec<String> = self
-            .store
-            .steps(id)?
-            .into_iter()
-            .filter(|s| s.status == StepStatus::Waiting)
-            .map(|s| s.name)
+    fn waiting_gate(&self, id: &str, records: &[Step]) -> Result<Option<Gate>> {
+        let waiting: Vec<&str> = records
+            .iter()
+            .filter(|s| s.kind == StepKind::Gate && s.status == StepStatus::Waiting)
+            .map(|s| s.name.as_str())
             .collect();
         Ok(self
             .store
             .gates(id)?
             .into_iter()
-            .find(|g| g.approved_at.is_none() && waiting.contains(&g.name)))
+            .find(|g| g.approved_at.is_none() && waiting.contains(&g.name.as_str())))
     }
 
     /// `--lib` given now wins; otherwise the folders the run started with.
@@ -396,8 +406,8 @@ impl Runner {
         run: &Run,
         mode: Mode,
         libs: &[PathBuf],
-        script_changed: bool,
-        allow_changed: bool,
+        records: Vec<Step>,
+        replay: Replay,
     ) -> Result<(Host, AST, Option<Lab>)> {
         let (environment, lab) = self.environment(run)?;
         let session = Session::new(SessionConfig {
@@ -410,8 +420,7 @@ impl Runner {
             sources: Arc::new(Sources::default()),
             main_label: script.label.clone(),
             params: run.params.clone(),
-            script_changed,
-            allow_changed,
+            replay,
             // A dry run stays a dry run when resumed.
             settings: Settings {
                 dry_run: run.dry_run,
@@ -419,6 +428,7 @@ impl Runner {
                 ..self.settings.clone()
             },
             identities: run.identities.clone(),
+            records: Some(records),
         })?;
         let host = Host::new(Arc::new(session), script, libs);
         let ast = host.compile(script)?;
