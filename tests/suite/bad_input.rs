@@ -1,7 +1,6 @@
 //! Every bad input gets its exit code and a message naming the problem.
 
-mod common;
-use common::Sandbox;
+use crate::common::Sandbox;
 
 #[test]
 fn syntax_error_shows_file_line_column_source_and_caret() {

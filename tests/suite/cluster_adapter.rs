@@ -2,11 +2,9 @@
 //! query and body of every primitive's requests, discovery, retries and
 //! error messages.
 
-mod kube_mock;
-
+use crate::kube_mock::{FakeApi, app1_service, expect, kube_system, ok, status};
 use ferry::ports::cluster::{Cluster, Deleted, ListOptions, PatchType};
 use ferry::ports::exec::PodExec;
-use kube_mock::{FakeApi, app1_service, expect, kube_system, ok, status};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 

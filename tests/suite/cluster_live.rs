@@ -3,8 +3,7 @@
 //! contexts `old` and `new`. Each test works in its own namespace and
 //! deletes it at the end.
 
-mod common;
-use common::Sandbox;
+use crate::common::Sandbox;
 
 fn kubeconfig() -> String {
     std::env::var("FERRY_TEST_KUBECONFIG")

@@ -2,8 +2,7 @@
 //! each kubeconfig context answered by a fake API server (tower_test mock)
 //! through a connector placed in `Settings::clusters`.
 
-mod kube_mock;
-
+use crate::kube_mock::{Expect, FakeApi, app1_service, expect, kube_system, ok, status};
 use ferry::adapters::kube::{KubeCluster, KubeParams};
 use ferry::error::Error;
 use ferry::events::{Event, EventSink};
@@ -13,7 +12,6 @@ use ferry::ports::cluster::{
 };
 use ferry::runner::{Outcome, Runner, StartRequest};
 use ferry::settings::Settings;
-use kube_mock::{Expect, FakeApi, app1_service, expect, kube_system, ok, status};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

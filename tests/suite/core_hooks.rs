@@ -1,8 +1,7 @@
 //! Hooks the adapters build on: target identities, step annotations, tagged
 //! host errors and dry runs.
 
-mod common;
-use common::Sandbox;
+use crate::common::Sandbox;
 
 #[test]
 fn a_target_whose_identity_changed_is_refused_naming_both() {

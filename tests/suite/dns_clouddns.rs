@@ -1,8 +1,7 @@
 //! DNS primitives against the in-process Cloud DNS fake (`ferry::lab`),
 //! through the real `google-cloud-dns-v1` client with anonymous credentials.
 
-mod common;
-use common::Sandbox;
+use crate::common::Sandbox;
 use ferry::lab::clouddns::{Failure, FakeCloudDns, RecordedRequest};
 use serde_json::json;
 

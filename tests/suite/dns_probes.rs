@@ -1,8 +1,7 @@
 //! `probe::dns` against a real Knot server authoritative for the private zone.
 
-mod common;
-use common::Sandbox;
-use common::knot::Knot;
+use crate::common::Sandbox;
+use crate::common::knot::Knot;
 
 #[test]
 fn dns_probes_read_records_from_the_zone_and_check_expectations() {

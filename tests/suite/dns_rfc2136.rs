@@ -1,8 +1,7 @@
 //! DNS primitives against a real Knot DNS server over RFC 2136 with TSIG.
 
-mod common;
-use common::knot::{KEY_NAME, KEY_SECRET, Knot};
-use common::{Sandbox, await_condition, finish, signal};
+use crate::common::knot::{KEY_NAME, KEY_SECRET, Knot};
+use crate::common::{Sandbox, await_condition, finish, signal};
 
 const ZONE: &str = "mycompany.internal.";
 const SECRET_ENV: &str = "FERRY_TSIG_SECRET";
@@ -313,7 +312,7 @@ fn ctrl_c_ends_a_wait_promptly() {
         .env(SECRET_ENV, KEY_SECRET)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let child = common::Running::from(cmd.spawn().expect("spawn"));
+    let child = crate::common::Running::from(cmd.spawn().expect("spawn"));
     await_condition("the step to start", || {
         sb.steps("c")
             .iter()
@@ -330,7 +329,7 @@ fn ctrl_c_ends_a_wait_promptly() {
 fn a_server_without_tcp_is_asked_over_udp() {
     use hickory_proto::op::{Message, MessageType};
     use hickory_proto::rr::{RData, Record, rdata::A};
-    let port = common::knot::free_port();
+    let port = crate::common::knot::free_port();
     let socket = std::net::UdpSocket::bind(("127.0.0.1", port)).unwrap();
     let server = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];

@@ -2,14 +2,13 @@
 //! resumes and moves every app exactly once; `parallel` branches keep to the
 //! client-side rate limit and ride out 429s as retries.
 
-mod common;
-use common::{Sandbox, await_condition};
+use crate::common::{Sandbox, await_condition};
 use ferry::lab::seed::App;
 use ferry::lab::{Lab, LabOptions};
 use serde_json::Value;
 use std::collections::HashMap;
 
-const FLEET: &str = include_str!("../scripts/fleet.rhai");
+const FLEET: &str = include_str!("../../scripts/fleet.rhai");
 
 /// A lab served from this test process for as long as the value lives.
 struct Running {

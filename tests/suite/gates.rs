@@ -1,7 +1,6 @@
 //! `pause` gates: stop, approve, resume.
 
-mod common;
-use common::Sandbox;
+use crate::common::Sandbox;
 
 const GATED: &str = r#"
 step("before", || test_mutate("log", "before"));

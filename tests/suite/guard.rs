@@ -1,9 +1,8 @@
 //! `guard(...)`: a background prober around a closure, against a real
 //! backend that the test stops and restarts while the closure waits.
 
-mod common;
-use common::backend::Backend;
-use common::{Sandbox, await_condition, finish, signal};
+use crate::common::backend::Backend;
+use crate::common::{Sandbox, await_condition, finish, signal};
 use serde_json::Value;
 use std::io::BufRead;
 use std::sync::{Arc, Mutex};

@@ -2,8 +2,7 @@
 //! on this machine, with a PATH holding only the tools the "container" has,
 //! against a real local HTTP server.
 
-mod common;
-use common::backend::Backend;
+use crate::common::backend::Backend;
 use ferry::ports::exec::{ExecFuture, ExecOutput, PodExec};
 use ferry::probes::http_from::{Vantage, http_from};
 use ferry::probes::spec::HttpSpec;

@@ -2,9 +2,8 @@
 //! ferry's adapters through an environment profile, the article by hand with
 //! app2 watching, state that survives a restart, and `ferry run --lab`.
 
-mod common;
-use common::Sandbox;
-use common::lab::LabFixture;
+use crate::common::Sandbox;
+use crate::common::lab::LabFixture;
 use ferry::lab::Lab;
 use ferry::lab::zone::RecordSet;
 use std::process::Command;

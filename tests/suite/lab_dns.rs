@@ -3,8 +3,7 @@
 //! over the same zone, and a cluster's DNS following a Service from
 //! ClusterIP to ExternalName.
 
-mod common;
-use common::Sandbox;
+use crate::common::Sandbox;
 use ferry::lab::apiserver::Write;
 use ferry::lab::apiserver::patch::PatchKind;
 use ferry::lab::zone::RecordSet;
@@ -461,7 +460,7 @@ fn stopping_the_lab_closes_its_dns_fronts() {
     }
     lab.lab.stop();
     for addr in fronts {
-        common::await_condition(&format!("{addr} to close"), || {
+        crate::common::await_condition(&format!("{addr} to close"), || {
             std::net::TcpStream::connect(addr).is_err()
         });
     }

@@ -4,9 +4,8 @@
 //! interrupted by SIGINT or kill -9, nested undos, guard re-runs, deep
 //! values, timer names, exit(), changed scripts, ids, import cycles).
 
-mod common;
-use common::history::{History, drive};
-use common::{Sandbox, await_condition, finish, signal};
+use crate::common::history::{History, drive};
+use crate::common::{Sandbox, await_condition, finish, signal};
 use ferry::error::Error;
 use ferry::journal::{RunStatus, StepKind, StepStatus};
 use ferry::runner::Outcome;
@@ -347,7 +346,7 @@ fn a_step_inside_an_undo_is_refused_at_its_position_and_the_rollback_can_finish(
 
 #[test]
 fn a_guarded_step_run_again_watches_its_windows_afresh() {
-    let app = common::backend::Backend::start("app1");
+    let app = crate::common::backend::Backend::start("app1");
     let sb = Sandbox::new();
     sb.write(
         "g.rhai",

@@ -1,7 +1,6 @@
 //! Imports: the embedded stdlib, the script's folder, --lib and FERRY_PATH.
 
-mod common;
-use common::Sandbox;
+use crate::common::Sandbox;
 
 #[test]
 fn stdlib_modules_are_embedded() {

@@ -1,7 +1,6 @@
 //! `parallel`: bounded concurrency, input order, first failure.
 
-mod common;
-use common::Sandbox;
+use crate::common::Sandbox;
 
 #[test]
 fn parallel_respects_the_limit_and_returns_results_in_input_order() {
@@ -53,13 +52,13 @@ fn the_first_failure_fails_the_call_after_running_branches_finish() {
     );
     // Item 2 holds until item 1 has failed, so it is running when the failure happens.
     let child = sb.spawn(["run", "parfail.rhai", "--id", "pf"]);
-    common::await_condition("item 1 to fail", || {
+    crate::common::await_condition("item 1 to fail", || {
         sb.steps("pf")
             .iter()
             .any(|s| s["name"] == "item 1" && s["status"] == "failed")
     });
     sb.write("release", "");
-    let out = common::finish(child);
+    let out = crate::common::finish(child);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("item 1 broke"), "{}", out.stderr);
     let log = sb.lines("log");

@@ -1,8 +1,7 @@
 //! One-shot probes and `probe::until` against real HTTP(S) servers on loopback.
 
-mod common;
-use common::backend::Backend;
-use common::{Sandbox, await_condition, finish, signal};
+use crate::common::backend::Backend;
+use crate::common::{Sandbox, await_condition, finish, signal};
 use serde_json::Value;
 use std::io::BufRead;
 use std::sync::{Arc, Mutex};

@@ -2,9 +2,8 @@
 //! records and routing are exactly as expected, guards see no failure, and a
 //! rollback after cutover puts everything back while app2 keeps answers.
 
-mod common;
-use common::Sandbox;
-use common::lab::LabFixture;
+use crate::common::Sandbox;
+use crate::common::lab::LabFixture;
 use serde_json::Value;
 
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");

@@ -3,9 +3,8 @@
 //! resume: the lab ends exactly as after an uninterrupted run, with no
 //! duplicate or orphan objects or records.
 
-mod common;
-use common::Sandbox;
-use common::lab::LabFixture;
+use crate::common::Sandbox;
+use crate::common::lab::LabFixture;
 use serde_json::{Value, json};
 use std::io::BufRead;
 
@@ -102,7 +101,7 @@ fn kill_9_anywhere_in_two_apps_then_resume_ends_like_an_uninterrupted_run() {
         if killed {
             continue;
         }
-        let out = common::finish(child);
+        let out = crate::common::finish(child);
         match out.code {
             3 => {
                 gate = Some(snapshot(&lab_dir(&sb, "k")));

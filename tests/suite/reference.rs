@@ -1,7 +1,6 @@
 //! `ferry check`, `ferry docs`, `ferry completions`, `--help`.
 
-mod common;
-use common::Sandbox;
+use crate::common::Sandbox;
 
 #[test]
 fn check_passes_good_scripts_and_reports_every_problem() {

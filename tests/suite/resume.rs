@@ -1,7 +1,6 @@
 //! Resume safety: changed scripts, the run lock, kill -9, Ctrl-C, durable sleep.
 
-mod common;
-use common::{Sandbox, await_condition, finish, signal};
+use crate::common::{Sandbox, await_condition, finish, signal};
 
 /// `b` holds the run open until the file `go` exists.
 const HOLD: &str = r#"

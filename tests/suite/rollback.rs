@@ -1,7 +1,6 @@
 //! `ferry rollback`: undo closures of every step that started, newest first.
 
-mod common;
-use common::Sandbox;
+use crate::common::Sandbox;
 
 const WITH_UNDOS: &str = r#"
 step("a", || test_mutate("log", "do a"), || test_mutate("log", "undo a"));

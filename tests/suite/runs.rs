@@ -1,7 +1,6 @@
 //! Running scripts: the success path, failure then resume, JSON events.
 
-mod common;
-use common::Sandbox;
+use crate::common::Sandbox;
 
 #[test]
 fn a_script_runs_its_steps_and_records_their_values() {

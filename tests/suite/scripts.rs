@@ -1,7 +1,6 @@
 //! The scripts in `scripts/` run as the README says.
 
-mod common;
-use common::Sandbox;
+use crate::common::Sandbox;
 
 #[test]
 fn the_tour_runs_stops_at_its_gate_and_finishes_after_approval() {

@@ -3,10 +3,9 @@
 //! router per app, two backends. The probe reaches each app through the same
 //! address by Host header alone, as the article's curl does.
 
-mod common;
-use common::Sandbox;
-use common::backend::Backend;
-use common::knot::free_port;
+use crate::common::Sandbox;
+use crate::common::backend::Backend;
+use crate::common::knot::free_port;
 use std::process::{Child, Command, Stdio};
 
 struct Traefik {

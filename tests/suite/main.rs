@@ -1,0 +1,36 @@
+//! ferry's integration tests, as one binary: every test binary links the
+//! whole crate, so one binary instead of one per file saves minutes of
+//! linking on a 2-core CI machine. Each module covers one area; `common`
+//! holds the sandbox, the `#[must_use]` invocation builder, journal
+//! histories and the real servers (Knot, Traefik, backends, the lab).
+
+mod common;
+mod kube_mock;
+
+mod bad_input;
+mod cluster_adapter;
+mod cluster_live;
+mod cluster_scripts;
+mod core_hooks;
+mod dns_clouddns;
+mod dns_probes;
+mod dns_rfc2136;
+mod fleet;
+mod gates;
+mod guard;
+mod http_from;
+mod journal_store;
+mod lab;
+mod lab_dns;
+mod ledger;
+mod modules;
+mod parallel;
+mod probes;
+mod recipes;
+mod recipes_crash;
+mod reference;
+mod resume;
+mod rollback;
+mod runs;
+mod scripts;
+mod traefik;
