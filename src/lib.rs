@@ -12,7 +12,8 @@
 //! * [`probes`]: HTTP, TCP and DNS probes and the guard's prober (no Rhai).
 //! * [`settings`]: how to reach targets (kubeconfig, rate limits, dry run).
 //! * [`events`]: progress, plain and JSON rendering of what a run does.
-//! * [`lab`]: loopback stand-ins for the outside world (the fake Cloud DNS API).
+//! * `lab` (cargo feature `lab`, on by default): loopback stand-ins for the
+//!   outside world, reached by the runner only through `runner::labs`.
 
 pub mod adapters;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod environment;
 pub mod error;
 pub mod events;
 pub mod journal;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod ports;
 pub mod primitives;

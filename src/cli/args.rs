@@ -108,11 +108,13 @@ pub enum Command {
     /// Print a shell completion script
     Completions { shell: clap_complete::Shell },
     /// The lab: the article's two clusters, private DNS and ingress on loopback
+    #[cfg(feature = "lab")]
     #[command(subcommand)]
     Lab(LabCommand),
 }
 
 #[derive(Debug, Subcommand)]
+#[cfg(feature = "lab")]
 pub enum LabCommand {
     /// Serve a lab in the foreground until Ctrl-C (state kept in DIR)
     Up {

@@ -35,7 +35,7 @@ fn up(dir: PathBuf, apps: &str, quiet: bool) -> Result<i32> {
         let lab = Lab::start(options).await.map_err(|e| Error::usage(format!("cannot start the lab in {}: {e}", dir.display())))?;
         let env = lab.environment();
         let write = |name: &str, text: String| {
-            std::fs::write(dir.join(name), text).map_err(|e| Error::usage(format!("cannot write {}: {e}", dir.join(name).display())))
+            std::fs::write(dir.join(name), text).map_err(|source| Error::Io { action: "write", path: dir.join(name), source })
         };
         write("ferry.toml", env.to_toml())?;
         write("lab.pid", std::process::id().to_string())?;
@@ -64,9 +64,10 @@ fn reset(dir: &Path) -> Result<i32> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(exit::SUCCEEDED),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(exit::SUCCEEDED),
-        Err(e) => Err(Error::usage(format!(
-            "cannot remove {}: {e}",
-            dir.display()
-        ))),
+        Err(source) => Err(Error::Io {
+            action: "remove",
+            path: dir.to_owned(),
+            source,
+        }),
     }
 }

@@ -2,10 +2,13 @@
 
 mod args;
 mod inspect;
+#[cfg(feature = "lab")]
 mod lab;
 mod reference;
 
-pub use args::{Cli, Command, GlobalArgs, LabCommand};
+#[cfg(feature = "lab")]
+pub use args::LabCommand;
+pub use args::{Cli, Command, GlobalArgs};
 
 use crate::error::{Error, Result, exit};
 use crate::events::{EventSink, JsonSink, NullSink, PlainSink, ProgressSink};
@@ -99,6 +102,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Log { run } => inspect::log(&open_store(global)?, &run, global.json),
         Command::Check { scripts } => reference::check(&scripts, &global.libs, global.quiet),
         Command::Docs => reference::docs(global.json),
+        #[cfg(feature = "lab")]
         Command::Lab(command) => lab::run(command, &state_dir(global), global.quiet),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
@@ -168,8 +172,3 @@ fn report(id: &str, outcome: Outcome) -> i32 {
     outcome.exit_code()
 }
 
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Self {
-        Error::usage(e.to_string())
-    }
-}

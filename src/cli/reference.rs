@@ -27,7 +27,12 @@ fn offline_host(script: &Script, libs: &[PathBuf], rt: &tokio::runtime::Runtime)
         identities: Default::default(),
         records: None,
     })?;
-    Ok(Host::new(Arc::new(session), script, libs))
+    Ok(Host::new(
+        Arc::new(session),
+        script,
+        libs,
+        crate::primitives::register,
+    ))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

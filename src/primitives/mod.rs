@@ -12,6 +12,7 @@ pub mod pause;
 pub mod probe;
 pub mod sleep;
 pub mod step;
+#[cfg(feature = "test-primitives")]
 pub mod testing;
 pub mod yaml;
 
@@ -32,6 +33,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     dns::register(engine, session);
     probe::register(engine, session);
     guard::register(engine, session);
+    #[cfg(feature = "test-primitives")]
     if testing::enabled() {
         testing::register(engine, session);
     }

@@ -5,6 +5,7 @@
 
 mod changes;
 mod id;
+mod labs;
 
 pub use id::{new_run_id, validate_run_id};
 
@@ -18,7 +19,6 @@ use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::events::{Event, EventSink, Events};
 use crate::journal::{Gate, Run, RunStatus, Step, StepKind, StepStatus, Store, UndoStatus, now_ms};
-use crate::lab::{Lab, LabOptions};
 use crate::settings::Settings;
 use rhai::{AST, Dynamic};
 use std::collections::BTreeMap;
@@ -373,11 +373,10 @@ impl Runner {
                     Some(dir) => dir.clone(),
                     None => self.store.location().join("labs").join(id),
                 };
-                std::fs::create_dir_all(&dir).map_err(|e| {
-                    Error::usage(format!(
-                        "cannot create the lab directory {}: {e}",
-                        dir.display()
-                    ))
+                std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
+                    action: "create the lab directory",
+                    path: dir.clone(),
+                    source,
                 })?;
                 Ok(Environment::lab(dir.canonicalize().unwrap_or(dir)))
             }
@@ -386,18 +385,11 @@ impl Runner {
 
     /// The run's environment with its targets reachable: a lab run's lab is
     /// brought up (from its saved state) unless `ferry lab up` serves it.
-    fn environment(&self, run: &Run) -> Result<(Environment, Option<Lab>)> {
-        let Some(dir) = run.environment.lab.clone() else {
-            return Ok((run.environment.clone(), None));
-        };
-        if let Some(served) = crate::lab::served_environment(&dir) {
-            return Ok((served, None));
+    fn environment(&self, run: &Run) -> Result<(Environment, Option<labs::LabGuard>)> {
+        match &run.environment.lab {
+            None => Ok((run.environment.clone(), None)),
+            Some(dir) => labs::reach(&self.rt, dir).map(|(env, lab)| (env, Some(lab))),
         }
-        let lab = self
-            .rt
-            .block_on(Lab::start(LabOptions::new(&dir)))
-            .map_err(|e| Error::usage(format!("cannot start the lab in {}: {e}", dir.display())))?;
-        Ok((lab.environment(), Some(lab)))
     }
 
     fn prepare(
@@ -408,7 +400,7 @@ impl Runner {
         libs: &[PathBuf],
         records: Vec<Step>,
         replay: Replay,
-    ) -> Result<(Host, AST, Option<Lab>)> {
+    ) -> Result<(Host, AST, Option<labs::LabGuard>)> {
         let (environment, lab) = self.environment(run)?;
         let session = Session::new(SessionConfig {
             run_id: run.id.clone(),
@@ -430,7 +422,7 @@ impl Runner {
             identities: run.identities.clone(),
             records: Some(records),
         })?;
-        let host = Host::new(Arc::new(session), script, libs);
+        let host = Host::new(Arc::new(session), script, libs, crate::primitives::register);
         let ast = host.compile(script)?;
         let analysis = check::analyze(&host, &ast, &script.label);
         if !analysis.findings.is_empty() {
