@@ -10,6 +10,7 @@ pub mod check;
 pub mod diagnostic;
 pub mod frames;
 pub mod ledger;
+pub mod params;
 pub mod resolver;
 pub mod session;
 pub mod signal;
@@ -21,7 +22,7 @@ pub use session::{Mode, Session, SessionConfig};
 
 use crate::error::{Error, Result};
 use crate::events::Event;
-use crate::primitives::params::Params;
+use params::Params;
 use resolver::Resolver;
 use rhai::{AST, Dynamic, Engine, Scope};
 use sha2::{Digest, Sha256};
@@ -95,6 +96,10 @@ pub fn library_roots(libs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(roots)
 }
 
+/// Registers the functions scripts call on an engine wired to a session:
+/// the engine knows nothing of the primitives themselves.
+pub type Register = fn(&mut Engine, &Arc<Session>);
+
 /// An engine wired to one session.
 pub struct Host {
     pub engine: Engine,
@@ -104,8 +109,14 @@ pub struct Host {
 
 impl Host {
     /// Builds the engine: limits, output to the event stream, Ctrl-C through
-    /// the progress hook, the module resolver and every primitive.
-    pub fn new(session: Arc<Session>, script: &Script, libs: &[PathBuf]) -> Host {
+    /// the progress hook, the module resolver and the primitives `register`
+    /// adds.
+    pub fn new(
+        session: Arc<Session>,
+        script: &Script,
+        libs: &[PathBuf],
+        register: Register,
+    ) -> Host {
         session
             .sources
             .insert(&script.label, script.display.clone(), script.text.clone());
@@ -158,7 +169,7 @@ impl Host {
                 .then(|| Dynamic::from(Signal::Cancelled))
         });
         engine.set_module_resolver(resolver.clone());
-        crate::primitives::register(&mut engine, &session);
+        register(&mut engine, &session);
         Host {
             engine,
             resolver,

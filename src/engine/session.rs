@@ -222,7 +222,7 @@ impl Session {
 impl Session {
     /// Names in `wanted` that the run's parameters lack.
     pub fn params_missing<'a>(&self, wanted: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-        crate::primitives::params::Params(self.params.clone()).missing(wanted)
+        super::params::Params(self.params.clone()).missing(wanted)
     }
 }
 

@@ -3,25 +3,9 @@
 //! lists before the run starts, so a missing value is a usage error (exit 2)
 //! before anything changes.
 
+pub use crate::engine::params::Params;
 use crate::engine::signal::{Signal, runtime_error};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext};
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
-/// The `params` value scripts see.
-#[derive(Clone)]
-pub struct Params(pub Arc<BTreeMap<String, String>>);
-
-impl Params {
-    /// Names in `wanted` that are not set.
-    pub fn missing<'a>(&self, wanted: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-        wanted
-            .into_iter()
-            .filter(|n| !self.0.contains_key(*n))
-            .map(str::to_owned)
-            .collect()
-    }
-}
 
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Params>("Params");
