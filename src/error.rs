@@ -45,6 +45,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A file or folder ferry needed could not be read, written or removed.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
     #[error("state at {}: {message}", path.display())]
     Journal { path: PathBuf, message: String },
 
