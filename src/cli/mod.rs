@@ -10,7 +10,7 @@ mod reference;
 pub use args::LabCommand;
 pub use args::{Cli, Command, GlobalArgs};
 
-use crate::error::{Error, Result, exit};
+use crate::error::{Result, exit};
 use crate::events::{EventSink, JsonSink, NullSink, PlainSink, ProgressSink};
 use crate::journal::SqliteStore;
 use crate::runner::{EnvironmentChoice, Outcome, Runner, StartRequest};

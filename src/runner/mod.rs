@@ -4,14 +4,16 @@
 //! happened into a run status and an [`Outcome`].
 
 mod changes;
+mod engine_thread;
 mod id;
 mod labs;
+mod undo;
 
+pub use engine_thread::shutdown_signal;
 pub use id::{new_run_id, validate_run_id};
 
 use crate::engine::diagnostic::Sources;
-use crate::engine::frames::{self, Role};
-use crate::engine::ledger::{Replay, UndoMove};
+use crate::engine::ledger::Replay;
 use crate::engine::session::Mode;
 use crate::engine::signal::Signal;
 use crate::engine::{Host, Script, Session, SessionConfig, check, library_roots};
@@ -20,7 +22,7 @@ use crate::error::{Error, Result, exit};
 use crate::events::{Event, EventSink, Events};
 use crate::journal::{Gate, Run, RunStatus, Step, StepKind, StepStatus, Store, UndoStatus, now_ms};
 use crate::settings::Settings;
-use rhai::{AST, Dynamic};
+use rhai::AST;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -468,14 +470,14 @@ impl Runner {
         });
 
         let store = self.store.clone();
-        let result = self.on_engine_thread(&session, || {
+        let result = engine_thread::on_engine_thread(&self.rt, &session, || {
             let mut scope = host.scope();
             let replay = host.engine.run_ast_with_scope(&mut scope, ast);
             match session.mode {
                 Mode::Rollback => match replay {
-                    Ok(()) => Ok(run_undos(host, &*store, run)),
+                    Ok(()) => Ok(undo::run_undos(host, &*store, run)),
                     Err(err) if matches!(Signal::of(&err), Some(Signal::RollbackCollected)) => {
-                        Ok(run_undos(host, &*store, run))
+                        Ok(undo::run_undos(host, &*store, run))
                     }
                     Err(err) => Err(err),
                 },
@@ -579,127 +581,4 @@ impl Runner {
         self.sink.finish();
         outcome
     }
-
-    /// Runs `work` on a dedicated thread (Rhai blocks; the runtime must not),
-    /// while this thread turns Ctrl-C / SIGTERM into a cancel. A second
-    /// signal exits at once: every journal write is a transaction, so the
-    /// journal stays consistent either way.
-    fn on_engine_thread<R: Send>(&self, session: &Session, work: impl FnOnce() -> R + Send) -> R {
-        let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
-        std::thread::scope(|scope| {
-            let handle = std::thread::Builder::new()
-                .name("ferry-engine".into())
-                .stack_size(16 * 1024 * 1024)
-                .spawn_scoped(scope, move || {
-                    let result = work();
-                    let _ = done_tx.send(());
-                    result
-                })
-                .expect("spawn the engine thread");
-            self.rt.block_on(async {
-                tokio::select! {
-                    _ = &mut done_rx => {}
-                    _ = shutdown_signal() => {
-                        session.cancel.cancel();
-                        tokio::spawn(async {
-                            shutdown_signal().await;
-                            std::process::exit(exit::INTERRUPTED);
-                        });
-                        let _ = done_rx.await;
-                    }
-                }
-            });
-            match handle.join() {
-                Ok(result) => result,
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
-    }
-}
-
-/// Ctrl-C or SIGTERM (what Kubernetes sends a pod that runs ferry).
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-    }
-}
-
-/// Runs collected undo closures, newest step first; each is journaled, so an
-/// interrupted rollback continues where it stopped. The run is
-/// `rolling-back` from the first undo on. Refuses before any undo runs if an
-/// undo that must run could not be collected.
-fn run_undos(host: &Host, store: &dyn Store, run: &mut Run) -> Result<Outcome> {
-    let session = &host.session;
-    let ledger = &session.ledger;
-    let pos = rhai::Position::NONE;
-    let (missing, why) = ledger.uncollected();
-    if !missing.is_empty() {
-        return Err(Error::RollbackIncomplete {
-            run: run.id.clone(),
-            steps: missing.into_iter().map(|s| s.name).collect(),
-            why: why.unwrap_or_else(|| {
-                "the script no longer reaches them (was it changed?)".to_owned()
-            }),
-        });
-    }
-    let undos = ledger.take_undos();
-    let journal = |err: &rhai::EvalAltResult| Error::Journal {
-        path: store.location().to_owned(),
-        message: session.summarize(err),
-    };
-    if !undos.is_empty() && run.status != RunStatus::RollingBack {
-        run.status = RunStatus::RollingBack;
-        run.error = None;
-        run.updated_at = now_ms();
-        store.update_run(run)?;
-    }
-    for undo in undos {
-        ledger
-            .undo_move(&undo.step, UndoMove::Start, None, pos)
-            .map_err(|e| journal(&e))?;
-        session.events.emit(Event::UndoStarted {
-            step: undo.step.clone(),
-        });
-        let started = Instant::now();
-        #[allow(deprecated)]
-        let ctx = undo.context.create_context(&host.engine);
-        let result = frames::with_role(&format!("undo of `{}`", undo.step), Role::Undo, || {
-            undo.closure.call_within_context::<Dynamic>(&ctx, ())
-        });
-        match result {
-            Ok(_) => {
-                ledger
-                    .undo_move(&undo.step, UndoMove::Finish, None, pos)
-                    .map_err(|e| journal(&e))?;
-                session.events.emit(Event::UndoCompleted {
-                    step: undo.step,
-                    ms: started.elapsed().as_millis() as u64,
-                });
-            }
-            Err(err) if matches!(Signal::of(&err), Some(Signal::Cancelled)) => {
-                ledger
-                    .undo_move(&undo.step, UndoMove::Interrupt, None, pos)
-                    .map_err(|e| journal(&e))?;
-                return Ok(Outcome::Interrupted);
-            }
-            Err(err) => {
-                let error = session.summarize(&err);
-                ledger
-                    .undo_move(&undo.step, UndoMove::Fail, Some(error.clone()), pos)
-                    .map_err(|e| journal(&e))?;
-                session.events.emit(Event::UndoFailed {
-                    step: undo.step.clone(),
-                    error: error.clone(),
-                });
-                return Ok(Outcome::UndoFailed {
-                    step: undo.step,
-                    error,
-                });
-            }
-        }
-    }
-    Ok(Outcome::RolledBack)
 }

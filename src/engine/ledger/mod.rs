@@ -1,8 +1,8 @@
 //! The step ledger: the one owner of a run's journal records. Steps, gates,
 //! durable timers and undos enter and leave through it, and every change of
-//! a record's status is a move in one of the two tables below, so the state
-//! machine can be read in one place and an illegal move is a journal error
-//! instead of a silently wrong record.
+//! a record's status is a move in one of the two tables in [`moves`], so the
+//! state machine can be read in one place and an illegal move is a journal
+//! error instead of a silently wrong record.
 //!
 //! `step`, `pause` and `sleep` are thin callers: [`Ledger::enter`] says
 //! whether a record replays (completed before) or must run
@@ -10,90 +10,28 @@
 //! through [`Ledger::complete`], [`Ledger::fail`], [`Ledger::interrupt`] or
 //! [`Ledger::wait`]. Records are keyed by (kind, name): a timer or a gate
 //! lives in its own namespace and cannot collide with a user's step.
+//! Rollback's side is in [`undo`]; attempt data in [`annotations`].
+
+mod annotations;
+mod moves;
+mod undo;
+
+pub use moves::{Move, UndoMove};
+pub use undo::Undo;
 
 use super::diagnostic::Sources;
 use super::frames;
 use super::signal::{Signal, runtime_error};
 use crate::events::{Event, Events};
 use crate::journal::{Gate, Step, StepKind, StepStatus, Store, UndoStatus, now_ms};
-use rhai::{EvalAltResult, FnPtr, Position};
+use annotations::carry_over;
+use moves::next_status;
+use rhai::{EvalAltResult, Position};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
-
-/// What happens to a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Move {
-    /// An attempt begins (the first, or a re-run of one that did not complete).
-    Start,
-    Complete,
-    Fail,
-    /// A signal (Ctrl-C, a gate inside the body) stopped it; it runs again.
-    Interrupt,
-    /// A gate waits for its approval.
-    Wait,
-}
-
-/// Every legal move of a record: (from, move) -> to. `None` is "no record
-/// yet". A completed record never moves again: it only replays.
-const TRANSITIONS: &[(Option<StepStatus>, Move, StepStatus)] = {
-    use Move::*;
-    use StepStatus::*;
-    &[
-        (None, Start, Running),
-        // The process died during the attempt: it runs again.
-        (Some(Running), Start, Running),
-        (Some(Failed), Start, Running),
-        (Some(Interrupted), Start, Running),
-        (Some(Running), Complete, Completed),
-        (Some(Running), Fail, Failed),
-        (Some(Running), Interrupt, Interrupted),
-        (Some(Running), Wait, Waiting),
-        // An approved gate passes.
-        (Some(Waiting), Complete, Completed),
-    ]
-};
-
-/// What happens to a step's undo during a rollback.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UndoMove {
-    Start,
-    Finish,
-    Fail,
-    /// Ctrl-C: the undo runs again on the next rollback.
-    Interrupt,
-}
-
-/// Every legal move of an undo: (from, move) -> to.
-const UNDO_TRANSITIONS: &[(UndoStatus, UndoMove, UndoStatus)] = {
-    use UndoMove::*;
-    use UndoStatus::*;
-    &[
-        (Pending, Start, Running),
-        // The process died during the undo: it runs again.
-        (Running, Start, Running),
-        (Failed, Start, Running),
-        (Running, Finish, Done),
-        (Running, Fail, Failed),
-        (Running, Interrupt, Pending),
-    ]
-};
-
-fn next_status(from: Option<StepStatus>, mv: Move) -> Option<StepStatus> {
-    TRANSITIONS
-        .iter()
-        .find(|(f, m, _)| *f == from && *m == mv)
-        .map(|(_, _, to)| *to)
-}
-
-fn next_undo(from: UndoStatus, mv: UndoMove) -> Option<UndoStatus> {
-    UNDO_TRANSITIONS
-        .iter()
-        .find(|(f, m, _)| *f == from && *m == mv)
-        .map(|(_, _, to)| *to)
-}
 
 /// Where [`Ledger::enter`] found a record.
 pub enum Entry {
@@ -112,15 +50,6 @@ impl Attempt {
     pub fn record(&self) -> &Step {
         &self.record
     }
-}
-
-/// An undo closure collected during rollback replay.
-pub struct Undo {
-    pub seq: i64,
-    pub step: String,
-    pub closure: FnPtr,
-    #[allow(deprecated)]
-    pub context: rhai::NativeCallContextStore,
 }
 
 /// How the ledger compares a script against its journal.
@@ -170,7 +99,7 @@ pub struct Ledger {
     state: Mutex<State>,
 }
 
-fn journal_error(e: impl std::fmt::Display, pos: Position) -> Box<EvalAltResult> {
+pub(super) fn journal_error(e: impl std::fmt::Display, pos: Position) -> Box<EvalAltResult> {
     Signal::Journal {
         message: e.to_string(),
     }
@@ -521,249 +450,6 @@ impl Ledger {
     }
 }
 
-/// Undos.
-impl Ledger {
-    /// Whether the journal has steps nested in `name`'s body.
-    pub fn has_children(&self, name: &str) -> bool {
-        self.state().parents.contains(name)
-    }
-
-    pub fn collect_undo(&self, undo: Undo) {
-        let mut state = self.state();
-        state.collected.insert(undo.step.clone());
-        state.undos.push(undo);
-    }
-
-    /// Replaying `step`'s body for its nested undos stopped at `what`.
-    pub fn collect_stopped(&self, step: &str, what: String) {
-        self.state().collect_stopped.get_or_insert(format!(
-            "replaying the body of `{step}` for its nested steps stopped at {what}"
-        ));
-    }
-
-    /// The collected undo closures, newest first: by the order steps first
-    /// started, so nested steps' undos run before their parent's.
-    pub fn take_undos(&self) -> Vec<Undo> {
-        let mut undos = std::mem::take(&mut self.state().undos);
-        undos.sort_by_key(|u| std::cmp::Reverse(u.seq));
-        undos
-    }
-
-    /// Steps that carry an undo not yet done whose closure this rollback did
-    /// not collect, newest first, with why collecting stopped (if it did).
-    pub fn uncollected(&self) -> (Vec<Step>, Option<String>) {
-        let state = self.state();
-        let mut missing: Vec<Step> = state
-            .records
-            .values()
-            .filter(|s| {
-                s.kind == StepKind::Step
-                    && matches!(
-                        s.undo,
-                        UndoStatus::Pending | UndoStatus::Running | UndoStatus::Failed
-                    )
-                    && !state.collected.contains(&s.name)
-            })
-            .cloned()
-            .collect();
-        missing.sort_by_key(|s| std::cmp::Reverse(s.seq));
-        (missing, state.collect_stopped.clone())
-    }
-
-    /// Moves the undo of step `name` (durably), touching nothing else of
-    /// its record.
-    pub fn undo_move(
-        &self,
-        name: &str,
-        mv: UndoMove,
-        error: Option<String>,
-        pos: Position,
-    ) -> Res<()> {
-        let from = self
-            .record(StepKind::Step, name)
-            .map_or(UndoStatus::None, |r| r.undo);
-        let to = next_undo(from, mv).ok_or_else(|| {
-            journal_error(
-                format!("illegal journal move {mv:?} of the undo of `{name}` from {from}"),
-                pos,
-            )
-        })?;
-        self.store
-            .set_undo(&self.run_id, name, to, error.as_deref())
-            .map_err(|e| journal_error(e, pos))?;
-        if let Some(record) = self
-            .state()
-            .records
-            .get_mut(&(StepKind::Step, name.to_owned()))
-        {
-            record.undo = to;
-            record.undo_error = error;
-        }
-        Ok(())
-    }
-}
-
-/// Annotations: data primitives attach to the attempt they run in.
-impl Ledger {
-    /// Attaches `key: value` to the innermost running step's attempt,
-    /// written when it ends. Returns false outside a step.
-    pub fn annotate(&self, key: &str, value: Value) -> bool {
-        let Some(step) = frames::current() else {
-            return false;
-        };
-        let mut state = self.state();
-        let notes = state.annotations.entry(step).or_default();
-        notes.retain(|(k, _)| k != key);
-        notes.push((key.to_owned(), value));
-        true
-    }
-
-    /// Attaches a guard's statistics to the innermost step's attempt: `guard`
-    /// for its first guard, `guard#2`, `guard#3`... for the next ones.
-    pub fn annotate_guard(&self, stats: Value) -> bool {
-        let Some(step) = frames::current() else {
-            return false;
-        };
-        let mut state = self.state();
-        let notes = state.annotations.entry(step).or_default();
-        let n = notes.iter().filter(|(k, _)| k.starts_with("guard")).count() + 1;
-        let key = if n == 1 {
-            "guard".to_owned()
-        } else {
-            format!("guard#{n}")
-        };
-        notes.push((key, stats));
-        true
-    }
-
-    /// Merges the attempt's annotations into its record's data.
-    fn take_annotations(&self, step: &mut Step) {
-        let Some(notes) = self.state().annotations.remove(&step.name) else {
-            return;
-        };
-        let mut data = match step.data.take() {
-            Some(Value::Object(map)) => map,
-            _ => serde_json::Map::new(),
-        };
-        data.extend(notes);
-        step.data = Some(Value::Object(data));
-    }
-}
-
-/// What a new attempt keeps of the previous attempt's data. A step's new
-/// attempt observes afresh: the previous attempt (its number, how it ended,
-/// its guard statistics) joins `previous_attempts`, and the new attempt's
-/// own guard keys start empty. Other kinds keep their data (a timer's deadline).
-fn carry_over(previous: &Step) -> Option<Value> {
-    if previous.kind != StepKind::Step {
-        return previous.data.clone();
-    }
-    let mut map = match &previous.data {
-        Some(Value::Object(map)) => map.clone(),
-        _ => serde_json::Map::new(),
-    };
-    let mut history = match map.remove("previous_attempts") {
-        Some(Value::Array(items)) => items,
-        _ => Vec::new(),
-    };
-    let mut entry = serde_json::Map::new();
-    entry.insert("attempt".into(), previous.attempts.into());
-    // A record still running was stopped by the process ending (kill -9).
-    let ended = match previous.status {
-        StepStatus::Running => "stopped",
-        status => status.as_str(),
-    };
-    entry.insert("status".into(), ended.into());
-    let guards: Vec<String> = map
-        .keys()
-        .filter(|k| k.starts_with("guard"))
-        .cloned()
-        .collect();
-    for key in guards {
-        if let Some(stats) = map.remove(&key) {
-            entry.insert(key, stats);
-        }
-    }
-    history.push(Value::Object(entry));
-    map.insert("previous_attempts".into(), Value::Array(history));
-    Some(Value::Object(map))
-}
-
 fn elapsed(started_at: &Option<i64>) -> u64 {
     started_at.map_or(0, |s| (now_ms() - s).max(0) as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_completed_record_never_moves() {
-        for mv in [
-            Move::Start,
-            Move::Complete,
-            Move::Fail,
-            Move::Interrupt,
-            Move::Wait,
-        ] {
-            assert_eq!(next_status(Some(StepStatus::Completed), mv), None, "{mv:?}");
-        }
-    }
-
-    #[test]
-    fn every_unfinished_record_can_start_again() {
-        for from in [
-            None,
-            Some(StepStatus::Running),
-            Some(StepStatus::Failed),
-            Some(StepStatus::Interrupted),
-        ] {
-            assert_eq!(next_status(from, Move::Start), Some(StepStatus::Running));
-        }
-        // A waiting gate passes only by approval.
-        assert_eq!(next_status(Some(StepStatus::Waiting), Move::Start), None);
-        assert_eq!(
-            next_status(Some(StepStatus::Waiting), Move::Complete),
-            Some(StepStatus::Completed)
-        );
-    }
-
-    #[test]
-    fn a_done_undo_never_runs_again_and_an_interrupted_one_does() {
-        assert_eq!(next_undo(UndoStatus::Done, UndoMove::Start), None);
-        assert_eq!(next_undo(UndoStatus::None, UndoMove::Start), None);
-        assert_eq!(
-            next_undo(UndoStatus::Running, UndoMove::Interrupt),
-            Some(UndoStatus::Pending)
-        );
-        assert_eq!(
-            next_undo(UndoStatus::Running, UndoMove::Start),
-            Some(UndoStatus::Running)
-        );
-    }
-
-    #[test]
-    fn a_new_attempt_keeps_the_history_of_the_previous_ones() {
-        let mut first = Step::new("flip", "a.rhai:1:1", StepKind::Step);
-        first.attempts = 1;
-        first.status = StepStatus::Interrupted;
-        first.data = Some(serde_json::json!({ "guard": { "requests": 6 } }));
-        let carried = carry_over(&first).unwrap_or_default();
-        assert_eq!(
-            carried,
-            serde_json::json!({ "previous_attempts": [
-                { "attempt": 1, "status": "interrupted", "guard": { "requests": 6 } }
-            ] })
-        );
-        let mut second = first.clone();
-        second.attempts = 2;
-        second.status = StepStatus::Running;
-        let mut data = carried.as_object().cloned().unwrap_or_default();
-        data.insert("guard".into(), serde_json::json!({ "requests": 300 }));
-        second.data = Some(Value::Object(data));
-        let carried = carry_over(&second).unwrap_or_default();
-        assert_eq!(carried["previous_attempts"][1]["status"], "stopped");
-        assert_eq!(carried["previous_attempts"][1]["guard"]["requests"], 300);
-        assert!(carried.get("guard").is_none());
-    }
 }
