@@ -15,7 +15,7 @@ use crate::primitives::cluster::ClusterHandle;
 use crate::probes::http_from::Vantage;
 use crate::probes::spec::{DnsSpec, HttpSpec, TcpSpec};
 use crate::probes::until::{UntilOptions, UntilResult};
-use crate::probes::{self, Outcome, ProbeSpec};
+use crate::probes::{self, ProbeResult, ProbeSpec};
 use rhai::{
     Dynamic, Engine, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position,
 };
@@ -310,7 +310,7 @@ pub(crate) fn block_on<T>(
         .ok_or_else(|| Signal::Cancelled.raise(pos))
 }
 
-fn outcome_map(outcome: &Outcome) -> Dynamic {
+fn outcome_map(outcome: &ProbeResult) -> Dynamic {
     from_json(&outcome.to_json())
 }
 
@@ -345,7 +345,7 @@ fn until(
         remaining_ms: total_ms,
     });
     let events = session.events.clone();
-    let progress = |_: &Outcome, _: u32| {
+    let progress = |_: &ProbeResult, _: u32| {
         events.emit(Event::WaitProgress {
             step: step.clone(),
             label: label.clone(),

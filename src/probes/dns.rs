@@ -3,7 +3,7 @@
 //! against the expected values.
 
 use super::spec::DnsSpec;
-use super::{ErrorKind, Outcome, Status, error_chain};
+use super::{ErrorKind, ProbeResult, Status, error_chain};
 use hickory_net::client::{Client, ClientHandle};
 use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::udp::UdpClientStream;
@@ -11,7 +11,7 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use std::str::FromStr;
 use std::time::Instant;
 
-pub async fn probe(spec: &DnsSpec) -> Outcome {
+pub async fn probe(spec: &DnsSpec) -> ProbeResult {
     let started = Instant::now();
     let answer = match spec.nameserver {
         Some(ns) => tokio::time::timeout(spec.timeout, query(spec, ns)).await,
@@ -21,7 +21,7 @@ pub async fn probe(spec: &DnsSpec) -> Outcome {
     let address = spec.nameserver.map(|ns| ns.to_string());
     let (rcode, answers) = match answer {
         Err(_) => {
-            let mut o = Outcome::failed(
+            let mut o = ProbeResult::failed(
                 ErrorKind::Timeout,
                 format!(
                     "{}: no answer within {}ms",
@@ -34,13 +34,13 @@ pub async fn probe(spec: &DnsSpec) -> Outcome {
             return o;
         }
         Ok(Err((kind, e))) => {
-            let mut o = Outcome::failed(kind, format!("{}: {e}", spec.target()), latency);
+            let mut o = ProbeResult::failed(kind, format!("{}: {e}", spec.target()), latency);
             o.address = address;
             return o;
         }
         Ok(Ok(answer)) => answer,
     };
-    let mut outcome = Outcome {
+    let mut outcome = ProbeResult {
         ok: true,
         status: Status::Dns(rcode.clone()),
         latency,

@@ -4,7 +4,7 @@
 //! reuse: every request takes the path a new client would.
 
 use super::spec::HttpSpec;
-use super::{BODY_LIMIT, ErrorKind, Outcome, Status, error_chain, truncate};
+use super::{BODY_LIMIT, ErrorKind, ProbeResult, Status, error_chain, truncate};
 use std::time::{Duration, Instant};
 
 /// How much of a body is read to look for `expect_body`.
@@ -34,7 +34,7 @@ pub fn client(spec: &HttpSpec) -> Result<reqwest::Client, String> {
     })
 }
 
-pub async fn probe(client: &reqwest::Client, spec: &HttpSpec) -> Outcome {
+pub async fn probe(client: &reqwest::Client, spec: &HttpSpec) -> ProbeResult {
     let started = Instant::now();
     let attempt = async {
         let mut request = client.get(spec.url.clone());
@@ -58,7 +58,7 @@ pub async fn probe(client: &reqwest::Client, spec: &HttpSpec) -> Outcome {
     let latency = started.elapsed();
     let (status, address, body) = match result {
         Err(_) => {
-            return Outcome::failed(
+            return ProbeResult::failed(
                 ErrorKind::Timeout,
                 format!(
                     "{}: no answer within {}ms",
@@ -70,7 +70,7 @@ pub async fn probe(client: &reqwest::Client, spec: &HttpSpec) -> Outcome {
         }
         Ok(Err(e)) => {
             let kind = classify(&e);
-            let mut outcome = Outcome::failed(
+            let mut outcome = ProbeResult::failed(
                 kind,
                 format!("{}: {}", spec.target(), describe(e, kind, spec)),
                 latency,
@@ -81,7 +81,7 @@ pub async fn probe(client: &reqwest::Client, spec: &HttpSpec) -> Outcome {
         Ok(Ok(answer)) => answer,
     };
     let body = String::from_utf8_lossy(&body);
-    let mut outcome = Outcome {
+    let mut outcome = ProbeResult {
         ok: true,
         status: Status::Http(status),
         latency,

@@ -11,7 +11,7 @@
 //!   round trip, and bodies of error statuses are not shown.
 
 use super::spec::HttpSpec;
-use super::{BODY_LIMIT, ErrorKind, Outcome, Status, http, truncate};
+use super::{BODY_LIMIT, ErrorKind, ProbeResult, Status, http, truncate};
 use crate::ports::exec::{ExecOutput, PodExec};
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,7 @@ pub async fn http_from(
     exec: &dyn PodExec,
     at: Vantage<'_>,
     spec: &HttpSpec,
-) -> Result<Outcome, String> {
+) -> Result<ProbeResult, String> {
     let tool = detect(exec, at).await?;
     run_with(exec, at, tool, spec).await
 }
@@ -57,7 +57,7 @@ pub async fn http_from(
 pub async fn from_vantage(
     at: &super::spec::PodVantage,
     spec: &HttpSpec,
-) -> Result<Outcome, String> {
+) -> Result<ProbeResult, String> {
     let vantage = Vantage {
         namespace: &at.namespace,
         pod: &at.pod,
@@ -79,7 +79,7 @@ async fn run_with(
     at: Vantage<'_>,
     tool: Tool,
     spec: &HttpSpec,
-) -> Result<Outcome, String> {
+) -> Result<ProbeResult, String> {
     let started = Instant::now();
     let output = exec
         .exec(at.namespace, at.pod, at.container, &command(tool, spec))
@@ -213,14 +213,14 @@ pub fn command(tool: Tool, spec: &HttpSpec) -> Vec<String> {
 }
 
 /// Reads what the tool printed into an outcome.
-pub fn parse(tool: Tool, spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> Outcome {
+pub fn parse(tool: Tool, spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> ProbeResult {
     match tool {
         Tool::Curl => parse_curl(spec, out, elapsed),
         Tool::Wget => parse_wget(spec, out, elapsed),
     }
 }
 
-fn parse_curl(spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> Outcome {
+fn parse_curl(spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> ProbeResult {
     let (body, trailer) = match out.stdout.rfind(&format!("\n{MARK} ")) {
         Some(at) => (&out.stdout[..at], Some(&out.stdout[at + MARK.len() + 2..])),
         None => (out.stdout.as_str(), None),
@@ -247,14 +247,14 @@ fn parse_curl(spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> Outcome {
     if status != 0 || code == 0 {
         let kind = curl_kind(status, &out.stderr);
         let why = last_line(&out.stderr).unwrap_or_else(|| format!("curl exited {status}"));
-        let mut o = Outcome::failed(kind, format!("{}: {why}", spec.target()), latency);
+        let mut o = ProbeResult::failed(kind, format!("{}: {why}", spec.target()), latency);
         o.address = address;
         return o;
     }
     answered(spec, code, body, latency, address)
 }
 
-fn parse_wget(spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> Outcome {
+fn parse_wget(spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> ProbeResult {
     // `-S` prints each response's status line, e.g. "  HTTP/1.1 200 OK".
     let code = out
         .stderr
@@ -289,7 +289,7 @@ fn parse_wget(spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> Outcome {
             };
             let why = last_line(&out.stderr)
                 .unwrap_or_else(|| format!("wget exited {}", out.status.unwrap_or(-1)));
-            let mut o = Outcome::failed(kind, format!("{}: {why}", spec.target()), elapsed);
+            let mut o = ProbeResult::failed(kind, format!("{}: {why}", spec.target()), elapsed);
             o.address = address;
             o
         }
@@ -302,8 +302,8 @@ fn answered(
     body: &str,
     latency: Duration,
     address: Option<String>,
-) -> Outcome {
-    let mut outcome = Outcome {
+) -> ProbeResult {
+    let mut outcome = ProbeResult {
         ok: true,
         status: Status::Http(code),
         latency,

@@ -3,7 +3,7 @@
 //! script layer is `crate::primitives::probe` and `crate::primitives::guard`.
 //!
 //! * [`spec`]: what to probe and what counts as success, parsed from a map.
-//! * [`http`], [`tcp`], [`dns`]: one attempt each, as an [`Outcome`].
+//! * [`http`], [`tcp`], [`dns`]: one attempt each, as a [`ProbeResult`].
 //! * [`http_from`]: an HTTP probe run from inside a pod (curl or wget through exec).
 //! * [`until`]: retry until N consecutive successes.
 //! * [`stats`], [`guard`]: the background prober and what it measured.
@@ -69,7 +69,7 @@ impl ErrorKind {
 
 /// What one probe attempt saw.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
+pub struct ProbeResult {
     pub ok: bool,
     /// HTTP status code, DNS response code, or nothing (TCP, or no answer).
     pub status: Status,
@@ -92,9 +92,9 @@ pub enum Status {
     Dns(String),
 }
 
-impl Outcome {
-    pub fn failed(kind: ErrorKind, error: String, latency: Duration) -> Outcome {
-        Outcome {
+impl ProbeResult {
+    pub fn failed(kind: ErrorKind, error: String, latency: Duration) -> ProbeResult {
+        ProbeResult {
             ok: false,
             status: Status::None,
             latency,
@@ -136,18 +136,18 @@ impl Outcome {
 /// One attempt of any probe. `client` is reused for HTTP when given (a
 /// guard builds one client without connection reuse); otherwise a fresh one
 /// is built.
-pub async fn run(spec: &ProbeSpec, client: Option<&reqwest::Client>) -> Outcome {
+pub async fn run(spec: &ProbeSpec, client: Option<&reqwest::Client>) -> ProbeResult {
     match spec {
         ProbeSpec::Http(h) => match client {
             Some(c) => http::probe(c, h).await,
             None => match http::client(h) {
                 Ok(c) => http::probe(&c, h).await,
-                Err(e) => Outcome::failed(ErrorKind::Other, e, Duration::ZERO),
+                Err(e) => ProbeResult::failed(ErrorKind::Other, e, Duration::ZERO),
             },
         },
         ProbeSpec::HttpFrom(h, at) => match http_from::from_vantage(at, h).await {
             Ok(outcome) => outcome,
-            Err(e) => Outcome::failed(ErrorKind::Other, e, Duration::ZERO),
+            Err(e) => ProbeResult::failed(ErrorKind::Other, e, Duration::ZERO),
         },
         ProbeSpec::Tcp(t) => tcp::probe(t).await,
         ProbeSpec::Dns(d) => dns::probe(d).await,

@@ -1,16 +1,16 @@
 //! One TCP connect: does something accept connections at `host:port`?
 
 use super::spec::TcpSpec;
-use super::{ErrorKind, Outcome, Status};
+use super::{ErrorKind, ProbeResult, Status};
 use std::time::Instant;
 
-pub async fn probe(spec: &TcpSpec) -> Outcome {
+pub async fn probe(spec: &TcpSpec) -> ProbeResult {
     let started = Instant::now();
     let result =
         tokio::time::timeout(spec.timeout, tokio::net::TcpStream::connect(&spec.target)).await;
     let latency = started.elapsed();
     match result {
-        Err(_) => Outcome::failed(
+        Err(_) => ProbeResult::failed(
             ErrorKind::Timeout,
             format!(
                 "tcp {}: no connection within {}ms",
@@ -30,9 +30,9 @@ pub async fn probe(spec: &TcpSpec) -> Outcome {
                 }
                 _ => ErrorKind::Connect,
             };
-            Outcome::failed(kind, format!("tcp {}: {e}", spec.target), latency)
+            ProbeResult::failed(kind, format!("tcp {}: {e}", spec.target), latency)
         }
-        Ok(Ok(stream)) => Outcome {
+        Ok(Ok(stream)) => ProbeResult {
             ok: true,
             status: Status::None,
             latency,

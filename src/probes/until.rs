@@ -1,7 +1,7 @@
 //! `probe::until`: probe every interval until N consecutive successes, or
 //! give up at the deadline with the last failure.
 
-use super::{Outcome, ProbeSpec};
+use super::{ProbeResult, ProbeSpec};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,12 +51,12 @@ impl UntilOptions {
 #[derive(Debug, Clone)]
 pub enum UntilResult {
     /// The last of the consecutive successes.
-    Held { last: Outcome, attempts: u64 },
+    Held { last: ProbeResult, attempts: u64 },
     /// The deadline passed first.
     TimedOut {
         streak: u32,
         attempts: u64,
-        last_failure: Option<Outcome>,
+        last_failure: Option<ProbeResult>,
     },
 }
 
@@ -65,7 +65,7 @@ pub enum UntilResult {
 pub async fn until(
     spec: &ProbeSpec,
     options: UntilOptions,
-    mut attempt: impl FnMut(&Outcome, u32),
+    mut attempt: impl FnMut(&ProbeResult, u32),
 ) -> UntilResult {
     let deadline = Instant::now() + options.timeout;
     let mut streak = 0;
@@ -89,7 +89,7 @@ pub async fn until(
         .await
         {
             Ok(outcome) => outcome,
-            Err(_) => Outcome::failed(
+            Err(_) => ProbeResult::failed(
                 super::ErrorKind::Timeout,
                 format!("{}: no answer before the deadline", spec.target()),
                 started.elapsed(),
