@@ -7,6 +7,7 @@
 
 pub mod cancel;
 pub mod check;
+pub mod countdown;
 pub mod diagnostic;
 pub mod frames;
 pub mod ledger;
@@ -18,6 +19,7 @@ pub mod stdlib;
 pub mod value;
 
 pub use cancel::Cancel;
+pub use countdown::Countdown;
 pub use session::{Mode, Session, SessionConfig};
 
 use crate::error::{Error, Result};

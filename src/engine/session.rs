@@ -2,12 +2,12 @@
 //! its ports and settings, the target identities, and the [`Ledger`] that
 //! owns every journal record.
 
+use super::Cancel;
 use super::diagnostic::{self, Sources};
 use super::ledger::{Ledger, Replay};
 use super::signal::Signal;
-use super::{Cancel, frames};
-use crate::events::{Event, Events};
-use crate::journal::{Store, now_ms};
+use crate::events::Events;
+use crate::journal::Store;
 use rhai::{EvalAltResult, NativeCallContext, Position};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -179,38 +179,24 @@ impl Session {
         label: &str,
         pos: Position,
     ) -> Result<(), Box<EvalAltResult>> {
-        let step = frames::current();
-        let remaining = |now: i64| (deadline_ms - now).max(0) as u64;
-        self.events.emit(Event::WaitStarted {
-            step: step.clone(),
-            depth: frames::depth(),
-            label: label.to_owned(),
-            total_ms,
-            remaining_ms: remaining(now_ms()),
-        });
-        let outcome = self.rt.block_on(async {
+        let countdown = super::Countdown::until(
+            &self.events,
+            label,
+            std::time::Duration::from_millis(total_ms),
+            deadline_ms,
+        );
+        let outcome = self.block_on(async {
             loop {
-                let left = remaining(now_ms());
+                let left = countdown.remaining_ms();
                 if left == 0 {
-                    return Ok(());
+                    return;
                 }
-                let tick = std::time::Duration::from_millis(left.min(250));
-                tokio::select! {
-                    _ = tokio::time::sleep(tick) => {}
-                    _ = self.cancel.cancelled() => return Err(()),
-                }
-                self.events.emit(Event::WaitProgress {
-                    step: step.clone(),
-                    label: label.to_owned(),
-                    remaining_ms: remaining(now_ms()),
-                });
+                tokio::time::sleep(std::time::Duration::from_millis(left.min(250))).await;
+                countdown.progress();
             }
         });
-        self.events.emit(Event::WaitEnded {
-            step,
-            label: label.to_owned(),
-        });
-        outcome.map_err(|()| Signal::Cancelled.raise(pos))
+        drop(countdown);
+        outcome.ok_or_else(|| Signal::Cancelled.raise(pos))
     }
 
     /// One-line summary of an error, for the journal.

@@ -5,11 +5,10 @@
 //! throws for a network failure (`ok` is false and `error` says why); a bad
 //! spec or option throws, naming it. The networking lives in `crate::probes`.
 
+use crate::engine::Countdown;
 use crate::engine::Session;
-use crate::engine::frames;
 use crate::engine::signal::{Signal, host_error, runtime_error};
 use crate::engine::value::{from_json, to_json};
-use crate::events::Event;
 use crate::ports::exec::PodExec;
 use crate::primitives::cluster::ClusterHandle;
 use crate::probes::http_from::Vantage;
@@ -333,30 +332,15 @@ fn until(
     let spec = parse_spec(ctx, "probe::until", spec)?;
     let options = UntilOptions::from_map(&json_map(ctx, options)?)
         .map_err(|e| bad(ctx, "probe::until", e))?;
-    let step = frames::current();
-    let label = format!("probe::until {}", spec.target());
     let total_ms = options.timeout.as_millis() as u64;
-    let started = std::time::Instant::now();
-    session.events.emit(Event::WaitStarted {
-        step: step.clone(),
-        depth: frames::depth(),
-        label: label.clone(),
-        total_ms,
-        remaining_ms: total_ms,
-    });
-    let events = session.events.clone();
-    let progress = |_: &ProbeResult, _: u32| {
-        events.emit(Event::WaitProgress {
-            step: step.clone(),
-            label: label.clone(),
-            remaining_ms: total_ms.saturating_sub(started.elapsed().as_millis() as u64),
-        })
-    };
+    let countdown = Countdown::start(
+        &session.events,
+        format!("probe::until {}", spec.target()),
+        options.timeout,
+    );
+    let progress = |_: &ProbeResult, _: u32| countdown.progress();
     let result = block_on(session, pos, probes::until::until(&spec, options, progress));
-    session.events.emit(Event::WaitEnded {
-        step: step.clone(),
-        label: label.clone(),
-    });
+    drop(countdown);
     match result? {
         UntilResult::Held { last, attempts } => {
             let mut map = outcome_map(&last).try_cast::<Map>().unwrap_or_default();
