@@ -48,10 +48,15 @@ fn assert_clean_guards(sb: &Sandbox, run: &str, expected: usize) {
     for (step, g) in guards {
         assert_eq!(g["failures"], 0, "{step}: {g}");
         assert_eq!(g["rate"], 200.0, "{step}: {g}");
+        // The watch windows (1 s before, 2 s after) are a lower bound on
+        // the guard's time; how many requests fit in it depends on the load
+        // of the machine, so only "some, all answered" is asserted.
         assert!(
-            g["requests"].as_u64().unwrap() >= 300,
-            "{step} watched the flip at 200/s for 3 s: {g}"
+            g["duration_ms"].as_u64().unwrap() >= 3000,
+            "{step} watched the flip for 3 s: {g}"
         );
+        assert!(g["requests"].as_u64().unwrap() > 0, "{step}: {g}");
+        assert_eq!(g["successes"], g["requests"], "{step}: {g}");
     }
 }
 
