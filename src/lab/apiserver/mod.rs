@@ -12,11 +12,13 @@
 pub mod admission;
 mod exec;
 mod http;
+mod metadata;
 pub mod patch;
 pub mod resources;
 pub mod selector;
 pub mod status;
 pub mod store;
+mod traffic;
 
 pub use exec::PodCommands;
 pub use http::serve;

@@ -5,8 +5,15 @@
 //! per kind (`admission.rs`). Every change is broadcast (watches and the
 //! lab's data plane follow it) and appended to a log, so the cluster survives
 //! a restart of the lab (a run paused at a gate for days).
+//!
+//! The rules an object's metadata must follow and the fields the server
+//! fills in are in `metadata.rs`; the request counters that ride along on
+//! the cluster are in `traffic.rs`.
 
 use super::admission;
+use super::metadata::{
+    check_kind, finalizers, managed_fields, object_name, present, require_namespace, scope,
+};
 use super::patch::{self, PatchKind};
 use super::resources::{self, Resource};
 use super::selector::{FieldSelector, LabelSelector};
@@ -18,6 +25,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 use tokio::sync::broadcast;
+
+// Admission and the data plane call these `store::now_rfc3339` /
+// `store::new_uid`; `Traffic` is the type of the public `Cluster::traffic`.
+pub use super::metadata::{new_uid, now_rfc3339};
+pub use super::traffic::{Throttle, Traffic};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -74,69 +86,6 @@ pub struct Cluster {
     changes: broadcast::Sender<Change>,
     /// What the API server answered, for benchmarks (`/metrics`).
     pub traffic: Traffic,
-}
-
-/// Counters of the API server's traffic: HTTP requests and the (TLS)
-/// connections they came on; and, for tests, throttling (429) of requests
-/// to some paths.
-#[derive(Debug, Default)]
-pub struct Traffic {
-    pub requests: std::sync::atomic::AtomicU64,
-    pub connections: std::sync::atomic::AtomicU64,
-    throttle: Mutex<Option<Throttle>>,
-}
-
-/// Requests whose path contains `path`: when each arrived, and how many of
-/// the next ones are answered 429 Too Many Requests.
-#[derive(Debug, Clone)]
-pub struct Throttle {
-    pub path: String,
-    pub refuse: u64,
-    pub refused: u64,
-    pub arrivals: Vec<std::time::Instant>,
-}
-
-impl Traffic {
-    /// (requests, connections) so far.
-    pub fn counts(&self) -> (u64, u64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        (self.requests.load(Relaxed), self.connections.load(Relaxed))
-    }
-
-    /// From now on, records requests whose path contains `path` and answers
-    /// the next `refuse` of them 429 (`Retry-After: 0`).
-    pub fn throttle(&self, path: &str, refuse: u64) {
-        *self.throttle.lock().unwrap_or_else(|p| p.into_inner()) = Some(Throttle {
-            path: path.to_owned(),
-            refuse,
-            refused: 0,
-            arrivals: Vec::new(),
-        });
-    }
-
-    /// What [`Traffic::throttle`] saw so far.
-    pub fn throttled(&self) -> Option<Throttle> {
-        self.throttle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Counts a request to `path`; true if it must be answered 429.
-    pub fn arrive(&self, path: &str) -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.requests.fetch_add(1, Relaxed);
-        let mut throttle = self.throttle.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(t) = throttle.as_mut().filter(|t| path.contains(&t.path)) else {
-            return false;
-        };
-        t.arrivals.push(std::time::Instant::now());
-        if t.refused < t.refuse {
-            t.refused += 1;
-            return true;
-        }
-        false
-    }
 }
 
 /// Options of one write.
@@ -615,154 +564,6 @@ impl Cluster {
             object: announced,
         });
     }
-}
-
-/// The object as served at `resource`'s version.
-fn present(resource: &Resource, object: &Value) -> Value {
-    let mut object = object.clone();
-    object["apiVersion"] = json!(resource.api_version());
-    object["kind"] = json!(resource.kind);
-    object
-}
-
-fn check_kind(resource: &Resource, object: &Value) -> Result<(), ApiError> {
-    if !object.is_object() {
-        return Err(ApiError::bad_request("the body must be a JSON object"));
-    }
-    if let Some(kind) = object["kind"].as_str()
-        && kind != resource.kind
-    {
-        return Err(ApiError::bad_request(format!(
-            "the kind of the object ({kind}) does not match the resource ({})",
-            resource.kind
-        )));
-    }
-    if let Some(api_version) = object["apiVersion"].as_str()
-        && api_version != resource.api_version()
-    {
-        return Err(ApiError::bad_request(format!(
-            "the API version in the data ({api_version}) does not match the expected API version ({})",
-            resource.api_version()
-        )));
-    }
-    Ok(())
-}
-
-fn object_name(resource: &Resource, object: &mut Value, state: &State) -> Result<String, ApiError> {
-    if object.get("metadata").is_none_or(|m| !m.is_object()) {
-        object["metadata"] = json!({});
-    }
-    if let Some(name) = object["metadata"]["name"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-    {
-        return valid_name(resource, name).map(|()| name.to_owned());
-    }
-    if let Some(prefix) = object["metadata"]["generateName"].as_str() {
-        let suffix: String = new_uid()
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(5)
-            .collect();
-        let _ = state;
-        return Ok(format!("{prefix}{suffix}"));
-    }
-    Err(ApiError::invalid(
-        resource,
-        "",
-        "metadata.name",
-        "Required value: name or generateName is required",
-    ))
-}
-
-/// DNS-1123 subdomain names, as the API server validates them.
-fn valid_name(resource: &Resource, name: &str) -> Result<(), ApiError> {
-    let ok = name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            resource,
-            name,
-            "metadata.name",
-            format!(
-                "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
-            ),
-        ))
-    }
-}
-
-/// The namespace a write lands in: the URL's, which the body may repeat but not contradict.
-fn scope(
-    resource: &Resource,
-    namespace: Option<&str>,
-    object: &Value,
-) -> Result<Option<String>, ApiError> {
-    if !resource.namespaced {
-        return Ok(None);
-    }
-    let url = namespace.unwrap_or("default");
-    match object["metadata"]["namespace"].as_str() {
-        Some(body) if !body.is_empty() && body != url => Err(ApiError::bad_request(
-            "the namespace of the provided object does not match the namespace sent on the request",
-        )),
-        _ => Ok(Some(url.to_owned())),
-    }
-}
-
-fn require_namespace(state: &State, namespace: &str) -> Result<(), ApiError> {
-    let key = State::key("namespaces", "", namespace);
-    match state.objects.get(&key) {
-        Some(ns) if ns["metadata"]["deletionTimestamp"].is_null() => Ok(()),
-        Some(_) => Err(ApiError::bad_request(format!(
-            "namespace {namespace} is being terminated"
-        ))),
-        None => Err(ApiError::namespace_not_found(namespace)),
-    }
-}
-
-fn finalizers(object: &Value) -> Vec<Value> {
-    object["metadata"]["finalizers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn managed_fields(manager: &str, operation: &str) -> Value {
-    json!([{ "manager": manager, "operation": operation, "apiVersion": "v1", "time": now_rfc3339(), "fieldsType": "FieldsV1", "fieldsV1": {} }])
-}
-
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
-/// A random (version 4) UUID.
-pub fn new_uid() -> String {
-    let mut bytes = [0u8; 16];
-    if getrandom::fill(&mut bytes).is_err() {
-        // Never expected on Linux; fall back to time-derived bytes.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        bytes = nanos.to_le_bytes();
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 #[cfg(test)]
