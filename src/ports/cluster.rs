@@ -2,7 +2,7 @@
 //! need from a Kubernetes cluster. Objects cross it as JSON shaped exactly
 //! like their YAML. The real implementation is `crate::adapters::kube`;
 //! tests and the lab reach it through a [`ClusterConnector`] placed in
-//! [`crate::settings::Settings::clusters`].
+//! the runner's settings (`clusters`).
 //!
 //! Every mutating method is idempotent (a step killed half-way runs it again)
 //! and, on a handle opened for a dry run, is sent with `dryRun=All`.
@@ -215,7 +215,14 @@ pub struct ConnectOptions {
     /// The context to open; `None` for kubeconfig's current context (or the
     /// in-cluster configuration when there is no kubeconfig).
     pub context: Option<String>,
-    pub settings: crate::settings::Settings,
+    /// The kubeconfig file; `None` for kubectl's rules (`KUBECONFIG`,
+    /// `~/.kube/config`, in-cluster).
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Client-side rate limit for this cluster's API requests.
+    pub qps: f64,
+    pub burst: u32,
+    /// Send every mutation with server-side dry run.
+    pub dry_run: bool,
     /// Reports progress worth a line in the output (retries, fallbacks),
     /// under whatever step is running.
     pub notify: Arc<dyn Fn(String) + Send + Sync>,

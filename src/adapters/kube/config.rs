@@ -154,7 +154,7 @@ impl ClusterConnector for KubeConnector {
         Box::pin(async move {
             crate::settings::install_tls_provider();
             let (mut config, name) = load_config(
-                options.settings.kubeconfig.as_deref(),
+                options.kubeconfig.as_deref(),
                 options.context.as_deref(),
             )
             .await?;
@@ -179,9 +179,9 @@ impl ClusterConnector for KubeConnector {
                 name,
                 server,
                 client,
-                qps: options.settings.qps,
-                burst: options.settings.burst,
-                dry_run: options.settings.dry_run,
+                qps: options.qps,
+                burst: options.burst,
+                dry_run: options.dry_run,
                 retry: RetryPolicy::default(),
                 notify: options.notify,
                 secrets,

@@ -132,7 +132,10 @@ impl Clusters {
         });
         let options = ConnectOptions {
             context,
-            settings,
+            kubeconfig: settings.kubeconfig,
+            qps: settings.qps,
+            burst: settings.burst,
+            dry_run: settings.dry_run,
             notify,
         };
         let connector = self.session.settings.clusters.clone();
