@@ -4,6 +4,7 @@
 //! countdown in the progress output, prints a line whenever what it sees
 //! changes, ends at once on Ctrl-C and fails with what it saw last on timeout.
 
+use crate::engine::Countdown;
 use crate::engine::Session;
 use crate::engine::frames;
 use crate::engine::signal::{Signal, host_error};
@@ -61,22 +62,20 @@ impl Wait<'_> {
         let step = frames::current();
         let remaining = || self.timeout.saturating_sub(started.elapsed());
         let mut last = String::new();
-        let mut announced = false;
-        let outcome = loop {
+        // Shown once the first look says "not yet"; dropping it ends the bar.
+        let mut countdown: Option<Countdown> = None;
+        loop {
             session.check_cancelled(pos)?;
             match check()? {
-                Seen::Done(value) => break Ok(value),
-                Seen::Failed(why) => break Err(self.error("Failed", why, pos)),
+                Seen::Done(value) => return Ok(value),
+                Seen::Failed(why) => return Err(self.error("Failed", why, pos)),
                 Seen::Waiting(now) => {
-                    if !announced {
-                        session.events.emit(Event::WaitStarted {
-                            step: step.clone(),
-                            depth: frames::depth(),
-                            label: self.label.clone(),
-                            total_ms,
-                            remaining_ms: remaining().as_millis() as u64,
-                        });
-                        announced = true;
+                    if countdown.is_none() {
+                        countdown = Some(Countdown::start(
+                            &session.events,
+                            self.label.clone(),
+                            remaining(),
+                        ));
                     }
                     if now != last && !now.is_empty() {
                         session.events.emit(Event::Output {
@@ -96,7 +95,7 @@ impl Wait<'_> {
                 } else {
                     last.clone()
                 };
-                break Err(self.error(
+                return Err(self.error(
                     "Timeout",
                     format!(
                         "timed out after {} ({seen})",
@@ -106,28 +105,13 @@ impl Wait<'_> {
                 ));
             }
             let nap = self.interval.min(left);
-            let cancelled = session.rt.block_on(async {
-                tokio::select! {
-                    _ = tokio::time::sleep(nap) => false,
-                    _ = session.cancel.cancelled() => true,
-                }
-            });
-            if cancelled {
-                break Err(Signal::Cancelled.raise(pos));
+            if session.block_on(tokio::time::sleep(nap)).is_none() {
+                return Err(Signal::Cancelled.raise(pos));
             }
-            session.events.emit(Event::WaitProgress {
-                step: step.clone(),
-                label: self.label.clone(),
-                remaining_ms: remaining().as_millis() as u64,
-            });
-        };
-        if announced {
-            session.events.emit(Event::WaitEnded {
-                step,
-                label: self.label.clone(),
-            });
+            if let Some(countdown) = &countdown {
+                countdown.progress();
+            }
         }
-        outcome
     }
 }
 
