@@ -29,7 +29,9 @@ pub struct Session {
     pub store: Arc<dyn Store>,
     pub events: Events,
     pub cancel: Cancel,
-    pub rt: tokio::runtime::Handle,
+    /// Private: blocking goes through [`Session::block_on`] (which ends on
+    /// Ctrl-C); background work through [`Session::spawner`].
+    rt: tokio::runtime::Handle,
     pub sources: Arc<Sources>,
     /// Source label of the main script.
     pub main_label: String,
@@ -253,6 +255,12 @@ impl Session {
 
 /// Async work from the engine thread.
 impl Session {
+    /// The runtime, to start background work that outlives one call (the
+    /// guard's prober); never to block on.
+    pub fn spawner(&self) -> &tokio::runtime::Handle {
+        &self.rt
+    }
+
     /// Runs `work` on the runtime from this (engine or branch) thread;
     /// Ctrl-C drops it (and any retry or wait inside it) at once: `None`.
     pub fn block_on<T>(&self, work: impl std::future::Future<Output = T>) -> Option<T> {

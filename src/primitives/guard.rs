@@ -75,14 +75,19 @@ fn guard(
     });
     let events = session.events.clone();
     let (progress_step, progress_target) = (step.clone(), target.clone());
-    let mut prober = Prober::start(&session.rt, spec, options, move |requests, failures| {
-        events.emit(Event::GuardProgress {
-            step: progress_step.clone(),
-            target: progress_target.clone(),
-            requests,
-            failures,
-        })
-    })
+    let mut prober = Prober::start(
+        session.spawner(),
+        spec,
+        options,
+        move |requests, failures| {
+            events.emit(Event::GuardProgress {
+                step: progress_step.clone(),
+                target: progress_target.clone(),
+                requests,
+                failures,
+            })
+        },
+    )
     .map_err(|e| runtime_error(format!("guard: {e}"), pos))?;
 
     let result = frames::with_guard(|| body.call_within_context::<Dynamic>(ctx, ()));
