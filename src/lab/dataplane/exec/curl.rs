@@ -1,0 +1,328 @@
+//! `curl` as scripts and probes from a pod call it: the flags parsed
+//! like curl does (combined short flags, `--resolve`, `--connect-to`), and
+//! curl's output, `-w` variables, messages and exit codes (6 no such host,
+//! 7 refused, 22 with `-f`, 28 timed out), since scripts branch on them.
+
+use super::fetch::HttpRequest;
+use super::{Shell, failure};
+use crate::ports::exec::ExecOutput;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+impl Shell<'_> {
+    pub(super) async fn curl(&self, args: &[String]) -> ExecOutput {
+        let request = match Curl::parse(args) {
+            Ok(r) => r,
+            Err(e) => {
+                return failure(
+                    2,
+                    &format!("curl: {e}\ncurl: try 'curl --help' for more information\n"),
+                );
+            }
+        };
+        let started = Instant::now();
+        let result = self.fetch(&request.http).await;
+        let elapsed = started.elapsed();
+        let show_error = !request.silent || request.show_error;
+        match result {
+            Err(failed) => {
+                let stdout = request
+                    .write_out
+                    .as_deref()
+                    .map(|w| write_out(w, 0, elapsed, None, 0, &request.http.url))
+                    .unwrap_or_default();
+                let stderr = if show_error {
+                    format!("curl: ({}) {}\n", failed.curl_code, failed.message)
+                } else {
+                    String::new()
+                };
+                ExecOutput {
+                    stdout,
+                    stderr,
+                    status: Some(failed.curl_code),
+                }
+            }
+            Ok(response) => {
+                let status = response.status;
+                let mut stdout = String::new();
+                if request.include {
+                    stdout.push_str(&response.head);
+                }
+                if request.output_body {
+                    stdout.push_str(&String::from_utf8_lossy(&response.body));
+                }
+                if let Some(w) = &request.write_out {
+                    stdout.push_str(&write_out(
+                        w,
+                        status,
+                        elapsed,
+                        Some(response.remote),
+                        response.body.len(),
+                        &request.http.url,
+                    ));
+                }
+                if request.fail && status >= 400 {
+                    let stderr = if show_error {
+                        format!("curl: (22) The requested URL returned error: {status}\n")
+                    } else {
+                        String::new()
+                    };
+                    return ExecOutput {
+                        stdout,
+                        stderr,
+                        status: Some(22),
+                    };
+                }
+                ExecOutput {
+                    stdout,
+                    stderr: String::new(),
+                    status: Some(0),
+                }
+            }
+        }
+    }
+}
+
+struct Curl {
+    http: HttpRequest,
+    silent: bool,
+    show_error: bool,
+    fail: bool,
+    include: bool,
+    output_body: bool,
+    write_out: Option<String>,
+}
+
+impl Curl {
+    fn parse(args: &[String]) -> Result<Curl, String> {
+        let mut c = Curl {
+            http: HttpRequest {
+                method: String::new(),
+                ..Default::default()
+            },
+            silent: false,
+            show_error: false,
+            fail: false,
+            include: false,
+            output_body: true,
+            write_out: None,
+        };
+        let mut head_only = false;
+        let mut it = args.iter();
+        let value = |it: &mut std::slice::Iter<'_, String>, flag: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("option {flag}: requires parameter"))
+        };
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "-o" | "--output" => {
+                    let target = value(&mut it, arg)?;
+                    c.output_body = target == "-";
+                }
+                "-w" | "--write-out" => c.write_out = Some(value(&mut it, arg)?),
+                "-H" | "--header" => c.http.headers.push(value(&mut it, arg)?),
+                "-m" | "--max-time" => {
+                    c.http.timeout = Some(Duration::from_secs_f64(
+                        value(&mut it, arg)?
+                            .parse()
+                            .map_err(|_| format!("option {arg}: expected a number"))?,
+                    ))
+                }
+                "--connect-timeout" => {
+                    value(&mut it, arg)?;
+                }
+                "--connect-to" => {
+                    // HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT
+                    let spec = value(&mut it, arg)?;
+                    let parts: Vec<&str> = spec.split(':').collect();
+                    let [host, port, to_host, to_port] = parts.as_slice() else {
+                        return Err(format!("option --connect-to: bad value {spec}"));
+                    };
+                    let port: u16 = port
+                        .parse()
+                        .map_err(|_| format!("option --connect-to: bad port in {spec}"))?;
+                    let to: Ipv4Addr = to_host
+                        .trim_matches(|c| c == '[' || c == ']')
+                        .parse()
+                        .map_err(|_| {
+                            format!("option --connect-to: the lab needs an address in {spec}")
+                        })?;
+                    let to_port = if to_port.is_empty() {
+                        port
+                    } else {
+                        to_port
+                            .parse()
+                            .map_err(|_| format!("option --connect-to: bad port in {spec}"))?
+                    };
+                    c.http.resolve.push((host.to_string(), port, to, to_port));
+                }
+                "--" => {
+                    if let Some(url) = it.next() {
+                        c.http.url = url.clone();
+                    }
+                }
+                "--resolve" => {
+                    let spec = value(&mut it, arg)?;
+                    let mut parts = spec.splitn(3, ':');
+                    let (Some(host), Some(port), Some(addr)) =
+                        (parts.next(), parts.next(), parts.next())
+                    else {
+                        return Err(format!("option --resolve: bad value {spec}"));
+                    };
+                    let port = port
+                        .parse()
+                        .map_err(|_| format!("option --resolve: bad port in {spec}"))?;
+                    let addr = addr
+                        .trim_matches(|c| c == '[' || c == ']')
+                        .parse()
+                        .map_err(|_| format!("option --resolve: bad address in {spec}"))?;
+                    c.http.resolve.push((host.to_owned(), port, addr, port));
+                }
+                "-X" | "--request" => c.http.method = value(&mut it, arg)?,
+                "-d" | "--data" | "--data-raw" => {
+                    c.http.data = Some(value(&mut it, arg)?);
+                    if c.http.method.is_empty() {
+                        c.http.method = "POST".into();
+                    }
+                }
+                "--silent" => c.silent = true,
+                "--show-error" => c.show_error = true,
+                "--fail" => c.fail = true,
+                "--include" => c.include = true,
+                "--head" => head_only = true,
+                "--insecure" | "--location" | "--http1.1" | "--verbose" | "--compressed"
+                | "--no-keepalive" => {}
+                a if a.starts_with("--") => return Err(format!("option {a}: is unknown")),
+                a if a.starts_with('-') && a.len() > 1 => {
+                    // Combined short flags: -sS, -fsSL, -so /dev/null ...
+                    let flags: Vec<char> = a[1..].chars().collect();
+                    for (i, flag) in flags.iter().enumerate() {
+                        match flag {
+                            's' => c.silent = true,
+                            'S' => c.show_error = true,
+                            'f' => c.fail = true,
+                            'i' => c.include = true,
+                            'I' => head_only = true,
+                            'k' | 'L' | 'v' | 'N' => {}
+                            'o' | 'w' | 'H' | 'm' | 'X' | 'd' if i == flags.len() - 1 => {
+                                let v = value(&mut it, a)?;
+                                match flag {
+                                    'o' => c.output_body = v == "-",
+                                    'w' => c.write_out = Some(v),
+                                    'H' => c.http.headers.push(v),
+                                    'm' => {
+                                        c.http.timeout =
+                                            Some(Duration::from_secs_f64(v.parse().map_err(
+                                                |_| "option -m: expected a number".to_string(),
+                                            )?))
+                                    }
+                                    'X' => c.http.method = v,
+                                    _ => {
+                                        c.http.data = Some(v);
+                                        if c.http.method.is_empty() {
+                                            c.http.method = "POST".into();
+                                        }
+                                    }
+                                }
+                            }
+                            other => return Err(format!("option -{other}: is unknown")),
+                        }
+                    }
+                }
+                url => c.http.url = url.to_owned(),
+            }
+        }
+        if c.http.url.is_empty() {
+            return Err("no URL specified".into());
+        }
+        if !c.http.url.contains("://") {
+            c.http.url = format!("http://{}", c.http.url);
+        }
+        if head_only {
+            c.http.method = "HEAD".into();
+            c.include = true;
+            c.output_body = false;
+        }
+        if c.http.method.is_empty() {
+            c.http.method = "GET".into();
+        }
+        Ok(c)
+    }
+}
+
+/// curl's `-w` variables.
+fn write_out(
+    format: &str,
+    status: u16,
+    elapsed: Duration,
+    remote: Option<SocketAddr>,
+    size: usize,
+    url: &str,
+) -> String {
+    let secs = format!("{:.6}", elapsed.as_secs_f64());
+    format
+        .replace("%{http_code}", &format!("{status:03}"))
+        .replace("%{response_code}", &format!("{status:03}"))
+        .replace("%{time_total}", &secs)
+        .replace("%{time_starttransfer}", &secs)
+        .replace("%{time_connect}", &secs)
+        .replace(
+            "%{remote_ip}",
+            &remote.map(|r| r.ip().to_string()).unwrap_or_default(),
+        )
+        .replace(
+            "%{remote_port}",
+            &remote.map(|r| r.port().to_string()).unwrap_or_default(),
+        )
+        .replace("%{size_download}", &size.to_string())
+        .replace("%{url_effective}", url)
+        .replace("\\n", "\n")
+        .replace("\\t", "\t")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curl_flags_parse_like_curl() {
+        let args: Vec<String> = [
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Host: app1.app1-ns",
+            "--resolve",
+            "old.x:80:127.11.0.1",
+            "-m",
+            "2",
+            "old.x/",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let c = Curl::parse(&args).unwrap();
+        assert!(c.silent && c.show_error && !c.output_body);
+        assert_eq!(c.http.url, "http://old.x/");
+        assert_eq!(
+            c.http.resolve,
+            vec![("old.x".to_owned(), 80, Ipv4Addr::new(127, 11, 0, 1), 80)]
+        );
+        assert_eq!(c.http.timeout, Some(Duration::from_secs(2)));
+        assert!(Curl::parse(&["--bogus".to_owned(), "x".to_owned()]).is_err());
+        assert_eq!(
+            write_out(
+                "%{http_code} %{remote_ip}\\n",
+                200,
+                Duration::ZERO,
+                Some("127.0.0.1:80".parse().unwrap()),
+                3,
+                "u"
+            ),
+            "200 127.0.0.1\n"
+        );
+    }
+}

@@ -1,0 +1,124 @@
+//! Script values in and out of the `dns` methods: option maps (with unknown
+//! keys refused, so that a typo is an error rather than a silently ignored
+//! option), record types and values canonicalized the way the port compares
+//! them, and record sets as the maps scripts see.
+
+use super::Res;
+use crate::adapters::dns_wire::parse_server;
+use crate::engine::signal::runtime_error;
+use crate::ports::dns::{RecordSet, canonical_value, record_type};
+use rhai::{Array, Dynamic, FLOAT, INT, Map, Position};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub(super) fn rtype(rtype: &str, pos: Position) -> Res<String> {
+    record_type(rtype)
+        .map(|t| t.to_string())
+        .map_err(|e| runtime_error(e, pos))
+}
+
+pub(super) fn values(rtype: &str, values: Dynamic, pos: Position) -> Res<Vec<String>> {
+    let t = record_type(rtype).map_err(|e| runtime_error(e, pos))?;
+    let items: Vec<Dynamic> = if values.is_array() {
+        values.cast::<Array>()
+    } else if values.is_string() {
+        vec![values]
+    } else {
+        return Err(runtime_error(
+            format!(
+                "record values must be a string or an array of strings, got {}",
+                values.type_name()
+            ),
+            pos,
+        ));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(text) = item.clone().into_string().ok() else {
+            return Err(runtime_error(
+                format!("record values must be strings, got {}", item.type_name()),
+                pos,
+            ));
+        };
+        out.push(canonical_value(t, &text).map_err(|e| runtime_error(e, pos))?);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+pub(super) fn record_map(set: &RecordSet) -> Map {
+    let mut map = Map::new();
+    map.insert("name".into(), set.name.clone().into());
+    map.insert("type".into(), set.rtype.clone().into());
+    map.insert("ttl".into(), Dynamic::from(set.ttl as INT));
+    map.insert(
+        "values".into(),
+        Dynamic::from_array(set.values.iter().cloned().map(Dynamic::from).collect()),
+    );
+    map
+}
+
+pub(super) fn opt_str(map: &Map, key: &str, pos: Position) -> Res<Option<String>> {
+    match map.get(key) {
+        None => Ok(None),
+        Some(v) if v.is_unit() => Ok(None),
+        Some(v) => v
+            .clone()
+            .into_string()
+            .map(Some)
+            .map_err(|t| runtime_error(format!("`{key}` must be a string, got {t}"), pos)),
+    }
+}
+
+pub(super) fn opt_seconds(map: &Map, key: &str, pos: Position) -> Res<Option<Duration>> {
+    let Some(v) = map.get(key).filter(|v| !v.is_unit()) else {
+        return Ok(None);
+    };
+    let secs = if let Some(i) = v.clone().try_cast::<INT>() {
+        i as f64
+    } else if let Some(f) = v.clone().try_cast::<FLOAT>() {
+        f
+    } else {
+        return Err(runtime_error(
+            format!("`{key}` must be a number of seconds, got {}", v.type_name()),
+            pos,
+        ));
+    };
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err(runtime_error(
+            format!("`{key}` must be 0 to 86400 seconds, got {secs}"),
+            pos,
+        ));
+    }
+    Ok(Some(Duration::from_secs_f64(secs)))
+}
+
+pub(super) fn opt_bool(map: &Map, key: &str, pos: Position) -> Res<bool> {
+    match map.get(key) {
+        None => Ok(false),
+        Some(v) => v
+            .as_bool()
+            .map_err(|t| runtime_error(format!("`{key}` must be true or false, got {t}"), pos)),
+    }
+}
+
+/// Refuses option keys a call does not know (typos would otherwise be ignored).
+pub(super) fn known_keys(map: &Map, what: &str, allowed: &[&str], pos: Position) -> Res<()> {
+    if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(runtime_error(
+            format!(
+                "{what}: unknown option `{key}` (known: {})",
+                allowed.join(", ")
+            ),
+            pos,
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn nameserver(options: &Map, pos: Position) -> Res<Option<SocketAddr>> {
+    opt_str(options, "nameserver", pos)?
+        .map(|ns| parse_server(&ns, 53).map_err(|e| runtime_error(e, pos)))
+        .transpose()
+}

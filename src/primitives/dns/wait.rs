@@ -1,0 +1,172 @@
+//! Waits that show a countdown: `wait_visible` (polling until a record
+//! answers what the script wants) and the poll of a pending Cloud DNS
+//! change. Both go through [`Wait`], whose drop always emits `WaitEnded`,
+//! so a progress bar never outlives its wait, whichever way it ends.
+
+use super::args::{known_keys, nameserver, opt_seconds, record_map, rtype, values};
+use super::retry::{Stop, block, pause, retrying};
+use super::{Res, Zone};
+use crate::engine::{Session, frames};
+use crate::events::{Event, format_duration};
+use crate::journal::now_ms;
+use crate::ports::dns::{DnsError, DnsErrorKind, RecordSet};
+use rhai::{Dynamic, Map, Position};
+use std::time::Duration;
+
+/// Progress of a wait, shown as a countdown; always ends with `WaitEnded`.
+struct Wait<'s> {
+    session: &'s Session,
+    step: Option<String>,
+    label: String,
+    deadline: i64,
+}
+
+impl<'s> Wait<'s> {
+    fn start(session: &'s Session, label: String, total: Duration) -> Self {
+        let total_ms = total.as_millis() as u64;
+        let step = frames::current();
+        session.events.emit(Event::WaitStarted {
+            step: step.clone(),
+            depth: frames::depth(),
+            label: label.clone(),
+            total_ms,
+            remaining_ms: total_ms,
+        });
+        Wait {
+            session,
+            step,
+            label,
+            deadline: now_ms() + total_ms as i64,
+        }
+    }
+
+    fn remaining(&self) -> u64 {
+        (self.deadline - now_ms()).max(0) as u64
+    }
+
+    /// Sleeps up to `interval` (never past the deadline); false once the
+    /// deadline has passed.
+    fn tick(&self, interval: Duration) -> Result<bool, Stop> {
+        let left = self.remaining();
+        if left == 0 {
+            return Ok(false);
+        }
+        pause(self.session, interval.min(Duration::from_millis(left)))?;
+        self.session.events.emit(Event::WaitProgress {
+            step: self.step.clone(),
+            label: self.label.clone(),
+            remaining_ms: self.remaining(),
+        });
+        Ok(true)
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        self.session.events.emit(Event::WaitEnded {
+            step: self.step.clone(),
+            label: self.label.clone(),
+        });
+    }
+}
+
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Polls a Cloud DNS change until its status is `done`.
+pub(super) fn wait_change(session: &Session, zone: &Zone, id: &str) -> Result<(), Stop> {
+    let wait = Wait::start(
+        session,
+        format!("{} change {id} done", zone.port().label()),
+        CHANGE_TIMEOUT,
+    );
+    let mut interval = Duration::from_millis(100);
+    loop {
+        if retrying(session, || zone.port().change_done(id))? {
+            return Ok(());
+        }
+        if !wait.tick(interval)? {
+            return Err(Stop::Dns(DnsError::new(
+                DnsErrorKind::Timeout,
+                format!(
+                    "change {id} was still pending after {}",
+                    format_duration(CHANGE_TIMEOUT.as_millis() as u64)
+                ),
+            )));
+        }
+        interval = (interval * 2).min(Duration::from_secs(2));
+    }
+}
+
+pub(super) fn wait_visible(
+    session: &Session,
+    zone: &Zone,
+    name: &str,
+    t: &str,
+    wanted: Dynamic,
+    options: &Map,
+    pos: Position,
+) -> Res<Map> {
+    known_keys(
+        options,
+        "wait_visible",
+        &["nameserver", "timeout", "interval"],
+        pos,
+    )?;
+    let name = zone.name(name, pos)?;
+    let t = rtype(t, pos)?;
+    let wanted = values(&t, wanted, pos)?;
+    let timeout = opt_seconds(options, "timeout", pos)?.unwrap_or(Duration::from_secs(120));
+    let interval = opt_seconds(options, "interval", pos)?
+        .unwrap_or(Duration::from_millis(500))
+        .max(Duration::from_millis(50));
+    let record = format!("{name} {t}");
+    // An explicit nameserver may be a resolver (recursive query); otherwise
+    // ask the zone's authoritative server, or the provider's API.
+    let given = nameserver(options, pos)?;
+    let server = given.or(zone.port().authoritative());
+    let place = server.map_or_else(|| zone.port().label().to_owned(), |s| s.to_string());
+    let wait = Wait::start(session, format!("{record} visible at {place}"), timeout);
+    let fail = |stop| zone.error("wait_visible", &record, stop, pos);
+    let mut last;
+    loop {
+        let observed = match server {
+            Some(server) => block(
+                session,
+                zone.0.lookup.query(server, &name, &t, given.is_some()),
+            )
+            .map(|a| (a.records, a.rcode)),
+            None => block(session, zone.port().get(&name, &t)).map(|r| (r, "API".to_owned())),
+        };
+        match observed {
+            Ok((records, rcode)) => {
+                let seen = records.as_ref().map_or(Vec::new(), |r| r.values.clone());
+                if seen == wanted {
+                    drop(wait);
+                    let set = records.unwrap_or_else(|| RecordSet::new(&name, &t, 0, vec![]));
+                    return Ok(record_map(&set));
+                }
+                last = if seen.is_empty() {
+                    format!("no {t} records ({rcode})")
+                } else {
+                    format!("{seen:?}")
+                };
+            }
+            Err(Stop::Dns(e)) if e.kind == DnsErrorKind::Transient => {
+                last = format!("error: {}", e.message);
+            }
+            Err(stop) => return Err(fail(stop)),
+        }
+        if !wait.tick(interval).map_err(fail)? {
+            drop(wait);
+            let mut e = DnsError::new(
+                DnsErrorKind::Transient,
+                format!(
+                    "not visible at {place} after {}: wanted {wanted:?}, last answer: {last}",
+                    format_duration(timeout.as_millis() as u64)
+                ),
+            );
+            e.kind = DnsErrorKind::Timeout;
+            return Err(fail(Stop::Dns(e)));
+        }
+    }
+}
