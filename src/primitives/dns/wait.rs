@@ -1,72 +1,41 @@
 //! Waits that show a countdown: `wait_visible` (polling until a record
 //! answers what the script wants) and the poll of a pending Cloud DNS
-//! change. Both go through [`Wait`], whose drop always emits `WaitEnded`,
-//! so a progress bar never outlives its wait, whichever way it ends.
+//! change. Both show an [`engine::Countdown`](crate::engine::Countdown),
+//! whose drop ends the bar, whichever way the wait ends.
 
 use super::args::{known_keys, nameserver, opt_seconds, record_map, rtype, values};
 use super::retry::{Stop, block, pause, retrying};
 use super::{Res, Zone};
-use crate::engine::{Session, frames};
-use crate::events::{Event, format_duration};
-use crate::journal::now_ms;
+use crate::engine::{Countdown, Session};
+use crate::events::format_duration;
 use crate::ports::dns::{DnsError, DnsErrorKind, RecordSet};
 use rhai::{Dynamic, Map, Position};
 use std::time::Duration;
 
-/// Progress of a wait, shown as a countdown; always ends with `WaitEnded`.
+/// A countdown that sleeps between looks at the DNS.
 struct Wait<'s> {
     session: &'s Session,
-    step: Option<String>,
-    label: String,
-    deadline: i64,
+    countdown: Countdown,
 }
 
 impl<'s> Wait<'s> {
     fn start(session: &'s Session, label: String, total: Duration) -> Self {
-        let total_ms = total.as_millis() as u64;
-        let step = frames::current();
-        session.events.emit(Event::WaitStarted {
-            step: step.clone(),
-            depth: frames::depth(),
-            label: label.clone(),
-            total_ms,
-            remaining_ms: total_ms,
-        });
         Wait {
             session,
-            step,
-            label,
-            deadline: now_ms() + total_ms as i64,
+            countdown: Countdown::start(&session.events, label, total),
         }
-    }
-
-    fn remaining(&self) -> u64 {
-        (self.deadline - now_ms()).max(0) as u64
     }
 
     /// Sleeps up to `interval` (never past the deadline); false once the
     /// deadline has passed.
     fn tick(&self, interval: Duration) -> Result<bool, Stop> {
-        let left = self.remaining();
+        let left = self.countdown.remaining_ms();
         if left == 0 {
             return Ok(false);
         }
         pause(self.session, interval.min(Duration::from_millis(left)))?;
-        self.session.events.emit(Event::WaitProgress {
-            step: self.step.clone(),
-            label: self.label.clone(),
-            remaining_ms: self.remaining(),
-        });
+        self.countdown.progress();
         Ok(true)
-    }
-}
-
-impl Drop for Wait<'_> {
-    fn drop(&mut self) {
-        self.session.events.emit(Event::WaitEnded {
-            step: self.step.clone(),
-            label: self.label.clone(),
-        });
     }
 }
 
