@@ -11,6 +11,7 @@
 //! * [`ports`] / [`adapters`]: the traits every side effect goes through, and their real implementations.
 //! * [`probes`]: HTTP, TCP and DNS probes and the guard's prober (no Rhai).
 //! * [`settings`]: how to reach targets (kubeconfig, rate limits, dry run).
+//! * [`tls`]: the one TLS stack (rustls + ring) every client and server shares.
 //! * [`events`]: progress, plain and JSON rendering of what a run does.
 //! * `lab` (cargo feature `lab`, on by default): loopback stand-ins for the
 //!   outside world, reached by the runner only through `runner::labs`.
@@ -29,5 +30,6 @@ pub mod primitives;
 pub mod probes;
 pub mod runner;
 pub mod settings;
+pub mod tls;
 
 pub use cli::run;

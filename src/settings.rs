@@ -35,9 +35,3 @@ impl Default for Settings {
         }
     }
 }
-
-/// Installs the process-wide rustls crypto provider (ring), so every TLS
-/// client (kube, Cloud DNS, probes) shares one stack. Idempotent.
-pub fn install_tls_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}

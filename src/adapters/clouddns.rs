@@ -93,7 +93,7 @@ fn build_error(what: &str, err: impl std::fmt::Display, anonymous: bool) -> Stri
 impl CloudDnsZone {
     /// Builds the clients and reads the managed zone (its DNS name and id).
     pub async fn open(spec: CloudDnsSpec) -> Result<Self, DnsError> {
-        crate::settings::install_tls_provider();
+        crate::tls::install_provider();
         let label = format!("Cloud DNS zone {}/{}", spec.project, spec.zone);
         macro_rules! client {
             ($client:ty, $what:literal) => {{

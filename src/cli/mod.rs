@@ -171,4 +171,3 @@ fn report(id: &str, outcome: Outcome) -> i32 {
     }
     outcome.exit_code()
 }
-

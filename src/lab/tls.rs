@@ -26,7 +26,7 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 
 /// Loads the lab's certificates from `dir/tls`, creating them the first time.
 pub fn load_or_create(dir: Option<&Path>) -> io::Result<LabTls> {
-    crate::settings::install_tls_provider();
+    crate::tls::install_provider();
     let files = dir.map(|d| {
         (
             d.join("tls/ca.pem"),

@@ -13,7 +13,7 @@ const BODY_READ_LIMIT: usize = 1 << 20;
 /// A client for `spec`: its resolve override, TLS choice and timeout, and no
 /// idle connections kept, so each request opens a new one.
 pub fn client(spec: &HttpSpec) -> Result<reqwest::Client, String> {
-    crate::settings::install_tls_provider();
+    crate::tls::install_provider();
     let mut builder = reqwest::Client::builder()
         .http1_only()
         .pool_max_idle_per_host(0)

@@ -109,7 +109,7 @@ impl Runner {
         libs: Vec<PathBuf>,
         settings: Settings,
     ) -> Result<Self> {
-        crate::settings::install_tls_provider();
+        crate::tls::install_provider();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

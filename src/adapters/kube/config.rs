@@ -152,12 +152,9 @@ fn secrets_of(config: &kube::Config) -> Vec<String> {
 impl ClusterConnector for KubeConnector {
     fn connect(&self, options: ConnectOptions) -> ClusterFuture<'_, Arc<dyn Cluster>> {
         Box::pin(async move {
-            crate::settings::install_tls_provider();
-            let (mut config, name) = load_config(
-                options.kubeconfig.as_deref(),
-                options.context.as_deref(),
-            )
-            .await?;
+            crate::tls::install_provider();
+            let (mut config, name) =
+                load_config(options.kubeconfig.as_deref(), options.context.as_deref()).await?;
             // Retries are ferry's own (visible, cancellable); an unreachable
             // server fails fast.
             config.default_retry = false;

@@ -80,7 +80,7 @@ fn check_name(what: &str, value: &str, target: &Target, cluster: &str) -> Result
 
 impl KubeCluster {
     pub fn new(p: KubeParams) -> KubeCluster {
-        crate::settings::install_tls_provider();
+        crate::tls::install_provider();
         let default_ns = p.client.default_namespace().to_owned();
         KubeCluster {
             t: Transport {

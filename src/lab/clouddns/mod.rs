@@ -255,7 +255,7 @@ mod tests {
     use serde_json::json;
 
     async fn client(fake: &FakeCloudDns) -> ResourceRecordSets {
-        crate::settings::install_tls_provider();
+        crate::tls::install_provider();
         ResourceRecordSets::builder()
             .with_endpoint(fake.base_url())
             .with_credentials(google_cloud_auth::credentials::anonymous::Builder::new().build())
@@ -364,7 +364,7 @@ mod tests {
             .await
             .unwrap();
         fake.put_rrset("a.example.internal.", "A", 60, &["10.0.0.1"]);
-        crate::settings::install_tls_provider();
+        crate::tls::install_provider();
         let http = reqwest::Client::new();
         let url = format!(
             "{}/dns/v1/projects/p/managedZones/z/changes",
