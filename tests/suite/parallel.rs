@@ -44,13 +44,14 @@ fn the_first_failure_fails_the_call_after_running_branches_finish() {
         r#"
         parallel([1, 2, 3, 4], |i| step(`item ${i}`, || {
             test_mutate("log", `+${i}`);
-            if i == 1 && !test_exists("flag") { throw "item 1 broke"; }
-            if i == 2 { test_wait_for("release"); }
+            if i == 2 { test_mutate("started2", "yes"); test_wait_for("release"); }
+            if i == 1 && !test_exists("flag") { test_wait_for("started2"); throw "item 1 broke"; }
             test_mutate("log", `-${i}`);
         }), #{ limit: 2 });
         "#,
     );
-    // Item 2 holds until item 1 has failed, so it is running when the failure happens.
+    // Item 1 fails only once item 2 runs, and item 2 holds until item 1 has
+    // failed: item 2 is running when the failure happens, whatever the timing.
     let child = sb.spawn(["run", "parfail.rhai", "--id", "pf"]);
     crate::common::await_condition("item 1 to fail", || {
         sb.steps("pf")

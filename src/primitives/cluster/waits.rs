@@ -105,7 +105,10 @@ impl Wait<'_> {
                 ));
             }
             let nap = self.interval.min(left);
-            if session.block_on(tokio::time::sleep(nap)).is_none() {
+            if session
+                .block_on(async move { tokio::time::sleep(nap).await })
+                .is_none()
+            {
                 return Err(Signal::Cancelled.raise(pos));
             }
             if let Some(countdown) = &countdown {
