@@ -7,6 +7,7 @@
 
 pub mod cancel;
 pub mod check;
+pub mod control;
 pub mod countdown;
 pub mod diagnostic;
 pub mod frames;
@@ -14,7 +15,6 @@ pub mod ledger;
 pub mod params;
 pub mod resolver;
 pub mod session;
-pub mod signal;
 pub mod stdlib;
 pub mod value;
 
@@ -24,11 +24,11 @@ pub use session::{Mode, Session, SessionConfig};
 
 use crate::error::{Error, Result};
 use crate::events::Event;
+use control::Control;
 use params::Params;
 use resolver::Resolver;
 use rhai::{AST, Dynamic, Engine, Scope};
 use sha2::{Digest, Sha256};
-use signal::Signal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -168,7 +168,7 @@ impl Host {
         engine.on_progress(move |_| {
             cancel
                 .is_cancelled()
-                .then(|| Dynamic::from(Signal::Cancelled))
+                .then(|| Dynamic::from(Control::Cancelled))
         });
         engine.set_module_resolver(resolver.clone());
         register(&mut engine, &session);

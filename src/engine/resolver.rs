@@ -225,7 +225,7 @@ impl Resolver {
     ) -> Result<SharedModule, Box<EvalAltResult>> {
         let found = self
             .locate(importer, path)
-            .map_err(|message| super::signal::runtime_error(message, pos))?;
+            .map_err(|message| super::control::runtime_error(message, pos))?;
         if let Some(module) = self
             .0
             .modules
@@ -257,7 +257,7 @@ impl Resolver {
                     .iter()
                     .map(|l| self.0.sources.display_label(l))
                     .collect();
-                return Err(super::signal::runtime_error(
+                return Err(super::control::runtime_error(
                     format!("import cycle: {}", chain.join(" -> ")),
                     pos,
                 ));

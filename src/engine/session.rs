@@ -3,9 +3,9 @@
 //! owns every journal record.
 
 use super::Cancel;
+use super::control::Control;
 use super::diagnostic::{self, Sources};
 use super::ledger::{Ledger, Replay};
-use super::signal::Signal;
 use crate::events::Events;
 use crate::journal::Store;
 use rhai::{EvalAltResult, NativeCallContext, Position};
@@ -124,7 +124,7 @@ impl Session {
 
     pub fn check_cancelled(&self, pos: Position) -> Result<(), Box<EvalAltResult>> {
         if self.cancel.is_cancelled() {
-            Err(Signal::Cancelled.raise(pos))
+            Err(Control::Cancelled.raise(pos))
         } else {
             Ok(())
         }
@@ -153,7 +153,7 @@ impl Session {
         change: impl FnOnce(&mut crate::journal::Run),
     ) -> Result<(), Box<EvalAltResult>> {
         let journal = |e: crate::error::Error| {
-            Signal::Journal {
+            Control::Journal {
                 message: e.to_string(),
             }
             .raise(pos)
@@ -163,7 +163,7 @@ impl Session {
             .run(&self.run_id)
             .map_err(journal)?
             .ok_or_else(|| {
-                Signal::Journal {
+                Control::Journal {
                     message: format!("run `{}` vanished from the journal", self.run_id),
                 }
                 .raise(pos)
@@ -173,7 +173,7 @@ impl Session {
     }
 
     /// Blocks this (engine) thread until `deadline_ms`, showing a countdown;
-    /// Ctrl-C ends the wait with [`Signal::Cancelled`].
+    /// Ctrl-C ends the wait with [`Control::Cancelled`].
     pub fn wait_until(
         &self,
         deadline_ms: i64,
@@ -198,7 +198,7 @@ impl Session {
             }
         });
         drop(countdown);
-        outcome.ok_or_else(|| Signal::Cancelled.raise(pos))
+        outcome.ok_or_else(|| Control::Cancelled.raise(pos))
     }
 
     /// One-line summary of an error, for the journal.
@@ -218,7 +218,7 @@ impl Session {
 impl Session {
     /// Checks that the target `name` is the one the journal recorded (its
     /// `id` field), recording it the first time. A different identity raises
-    /// [`Signal::IdentityMismatch`]: the run refuses (exit 4) rather than
+    /// [`Control::IdentityMismatch`]: the run refuses (exit 4) rather than
     /// touching another cluster under the same name.
     pub fn check_identity(
         &self,
@@ -229,7 +229,7 @@ impl Session {
         let mut state = self.state();
         match state.identities.get(name) {
             Some(recorded) if recorded.get("id") == identity.get("id") => Ok(()),
-            Some(recorded) => Err(Signal::IdentityMismatch {
+            Some(recorded) => Err(Control::IdentityMismatch {
                 name: name.to_owned(),
                 recorded: recorded.to_string(),
                 found: identity.to_string(),

@@ -2,13 +2,13 @@
 //! with their state under one directory so the same lab comes back after a
 //! restart (a run paused at a gate for days resumes against it).
 
-use super::apiserver::{self, Cluster};
+use super::apiserver::{self, ClusterStore};
 use super::clouddns::FakeCloudDns;
 use super::dataplane::exec::LabCommands;
 use super::dataplane::{Network, controllers, kubelet, loadbalancer, network};
 use super::dns::{self, tsig::ServerKey};
 use super::seed::{self, App};
-use super::zone::Zone;
+use super::zone::ZoneStore;
 use super::{kubeconfig, tls};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,7 +44,7 @@ pub struct Lab {
     /// (cluster name, API server address)
     pub api: Vec<(String, SocketAddr)>,
     pub network: Arc<Network>,
-    pub zone: Arc<Zone>,
+    pub zone: Arc<ZoneStore>,
     /// The private zone's DNS server (UDP and TCP): queries, AXFR and
     /// RFC 2136 UPDATE with the TSIG key `ferry-lab`.
     pub dns: SocketAddr,
@@ -104,11 +104,11 @@ impl Lab {
             data_encoding::BASE64.encode(&key)
         })?;
         let tls = tls::load_or_create(Some(&dir))?;
-        let zone = Arc::new(Zone::open(&options.zone, Some(&dir.join("zone")))?);
+        let zone = Arc::new(ZoneStore::open(&options.zone, Some(&dir.join("zone")))?);
         let clusters_dir = dir.join("clusters");
-        let clusters: Vec<Arc<Cluster>> = vec![
-            Arc::new(Cluster::open("old", 1, Some(&clusters_dir))?),
-            Arc::new(Cluster::open("new", 2, Some(&clusters_dir))?),
+        let clusters: Vec<Arc<ClusterStore>> = vec![
+            Arc::new(ClusterStore::open("old", 1, Some(&clusters_dir))?),
+            Arc::new(ClusterStore::open("new", 2, Some(&clusters_dir))?),
         ];
         if fresh {
             seed::seed(&clusters[0], &options.apps, true)?;
@@ -178,7 +178,7 @@ impl Lab {
         })
     }
 
-    pub fn cluster(&self, name: &str) -> Option<&Arc<Cluster>> {
+    pub fn cluster(&self, name: &str) -> Option<&Arc<ClusterStore>> {
         self.network.cluster(name)
     }
 

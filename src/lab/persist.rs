@@ -29,14 +29,14 @@ enum Entry {
 
 /// Where a table's changes are appended; `None` keeps it in memory only.
 #[derive(Default)]
-pub struct Journal(Mutex<Option<std::fs::File>>);
+pub struct ChangeLog(Mutex<Option<std::fs::File>>);
 
-impl Journal {
+impl ChangeLog {
     /// Loads `dir/<name>.json` + `dir/<name>.log`, writes a fresh snapshot and
     /// starts an empty log.
-    pub fn open(dir: Option<&Path>, name: &str) -> std::io::Result<(Table, Journal)> {
+    pub fn open(dir: Option<&Path>, name: &str) -> std::io::Result<(Table, ChangeLog)> {
         let Some(dir) = dir else {
-            return Ok((Table::default(), Journal::default()));
+            return Ok((Table::default(), ChangeLog::default()));
         };
         std::fs::create_dir_all(dir)?;
         let snapshot = dir.join(format!("{name}.json"));
@@ -53,7 +53,7 @@ impl Journal {
             .write(true)
             .truncate(true)
             .open(&log)?;
-        Ok((table, Journal(Mutex::new(Some(file)))))
+        Ok((table, ChangeLog(Mutex::new(Some(file)))))
     }
 
     pub fn put(&self, key: &str, version: u64, object: &Value) {
@@ -117,7 +117,7 @@ mod tests {
     fn a_journal_replays_after_a_restart_and_skips_a_torn_line() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (table, journal) = Journal::open(Some(dir.path()), "t").unwrap();
+            let (table, journal) = ChangeLog::open(Some(dir.path()), "t").unwrap();
             assert!(table.entries.is_empty());
             journal.put("a", 1, &json!({ "v": 1 }));
             journal.put("b", 2, &json!({ "v": 2 }));
@@ -129,10 +129,10 @@ mod tests {
             .unwrap()
             .write_all(b"{\"op\":\"put\",\"ke")
             .unwrap();
-        let (table, _) = Journal::open(Some(dir.path()), "t").unwrap();
+        let (table, _) = ChangeLog::open(Some(dir.path()), "t").unwrap();
         assert_eq!(table.version, 3);
         assert_eq!(table.entries.keys().collect::<Vec<_>>(), ["b"]);
-        let (again, _) = Journal::open(Some(dir.path()), "t").unwrap();
+        let (again, _) = ChangeLog::open(Some(dir.path()), "t").unwrap();
         assert_eq!(
             again.entries, table.entries,
             "the compacted snapshot holds the same state"

@@ -5,7 +5,7 @@
 //! ClusterIP Service; in the new cluster the apps' namespaces, empty.
 
 use crate::lab::apiserver::resources::{Resource, builtins};
-use crate::lab::apiserver::{Cluster, Write};
+use crate::lab::apiserver::{ClusterStore, Write};
 use serde_json::{Value, json};
 
 /// An app to seed: its name and namespace (`app1:app1-ns`).
@@ -72,7 +72,7 @@ fn kind(plural: &str) -> Resource {
 }
 
 fn create(
-    cluster: &Cluster,
+    cluster: &ClusterStore,
     plural: &str,
     namespace: Option<&str>,
     object: Value,
@@ -105,7 +105,7 @@ fn namespace(name: &str) -> Value {
     json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name } })
 }
 
-pub fn seed(cluster: &Cluster, apps: &[App], with_apps: bool) -> std::io::Result<()> {
+pub fn seed(cluster: &ClusterStore, apps: &[App], with_apps: bool) -> std::io::Result<()> {
     let crds = kind("customresourcedefinitions");
     for group in ["traefik.io", "traefik.containo.us"] {
         match cluster.create(&crds, None, crd(group), Write::default()) {

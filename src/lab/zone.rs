@@ -3,7 +3,7 @@
 //! DNS REST fake) and the resolution the lab's pods do, persisted like the
 //! clusters.
 
-use crate::lab::persist::Journal;
+use crate::lab::persist::ChangeLog;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -21,7 +21,7 @@ pub struct RecordSet {
     pub data: Vec<String>,
 }
 
-/// One change of a [`Zone::transact`] batch.
+/// One change of a [`ZoneStore::transact`] batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Edit {
     /// Replaces the rrset at (name, type).
@@ -30,7 +30,7 @@ pub enum Edit {
     Remove { name: String, rtype: String },
 }
 
-/// The rrsets as a [`Zone::transact`] plan sees them: no other writer runs
+/// The rrsets as a [`ZoneStore::transact`] plan sees them: no other writer runs
 /// until its edits are applied.
 pub struct View<'a> {
     origin: &'a str,
@@ -58,10 +58,10 @@ impl View<'_> {
     }
 }
 
-pub struct Zone {
+pub struct ZoneStore {
     origin: String,
     state: Mutex<(u64, BTreeMap<String, RecordSet>)>,
-    journal: Journal,
+    journal: ChangeLog,
 }
 
 /// `Name.` lowercased and absolute.
@@ -86,17 +86,17 @@ fn key(name: &str, rtype: &str) -> String {
     format!("{name} {}", rtype.to_ascii_uppercase())
 }
 
-impl Zone {
+impl ZoneStore {
     /// Opens the zone, seeding SOA and NS records the first time.
-    pub fn open(origin: &str, dir: Option<&Path>) -> std::io::Result<Zone> {
+    pub fn open(origin: &str, dir: Option<&Path>) -> std::io::Result<ZoneStore> {
         let origin = absolute(origin, ".");
-        let (table, journal) = Journal::open(dir, "zone")?;
+        let (table, journal) = ChangeLog::open(dir, "zone")?;
         let records = table
             .entries
             .into_iter()
             .filter_map(|(k, v)| Some((k, serde_json::from_value(v).ok()?)))
             .collect();
-        let zone = Zone {
+        let zone = ZoneStore {
             origin: origin.clone(),
             state: Mutex::new((table.version, records)),
             journal,
@@ -308,7 +308,7 @@ mod tests {
 
     #[test]
     fn names_are_absolute_and_cnames_are_followed() {
-        let zone = Zone::open("mycompany.internal", None).unwrap();
+        let zone = ZoneStore::open("mycompany.internal", None).unwrap();
         assert_eq!(absolute("old", zone.origin()), "old.mycompany.internal.");
         assert_eq!(
             absolute("OLD.mycompany.internal", zone.origin()),
@@ -338,7 +338,7 @@ mod tests {
 
     #[test]
     fn a_transaction_applies_all_its_edits_with_one_serial_or_none() {
-        let zone = Zone::open("mycompany.internal.", None).unwrap();
+        let zone = ZoneStore::open("mycompany.internal.", None).unwrap();
         let serial = zone.serial();
         let a = |ip: &str| RecordSet {
             name: "old".into(),

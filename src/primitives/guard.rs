@@ -8,8 +8,8 @@
 //! the closure succeeded. The prober lives in `crate::probes::guard`.
 
 use super::probe::{block_on, json_map, parse_spec};
+use crate::engine::control::{host_error, runtime_error};
 use crate::engine::session::Mode;
-use crate::engine::signal::{host_error, runtime_error};
 use crate::engine::value::from_json;
 use crate::engine::{Session, frames};
 use crate::events::Event;

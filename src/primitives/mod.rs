@@ -17,8 +17,8 @@ pub mod testing;
 pub mod yaml;
 
 use crate::engine::Session;
+use crate::engine::control::runtime_error;
 use crate::engine::frames;
-use crate::engine::signal::runtime_error;
 use rhai::{Engine, EvalAltResult, NativeCallContext};
 use std::sync::Arc;
 
@@ -46,7 +46,7 @@ pub fn require_step(ctx: &NativeCallContext, primitive: &str) -> Result<(), Box<
     if frames::role() == Some(frames::Role::Collect) {
         // Rollback replays this completed body only to find nested undos.
         let pos = ctx.call_position();
-        return Err(crate::engine::signal::Signal::CollectStopped {
+        return Err(crate::engine::control::Control::CollectStopped {
             what: primitive.to_owned(),
             position: format!(
                 "{}:{}:{}",

@@ -4,8 +4,8 @@
 //! new branch starts; running ones finish; then the call fails with that
 //! first error. Results come back in input order.
 
+use crate::engine::control::runtime_error;
 use crate::engine::frames;
-use crate::engine::signal::runtime_error;
 use rhai::{
     Array, Dynamic, Engine, EvalAltResult, FnPtr, FuncRegistration, Map, NativeCallContext,
 };

@@ -3,8 +3,8 @@
 //! lists before the run starts, so a missing value is a usage error (exit 2)
 //! before anything changes.
 
+use crate::engine::control::{Control, runtime_error};
 pub use crate::engine::params::Params;
-use crate::engine::signal::{Signal, runtime_error};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext};
 
 pub fn register(engine: &mut Engine) {
@@ -40,7 +40,7 @@ pub fn register(engine: &mut Engine) {
                 if missing.is_empty() {
                     Ok(())
                 } else {
-                    Err(Signal::MissingParams { names: missing }.raise(ctx.call_position()))
+                    Err(Control::MissingParams { names: missing }.raise(ctx.call_position()))
                 }
             },
         );

@@ -2,9 +2,9 @@
 //! until someone runs `ferry approve RUN NAME`; `ferry resume` then passes it.
 
 use crate::engine::Session;
+use crate::engine::control::{Control, runtime_error};
 use crate::engine::ledger::Entry;
 use crate::engine::session::Mode;
-use crate::engine::signal::{Signal, runtime_error};
 use crate::journal::{Gate, StepKind, StepStatus, now_ms};
 use rhai::{Engine, EvalAltResult, FuncRegistration, NativeCallContext};
 use std::sync::Arc;
@@ -50,7 +50,7 @@ fn gate(
     };
     match session.mode {
         Mode::Run => {}
-        Mode::Rollback => return Err(Signal::RollbackCollected.raise(pos)),
+        Mode::Rollback => return Err(Control::RollbackCollected.raise(pos)),
         Mode::Check => return Err(runtime_error("gates do not run while checking", pos)),
     }
 
@@ -95,7 +95,7 @@ fn wait_for_approval(
         gate: name.to_owned(),
         message: message.to_owned(),
     });
-    Err(Signal::Paused {
+    Err(Control::Paused {
         gate: name.to_owned(),
         message: message.to_owned(),
     }

@@ -7,7 +7,7 @@
 
 use crate::engine::Countdown;
 use crate::engine::Session;
-use crate::engine::signal::{Signal, host_error, runtime_error};
+use crate::engine::control::{Control, host_error, runtime_error};
 use crate::engine::value::{from_json, to_json};
 use crate::ports::exec::PodExec;
 use crate::primitives::cluster::ClusterHandle;
@@ -306,7 +306,7 @@ pub(crate) fn block_on<T>(
     session.check_cancelled(pos)?;
     session
         .block_on(work)
-        .ok_or_else(|| Signal::Cancelled.raise(pos))
+        .ok_or_else(|| Control::Cancelled.raise(pos))
 }
 
 fn outcome_map(outcome: &ProbeResult) -> Dynamic {

@@ -3,10 +3,10 @@
 //! Outside a step, inside a guard's body (a watch window: a re-run attempt
 //! watches afresh) and inside an undo it is a plain (cancellable) wait.
 
+use crate::engine::control::runtime_error;
 use crate::engine::frames::Role;
 use crate::engine::ledger::Entry;
 use crate::engine::session::Mode;
-use crate::engine::signal::runtime_error;
 use crate::engine::{Session, frames};
 use crate::journal::{StepKind, now_ms};
 use rhai::{Engine, EvalAltResult, FLOAT, FuncRegistration, INT, NativeCallContext};

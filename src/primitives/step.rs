@@ -4,10 +4,10 @@
 //! otherwise it is recorded as started, its body runs, and its completion and
 //! value are written in one durable transaction.
 
+use crate::engine::control::{Control, runtime_error};
 use crate::engine::frames::Role;
 use crate::engine::ledger::{Entry, Undo};
 use crate::engine::session::Mode;
-use crate::engine::signal::{Signal, runtime_error};
 use crate::engine::value::{from_journal, to_json};
 use crate::engine::{Session, frames};
 use crate::journal::{StepKind, UndoStatus};
@@ -73,7 +73,7 @@ fn run_step(
             return match &record.value {
                 None => Ok(Dynamic::UNIT),
                 Some(json) => from_journal(json).map_err(|why| {
-                    Signal::Journal {
+                    Control::Journal {
                         message: format!(
                             "the value journaled for step `{name}` cannot be read back: {why}"
                         ),
@@ -94,7 +94,7 @@ fn run_step(
                         collect_nested(ctx, session, name, &body)?;
                     }
                 }
-                return Err(Signal::RollbackCollected.raise(pos));
+                return Err(Control::RollbackCollected.raise(pos));
             }
             Mode::Check => return Err(runtime_error("steps do not run while checking", pos)),
         },
@@ -127,13 +127,13 @@ fn run_step(
                 "step `{name}` called exit() before it finished; a step ends by returning a value or throwing"
             );
             ledger.fail(attempt, message.clone(), pos)?;
-            Err(Signal::Exited {
+            Err(Control::Exited {
                 step: name.to_owned(),
                 message,
             }
             .raise(pos))
         }
-        Err(err) if Signal::of(&err).is_some() => {
+        Err(err) if Control::of(&err).is_some() => {
             ledger.interrupt(attempt, pos)?;
             Err(err)
         }
@@ -204,8 +204,8 @@ fn collect_nested(
     });
     match result {
         Ok(_) => Ok(()),
-        Err(err) => match Signal::of(&err) {
-            Some(Signal::CollectStopped { what, position }) => {
+        Err(err) => match Control::of(&err) {
+            Some(Control::CollectStopped { what, position }) => {
                 let at = session.display_position(&position);
                 session
                     .ledger

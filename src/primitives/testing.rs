@@ -8,7 +8,7 @@
 
 use super::require_step;
 use crate::engine::Session;
-use crate::engine::signal::{Signal, runtime_error};
+use crate::engine::control::{Control, runtime_error};
 use rhai::{Engine, EvalAltResult, NativeCallContext};
 use std::io::Write;
 use std::sync::Arc;
@@ -50,7 +50,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
                     return Ok(());
                 }
                 if s.cancel.is_cancelled() {
-                    return Err(Signal::Cancelled.raise(ctx.call_position()));
+                    return Err(Control::Cancelled.raise(ctx.call_position()));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
@@ -88,7 +88,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         |ctx: NativeCallContext, message: &str| -> Result<(), Box<EvalAltResult>> {
             let mut details = rhai::Map::new();
             details.insert("status".into(), rhai::Dynamic::from(503 as rhai::INT));
-            Err(crate::engine::signal::host_error(
+            Err(crate::engine::control::host_error(
                 "test",
                 message,
                 details,

@@ -1,7 +1,7 @@
 //! `yaml(text)`, `yaml_all(text)` and `to_yaml(value)`: objects in scripts
 //! are maps shaped exactly like their YAML.
 
-use crate::engine::signal::runtime_error;
+use crate::engine::control::runtime_error;
 use crate::engine::value::{from_json, to_json};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, NativeCallContext};
 use serde::Deserialize;

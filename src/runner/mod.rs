@@ -12,10 +12,10 @@ mod undo;
 pub use engine_thread::shutdown_signal;
 pub use id::{new_run_id, validate_run_id};
 
+use crate::engine::control::Control;
 use crate::engine::diagnostic::Sources;
 use crate::engine::ledger::Replay;
 use crate::engine::session::Mode;
-use crate::engine::signal::Signal;
 use crate::engine::{Host, Script, Session, SessionConfig, check, library_roots};
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
@@ -476,7 +476,7 @@ impl Runner {
             match session.mode {
                 Mode::Rollback => match replay {
                     Ok(()) => Ok(undo::run_undos(host, &*store, run)),
-                    Err(err) if matches!(Signal::of(&err), Some(Signal::RollbackCollected)) => {
+                    Err(err) if matches!(Control::of(&err), Some(Control::RollbackCollected)) => {
                         Ok(undo::run_undos(host, &*store, run))
                     }
                     Err(err) => Err(err),
@@ -487,17 +487,17 @@ impl Runner {
 
         let outcome: Result<Outcome> = match result {
             Ok(outcome) => outcome,
-            Err(err) => match Signal::of(&err) {
-                Some(Signal::Paused { gate, message }) => Ok(Outcome::Paused { gate, message }),
-                Some(Signal::Cancelled) => Ok(Outcome::Interrupted),
-                Some(Signal::Exited { step, message }) => Ok(Outcome::StepFailed {
+            Err(err) => match Control::of(&err) {
+                Some(Control::Paused { gate, message }) => Ok(Outcome::Paused { gate, message }),
+                Some(Control::Cancelled) => Ok(Outcome::Interrupted),
+                Some(Control::Exited { step, message }) => Ok(Outcome::StepFailed {
                     step,
-                    rendered: host.render(&crate::engine::signal::runtime_error(
+                    rendered: host.render(&crate::engine::control::runtime_error(
                         message,
                         err.position(),
                     )),
                 }),
-                Some(Signal::IdentityMismatch {
+                Some(Control::IdentityMismatch {
                     name,
                     recorded,
                     found,
@@ -507,17 +507,17 @@ impl Runner {
                     recorded,
                     found,
                 }),
-                Some(Signal::Diverged { step, detail }) => Err(Error::ScriptChanged {
+                Some(Control::Diverged { step, detail }) => Err(Error::ScriptChanged {
                     run: run.id.clone(),
                     step,
                     detail,
                 }),
-                Some(Signal::MissingParams { names }) => Err(Error::MissingParams { names }),
-                Some(Signal::Journal { message }) => Err(Error::Journal {
+                Some(Control::MissingParams { names }) => Err(Error::MissingParams { names }),
+                Some(Control::Journal { message }) => Err(Error::Journal {
                     path: self.store.location().to_owned(),
                     message,
                 }),
-                Some(Signal::RollbackCollected | Signal::CollectStopped { .. }) | None => {
+                Some(Control::RollbackCollected | Control::CollectStopped { .. }) | None => {
                     let summary = session.summarize(&err);
                     match session.ledger.failed_step(&summary) {
                         Some(step) => Ok(Outcome::StepFailed {

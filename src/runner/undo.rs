@@ -4,9 +4,9 @@
 
 use super::Outcome;
 use crate::engine::Host;
+use crate::engine::control::Control;
 use crate::engine::frames::{self, Role};
 use crate::engine::ledger::UndoMove;
-use crate::engine::signal::Signal;
 use crate::error::{Error, Result};
 use crate::events::Event;
 use crate::journal::{Run, RunStatus, Store, now_ms};
@@ -65,7 +65,7 @@ pub(super) fn run_undos(host: &Host, store: &dyn Store, run: &mut Run) -> Result
                     ms: started.elapsed().as_millis() as u64,
                 });
             }
-            Err(err) if matches!(Signal::of(&err), Some(Signal::Cancelled)) => {
+            Err(err) if matches!(Control::of(&err), Some(Control::Cancelled)) => {
                 ledger
                     .undo_move(&undo.step, UndoMove::Interrupt, None, pos)
                     .map_err(|e| journal(&e))?;

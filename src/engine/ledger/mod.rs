@@ -19,9 +19,9 @@ mod undo;
 pub use moves::{Move, UndoMove};
 pub use undo::Undo;
 
+use super::control::{Control, runtime_error};
 use super::diagnostic::Sources;
 use super::frames;
-use super::signal::{Signal, runtime_error};
 use crate::events::{Event, Events};
 use crate::journal::{Gate, Step, StepKind, StepStatus, Store, UndoStatus, now_ms};
 use annotations::carry_over;
@@ -100,7 +100,7 @@ pub struct Ledger {
 }
 
 pub(super) fn journal_error(e: impl std::fmt::Display, pos: Position) -> Box<EvalAltResult> {
-    Signal::Journal {
+    Control::Journal {
         message: e.to_string(),
     }
     .raise(pos)
@@ -186,7 +186,7 @@ impl Ledger {
                 self.sources.display_position(&record.position),
                 self.sources.display_position(position)
             );
-            return Err(Signal::Diverged {
+            return Err(Control::Diverged {
                 step: name.to_owned(),
                 detail,
             }
@@ -405,7 +405,7 @@ impl Ledger {
                     .unwrap_or_default(),
                 self.sources.display_position(position)
             );
-            return Err(Signal::Diverged {
+            return Err(Control::Diverged {
                 step: skipped.1.clone(),
                 detail,
             }

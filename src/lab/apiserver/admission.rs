@@ -16,13 +16,13 @@
 
 use super::resources::Resource;
 use super::status::ApiError;
-use super::store::{Cluster, State};
+use super::store::{ClusterStore, State};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
 pub fn admit(
-    cluster: &Cluster,
+    cluster: &ClusterStore,
     state: &State,
     resource: &Resource,
     old: Option<&Value>,

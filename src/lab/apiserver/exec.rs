@@ -7,7 +7,7 @@
 use super::http::Body;
 use super::resources::Resource;
 use super::status::ApiError;
-use super::store::Cluster;
+use super::store::ClusterStore;
 use crate::ports::exec::ExecOutput;
 use futures::SinkExt;
 use http::{Request, Response, StatusCode};
@@ -38,7 +38,7 @@ pub trait PodCommands: Send + Sync {
 const PROTOCOLS: &[&str] = &["v5.channel.k8s.io", "v4.channel.k8s.io"];
 
 pub async fn handle(
-    cluster: Arc<Cluster>,
+    cluster: Arc<ClusterStore>,
     commands: Arc<dyn PodCommands>,
     resource: &Resource,
     namespace: Option<&str>,

@@ -6,7 +6,7 @@ use super::patch::PatchKind;
 use super::resources::{self, Resource};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
-use super::store::{Change, ChangeKind, Cluster, Write};
+use super::store::{Change, ChangeKind, ClusterStore, Write};
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{Method, Request, Response, StatusCode};
@@ -24,7 +24,7 @@ pub type Body = BoxBody<Bytes, Infallible>;
 const MAX_BODY: usize = 16 << 20;
 
 struct Context {
-    cluster: Arc<Cluster>,
+    cluster: Arc<ClusterStore>,
     token: String,
     commands: Arc<dyn PodCommands>,
     shutdown: watch::Receiver<bool>,
@@ -32,7 +32,7 @@ struct Context {
 
 /// Serves `cluster` over TLS on `listener` until `shutdown` turns true.
 pub async fn serve(
-    cluster: Arc<Cluster>,
+    cluster: Arc<ClusterStore>,
     listener: tokio::net::TcpListener,
     tls: tokio_rustls::TlsAcceptor,
     token: String,
@@ -271,7 +271,7 @@ async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Bod
 }
 
 fn openapi(
-    cluster: &Cluster,
+    cluster: &ClusterStore,
     group: &str,
     version: &str,
     path: &str,
@@ -282,7 +282,7 @@ fn openapi(
 }
 
 fn discovery(
-    cluster: &Cluster,
+    cluster: &ClusterStore,
     group: &str,
     version: &str,
     path: &str,
@@ -293,7 +293,7 @@ fn discovery(
 }
 
 /// `namespaces/{ns}/{plural}[/{name}[/{sub}]]` or `{plural}[/{name}[/{sub}]]`.
-fn target(cluster: &Cluster, group: &str, version: &str, rest: &[&str]) -> Option<Target> {
+fn target(cluster: &ClusterStore, group: &str, version: &str, rest: &[&str]) -> Option<Target> {
     let (namespace, rest) = match rest {
         ["namespaces", ns, plural, tail @ ..]
             if !(group.is_empty()

@@ -22,4 +22,4 @@ mod traffic;
 
 pub use exec::PodCommands;
 pub use http::serve;
-pub use store::{Change, ChangeKind, Cluster, Write};
+pub use store::{Change, ChangeKind, ClusterStore, Write};

@@ -18,7 +18,7 @@ use super::patch::{self, PatchKind};
 use super::resources::{self, Resource};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
-use crate::lab::persist::Journal;
+use crate::lab::persist::ChangeLog;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use tokio::sync::broadcast;
 
 // Admission and the data plane call these `store::now_rfc3339` /
-// `store::new_uid`; `Traffic` is the type of the public `Cluster::traffic`.
+// `store::new_uid`; `Traffic` is the type of the public `ClusterStore::traffic`.
 pub use super::metadata::{new_uid, now_rfc3339};
 pub use super::traffic::{Throttle, Traffic};
 
@@ -77,12 +77,12 @@ impl State {
     }
 }
 
-pub struct Cluster {
+pub struct ClusterStore {
     pub name: String,
     /// 1 for `old`, 2 for `new`, ...: picks the cluster's address ranges.
     pub index: u8,
     state: Mutex<State>,
-    journal: Journal,
+    journal: ChangeLog,
     changes: broadcast::Sender<Change>,
     /// What the API server answered, for benchmarks (`/metrics`).
     pub traffic: Traffic,
@@ -95,12 +95,12 @@ pub struct Write<'a> {
     pub field_manager: Option<&'a str>,
 }
 
-impl Cluster {
+impl ClusterStore {
     /// A cluster with the namespaces every cluster has. With `dir`, its
     /// state is loaded from and logged to `dir/<name>.json` / `.log`.
-    pub fn open(name: &str, index: u8, dir: Option<&Path>) -> std::io::Result<Cluster> {
-        let (table, journal) = Journal::open(dir, name)?;
-        let cluster = Cluster {
+    pub fn open(name: &str, index: u8, dir: Option<&Path>) -> std::io::Result<ClusterStore> {
+        let (table, journal) = ChangeLog::open(dir, name)?;
+        let cluster = ClusterStore {
             name: name.to_owned(),
             index,
             state: Mutex::new(State {
@@ -584,7 +584,7 @@ mod tests {
 
     #[test]
     fn status_writes_change_only_the_status() {
-        let cluster = Cluster::open("old", 1, None).unwrap();
+        let cluster = ClusterStore::open("old", 1, None).unwrap();
         let kind = with_status();
         let created = cluster
             .create(

@@ -1,10 +1,10 @@
 //! `changes.create`, the only way ferry's adapter writes: every deletion must
 //! match the zone exactly and no addition may exist unless the same change
-//! deletes it, checked and applied inside one [`Zone::transact`] so that a
+//! deletes it, checked and applied inside one [`ZoneStore::transact`] so that a
 //! concurrent RFC 2136 update to the same store cannot slip in between.
 //! The change is then `pending` for the configured number of polls.
 //!
-//! [`Zone::transact`]: crate::lab::zone::Zone::transact
+//! [`ZoneStore::transact`]: crate::lab::zone::ZoneStore::transact
 
 use super::json::{Parsed, error, parse_rrset, respond, stored, ttl_of};
 use super::{ChangeRecord, State};

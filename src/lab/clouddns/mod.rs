@@ -1,5 +1,5 @@
 //! A fake of the Cloud DNS v1 REST routes ferry's adapter uses, over one
-//! managed zone kept in a [`Zone`] store (its own in-memory one, or the
+//! managed zone kept in a [`ZoneStore`] store (its own in-memory one, or the
 //! lab's private zone, shared with the RFC 2136 server): managed zone get, rrsets list (paginated) / get /
 //! create / patch / delete, changes create / get. It follows the API's
 //! rules that matter to a client: a change's deletions must match the zone
@@ -9,7 +9,7 @@
 //!
 //! Every request is recorded for assertions, and failures can be injected
 //! (`fail`) to exercise retries and error reporting. A change checks and
-//! applies inside one [`Zone::transact`], so it is atomic against the other
+//! applies inside one [`ZoneStore::transact`], so it is atomic against the other
 //! front too.
 //!
 //! ```ignore
@@ -27,7 +27,7 @@ mod changes;
 mod json;
 mod routes;
 
-use crate::lab::zone::{RecordSet, Zone};
+use crate::lab::zone::{RecordSet, ZoneStore};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use json::ttl_of;
@@ -81,7 +81,7 @@ struct State {
     project: String,
     zone: String,
     zone_id: u64,
-    records: Arc<Zone>,
+    records: Arc<ZoneStore>,
     changes: Vec<ChangeRecord>,
     requests: Vec<RecordedRequest>,
     failures: Vec<Failure>,
@@ -111,7 +111,7 @@ impl FakeCloudDns {
     /// 127.0.0.1 at a free port, from a zone of its own in memory. Must be
     /// called inside a tokio runtime.
     pub async fn start(project: &str, zone: &str, dns_name: &str) -> std::io::Result<Self> {
-        let records = Zone::open(dns_name, None)?;
+        let records = ZoneStore::open(dns_name, None)?;
         // Every managed zone has its SOA and NS records, Google's.
         let origin = records.origin().to_owned();
         records.remove(&format!("ns1.{origin}"), "A");
@@ -135,7 +135,11 @@ impl FakeCloudDns {
     /// Serves `records` as managed zone `zone` of `project` (its DNS name is
     /// the store's origin) on 127.0.0.1 at a free port: the lab's front over
     /// its private zone. Must be called inside a tokio runtime.
-    pub async fn serve(project: &str, zone: &str, records: Arc<Zone>) -> std::io::Result<Self> {
+    pub async fn serve(
+        project: &str,
+        zone: &str,
+        records: Arc<ZoneStore>,
+    ) -> std::io::Result<Self> {
         let state = Arc::new(Mutex::new(State {
             project: project.to_owned(),
             zone: zone.to_owned(),
@@ -215,7 +219,7 @@ impl FakeCloudDns {
         lock(&self.state).zone_id = id;
     }
 
-    fn records(&self) -> Arc<Zone> {
+    fn records(&self) -> Arc<ZoneStore> {
         lock(&self.state).records.clone()
     }
 

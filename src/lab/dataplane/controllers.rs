@@ -3,7 +3,7 @@
 //! template replaces them, and deleting the workload deletes them.
 
 use crate::lab::apiserver::resources::{Resource, builtins};
-use crate::lab::apiserver::{ChangeKind, Cluster, Write};
+use crate::lab::apiserver::{ChangeKind, ClusterStore, Write};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -13,7 +13,7 @@ fn resource(plural: &str) -> Option<Resource> {
     builtins().into_iter().find(|r| r.plural == plural)
 }
 
-pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(cluster: Arc<ClusterStore>, mut shutdown: watch::Receiver<bool>) {
     let mut changes = cluster.subscribe();
     reconcile_all(&cluster);
     loop {
@@ -45,7 +45,7 @@ pub async fn run(cluster: Arc<Cluster>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-fn reconcile_all(cluster: &Cluster) {
+fn reconcile_all(cluster: &ClusterStore) {
     let workloads: Vec<(Value, bool)> = cluster.with_state(|s| {
         s.scan("deployments.apps", None)
             .map(|d| (d.clone(), false))
@@ -57,7 +57,7 @@ fn reconcile_all(cluster: &Cluster) {
     }
 }
 
-fn owned_pods(cluster: &Cluster, workload: &Value) -> Vec<Value> {
+fn owned_pods(cluster: &ClusterStore, workload: &Value) -> Vec<Value> {
     let uid = workload["metadata"]["uid"].clone();
     let namespace = workload["metadata"]["namespace"]
         .as_str()
@@ -75,7 +75,7 @@ fn owned_pods(cluster: &Cluster, workload: &Value) -> Vec<Value> {
     })
 }
 
-fn owner_of(cluster: &Cluster, pod: &Value) -> Option<(Value, bool)> {
+fn owner_of(cluster: &ClusterStore, pod: &Value) -> Option<(Value, bool)> {
     let owner = pod["metadata"]["ownerReferences"].as_array()?.first()?;
     let stateful = owner["kind"] == "StatefulSet";
     let namespace = pod["metadata"]["namespace"].as_str()?;
@@ -93,7 +93,7 @@ fn owner_of(cluster: &Cluster, pod: &Value) -> Option<(Value, bool)> {
         .map(|w| (w, stateful))
 }
 
-fn reconcile(cluster: &Cluster, workload: &Value, stateful: bool) {
+fn reconcile(cluster: &ClusterStore, workload: &Value, stateful: bool) {
     let Some(pods) = resource("pods") else { return };
     if !workload["metadata"]["deletionTimestamp"].is_null() {
         return;
@@ -162,7 +162,7 @@ fn reconcile(cluster: &Cluster, workload: &Value, stateful: bool) {
     }
 }
 
-fn delete_owned(cluster: &Cluster, workload: &Value) {
+fn delete_owned(cluster: &ClusterStore, workload: &Value) {
     let Some(pods) = resource("pods") else { return };
     for pod in owned_pods(cluster, workload) {
         if let (Some(ns), Some(name)) = (

@@ -9,13 +9,13 @@
 
 use super::http::{self, Handler};
 use super::network::SharedNetwork;
-use crate::lab::apiserver::Cluster;
+use crate::lab::apiserver::ClusterStore;
 use ::http::StatusCode;
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-pub fn handler(network: SharedNetwork, cluster: Arc<Cluster>) -> Handler {
+pub fn handler(network: SharedNetwork, cluster: Arc<ClusterStore>) -> Handler {
     Arc::new(move |req| {
         let (network, cluster) = (network.clone(), cluster.clone());
         Box::pin(async move {
@@ -62,7 +62,7 @@ pub fn handler(network: SharedNetwork, cluster: Arc<Cluster>) -> Handler {
 }
 
 /// The first route whose Host rule matches: (namespace, service, port).
-fn backend(cluster: &Cluster, host: &str) -> Option<(String, String, Value)> {
+fn backend(cluster: &ClusterStore, host: &str) -> Option<(String, String, Value)> {
     cluster.with_state(|s| {
         for resource in [
             "ingressroutes.traefik.io",

@@ -8,7 +8,7 @@
 use super::http::{self, Handler};
 use super::ingress;
 use super::network::{SharedNetwork, listen_ports};
-use crate::lab::apiserver::{ChangeKind, Cluster};
+use crate::lab::apiserver::{ChangeKind, ClusterStore};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -60,7 +60,7 @@ fn process(container: &Value) -> Option<(Process, Vec<u16>)> {
 /// Runs the pods of `cluster` until shutdown.
 pub async fn run(
     network: SharedNetwork,
-    cluster: Arc<Cluster>,
+    cluster: Arc<ClusterStore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut changes = cluster.subscribe();
@@ -101,7 +101,7 @@ pub async fn run(
 
 async fn sync_all(
     network: &SharedNetwork,
-    cluster: &Arc<Cluster>,
+    cluster: &Arc<ClusterStore>,
     running: &mut HashMap<String, (Ipv4Addr, watch::Sender<bool>)>,
     shutdown: &watch::Receiver<bool>,
 ) {
@@ -142,7 +142,7 @@ fn stop(
 
 async fn start(
     network: &SharedNetwork,
-    cluster: &Arc<Cluster>,
+    cluster: &Arc<ClusterStore>,
     pod: &Value,
     running: &mut HashMap<String, (Ipv4Addr, watch::Sender<bool>)>,
     shutdown: &watch::Receiver<bool>,

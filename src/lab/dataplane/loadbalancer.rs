@@ -6,7 +6,7 @@
 //! still reachable from inside the lab (pods, exec), just not from the host.
 
 use super::network::SharedNetwork;
-use crate::lab::apiserver::Cluster;
+use crate::lab::apiserver::ClusterStore;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, watch};
 
 pub async fn run(
     network: SharedNetwork,
-    cluster: Arc<Cluster>,
+    cluster: Arc<ClusterStore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut changes = cluster.subscribe();
@@ -86,7 +86,7 @@ pub async fn run(
 
 async fn forward(
     network: SharedNetwork,
-    cluster: Arc<Cluster>,
+    cluster: Arc<ClusterStore>,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
     mut stop: watch::Receiver<bool>,

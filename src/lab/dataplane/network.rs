@@ -6,9 +6,9 @@
 //! LoadBalancer address reaches its Service from anywhere. Every pod process
 //! really listens on 127.0.0.1, and `endpoints` maps (pod IP, port) to it.
 
-use crate::lab::apiserver::Cluster;
+use crate::lab::apiserver::ClusterStore;
 use crate::lab::apiserver::selector::LabelSelector;
-use crate::lab::zone::Zone;
+use crate::lab::zone::ZoneStore;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 pub const PROXY_SYNC: Duration = Duration::from_secs(1);
 
 pub struct Network {
-    pub zone: Arc<Zone>,
-    pub clusters: Vec<Arc<Cluster>>,
+    pub zone: Arc<ZoneStore>,
+    pub clusters: Vec<Arc<ClusterStore>>,
     endpoints: RwLock<HashMap<(Ipv4Addr, u16), SocketAddr>>,
     round_robin: AtomicUsize,
     /// The lab's kube-proxy rules: where each Service address (ClusterIP
@@ -91,7 +91,7 @@ fn addresses_of(service: Option<&Value>) -> Vec<Ipv4Addr> {
 /// network's rules until `shutdown`.
 pub async fn proxy(
     network: Arc<Network>,
-    cluster: Arc<Cluster>,
+    cluster: Arc<ClusterStore>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
@@ -144,7 +144,7 @@ pub fn range(index: u8, offset: u8) -> u8 {
 }
 
 impl Network {
-    pub fn new(zone: Arc<Zone>, clusters: Vec<Arc<Cluster>>) -> Self {
+    pub fn new(zone: Arc<ZoneStore>, clusters: Vec<Arc<ClusterStore>>) -> Self {
         Network {
             zone,
             clusters,
@@ -154,7 +154,7 @@ impl Network {
         }
     }
 
-    pub fn cluster(&self, name: &str) -> Option<&Arc<Cluster>> {
+    pub fn cluster(&self, name: &str) -> Option<&Arc<ClusterStore>> {
         self.clusters.iter().find(|c| c.name == name)
     }
 
@@ -181,7 +181,7 @@ impl Network {
     }
 
     /// What a pod in `from` gets for `host`: an address, following CNAMEs.
-    pub fn resolve(&self, from: &Cluster, host: &str) -> Result<Ipv4Addr, ResolveError> {
+    pub fn resolve(&self, from: &ClusterStore, host: &str) -> Result<Ipv4Addr, ResolveError> {
         let mut name = host.trim_end_matches('.').to_ascii_lowercase();
         if let Ok(ip) = name.parse() {
             return Ok(ip);
@@ -217,7 +217,7 @@ impl Network {
     }
 
     /// Where a connection from a pod in `from` to `ip:port` really goes.
-    pub fn route(&self, from: &Cluster, ip: Ipv4Addr, port: u16) -> Option<SocketAddr> {
+    pub fn route(&self, from: &ClusterStore, ip: Ipv4Addr, port: u16) -> Option<SocketAddr> {
         let second = ip.octets()[1];
         if ip.octets()[0] != 127 {
             return None;
@@ -244,7 +244,7 @@ impl Network {
 
     /// Every Service of `cluster` into the rules (at start, and after the
     /// proxy fell behind the changes).
-    fn sync(&self, cluster: &Cluster) {
+    fn sync(&self, cluster: &ClusterStore) {
         let services: Vec<(String, Value)> = cluster.with_state(|s| {
             s.objects
                 .range("services/".to_owned()..)
@@ -271,7 +271,7 @@ impl Network {
     /// The Service of `cluster` whose field at `pointer` is `ip`: the
     /// proxy's rule (a Service that lost the address keeps it for
     /// [`PROXY_SYNC`]), or one the proxy has not seen yet.
-    fn service_at(&self, cluster: &Cluster, ip: Ipv4Addr, pointer: &str) -> Option<Value> {
+    fn service_at(&self, cluster: &ClusterStore, ip: Ipv4Addr, pointer: &str) -> Option<Value> {
         if let Some(rule) = self
             .rules
             .read()
@@ -291,7 +291,12 @@ impl Network {
     }
 
     /// One ready pod behind `service`'s `port`.
-    fn to_endpoint(&self, cluster: &Cluster, service: &Value, port: u16) -> Option<SocketAddr> {
+    fn to_endpoint(
+        &self,
+        cluster: &ClusterStore,
+        service: &Value,
+        port: u16,
+    ) -> Option<SocketAddr> {
         let spec_port = service["spec"]["ports"]
             .as_array()?
             .iter()
@@ -345,7 +350,7 @@ fn target_port(target: &Value, pod: &Value) -> Option<u16> {
 }
 
 /// The Service a cluster-DNS name (`svc.ns`, `svc.ns.svc`, `svc.ns.svc.cluster.local`) names.
-pub fn cluster_service(cluster: &Cluster, name: &str) -> Option<Value> {
+pub fn cluster_service(cluster: &ClusterStore, name: &str) -> Option<Value> {
     let name = name.trim_end_matches('.');
     let short = name
         .strip_suffix(".svc.cluster.local")

@@ -7,7 +7,7 @@
 //! Also the zone's records for a transfer (AXFR).
 
 use super::records::{name_key, record_type, to_records};
-use crate::lab::zone::{View, Zone};
+use crate::lab::zone::{View, ZoneStore};
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use std::sync::Arc;
@@ -42,7 +42,7 @@ pub trait Authority: Send + Sync {
 
 /// The private zone as an authority.
 pub struct ZoneAuthority {
-    pub zone: Arc<Zone>,
+    pub zone: Arc<ZoneStore>,
 }
 
 impl Authority for ZoneAuthority {
@@ -55,7 +55,7 @@ impl Authority for ZoneAuthority {
 const MAX_CHAIN: usize = 8;
 
 /// Answers `name`/`rtype` from `zone`.
-pub fn lookup(zone: &Zone, name: &str, rtype: RecordType) -> Answer {
+pub fn lookup(zone: &ZoneStore, name: &str, rtype: RecordType) -> Answer {
     let mut name = name.to_ascii_lowercase();
     if !name.ends_with('.') {
         name.push('.');
@@ -136,7 +136,7 @@ fn soa(view: &View<'_>, origin: &str) -> Vec<Record> {
 }
 
 /// The zone for a transfer: its SOA, every other record, the SOA again.
-pub fn transfer(zone: &Zone) -> Vec<Record> {
+pub fn transfer(zone: &ZoneStore) -> Vec<Record> {
     zone.read(|view| {
         let soa = soa(view, zone.origin());
         let mut records = soa.clone();
@@ -156,8 +156,8 @@ mod tests {
     use super::*;
     use crate::lab::zone::RecordSet;
 
-    fn zone() -> Zone {
-        let zone = Zone::open("mycompany.internal.", None).unwrap();
+    fn zone() -> ZoneStore {
+        let zone = ZoneStore::open("mycompany.internal.", None).unwrap();
         for (name, rtype, data) in [
             ("old", "A", "127.11.1.1"),
             ("app", "CNAME", "old.mycompany.internal."),

@@ -11,9 +11,9 @@
 
 use super::authority::{Answer, Authority, lookup};
 use super::records::name_key;
-use crate::lab::apiserver::Cluster;
+use crate::lab::apiserver::ClusterStore;
 use crate::lab::dataplane::network::cluster_service;
-use crate::lab::zone::Zone;
+use crate::lab::zone::ZoneStore;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::{A, CNAME};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -27,8 +27,8 @@ const TTL: u32 = 5;
 const MAX_CHAIN: usize = 8;
 
 pub struct ClusterAuthority {
-    pub cluster: Arc<Cluster>,
-    pub zone: Arc<Zone>,
+    pub cluster: Arc<ClusterStore>,
+    pub zone: Arc<ZoneStore>,
 }
 
 /// Names only the cluster answers for: no upstream is asked.
@@ -144,7 +144,7 @@ mod tests {
     use serde_json::json;
 
     fn authority() -> ClusterAuthority {
-        let cluster = Cluster::open("old", 1, None).unwrap();
+        let cluster = ClusterStore::open("old", 1, None).unwrap();
         let services = cluster.resource("", "v1", "services").unwrap();
         for spec in [
             json!({ "metadata": { "name": "web" }, "spec": { "ports": [{ "port": 80 }] } }),
@@ -158,7 +158,7 @@ mod tests {
                 .create(&services, Some("default"), object, Write::default())
                 .unwrap();
         }
-        let zone = Zone::open("mycompany.internal.", None).unwrap();
+        let zone = ZoneStore::open("mycompany.internal.", None).unwrap();
         zone.put(RecordSet {
             name: "old".into(),
             rtype: "A".into(),

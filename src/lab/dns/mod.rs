@@ -10,7 +10,7 @@
 //!
 //! Both run the same [`server`] (UDP and TCP on one loopback port) and
 //! [`service`] (decode, TSIG, dispatch, encode) and read the one
-//! [`Zone`](crate::lab::zone::Zone) store the Cloud DNS front also serves.
+//! [`ZoneStore`](crate::lab::zone::ZoneStore) store the Cloud DNS front also serves.
 
 pub mod authority;
 pub mod cluster;
@@ -20,8 +20,8 @@ pub mod service;
 pub mod tsig;
 pub mod update;
 
-use crate::lab::apiserver::Cluster;
-use crate::lab::zone::Zone;
+use crate::lab::apiserver::ClusterStore;
+use crate::lab::zone::ZoneStore;
 use authority::ZoneAuthority;
 use cluster::ClusterAuthority;
 use service::{Primary, Service};
@@ -32,7 +32,7 @@ use tsig::ServerKey;
 
 /// Starts the private zone's server; UPDATE and AXFR need `key`.
 pub async fn start_zone_server(
-    zone: Arc<Zone>,
+    zone: Arc<ZoneStore>,
     key: ServerKey,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
@@ -43,8 +43,8 @@ pub async fn start_zone_server(
 
 /// Starts `cluster`'s DNS, with the private zone as its upstream.
 pub async fn start_cluster_dns(
-    cluster: Arc<Cluster>,
-    zone: Arc<Zone>,
+    cluster: Arc<ClusterStore>,
+    zone: Arc<ZoneStore>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let service = Service::resolver(Box::new(ClusterAuthority { cluster, zone }));

@@ -8,7 +8,7 @@
 use super::authority::{Answer, Authority, transfer};
 use super::tsig::{Check, ServerKey, Signing, sign_error};
 use super::update;
-use crate::lab::zone::Zone;
+use crate::lab::zone::ZoneStore;
 use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::{DNSClass, RecordType, TSigResponseContext};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
@@ -23,7 +23,7 @@ pub enum Transport {
 
 /// The zone a server is primary for: it takes UPDATEs and gives transfers.
 pub struct Primary {
-    pub zone: Arc<Zone>,
+    pub zone: Arc<ZoneStore>,
     pub key: ServerKey,
 }
 
@@ -275,7 +275,7 @@ mod tests {
     const ORIGIN: &str = "mycompany.internal.";
     const SECRET: [u8; 32] = [7; 32];
 
-    fn service(zone: &Arc<Zone>) -> Service {
+    fn service(zone: &Arc<ZoneStore>) -> Service {
         Service::primary(
             Box::new(ZoneAuthority { zone: zone.clone() }),
             Primary {
@@ -316,7 +316,7 @@ mod tests {
 
     #[test]
     fn a_signed_update_applies_and_its_answer_verifies_with_the_key() {
-        let zone = Arc::new(Zone::open(ORIGIN, None).unwrap());
+        let zone = Arc::new(ZoneStore::open(ORIGIN, None).unwrap());
         let service = service(&zone);
         let mut message = add_a("new.mycompany.internal.", "10.0.0.7");
         let mut verifier = message
@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn wrong_secrets_unknown_keys_and_unsigned_updates_are_refused_like_knot() {
-        let zone = Arc::new(Zone::open(ORIGIN, None).unwrap());
+        let zone = Arc::new(ZoneStore::open(ORIGIN, None).unwrap());
         let service = service(&zone);
         let send = |signer: Option<TSigner>| {
             let mut message = add_a("new.mycompany.internal.", "10.0.0.7");
@@ -359,7 +359,7 @@ mod tests {
 
     #[test]
     fn a_stale_signature_is_badtime() {
-        let zone = Arc::new(Zone::open(ORIGIN, None).unwrap());
+        let zone = Arc::new(ZoneStore::open(ORIGIN, None).unwrap());
         let service = service(&zone);
         // An hour off, and the epoch itself (below the fudge).
         for time in [now() - 3600, 0] {
@@ -379,7 +379,7 @@ mod tests {
 
     #[test]
     fn a_long_transfer_is_a_chain_of_signed_messages() {
-        let zone = Arc::new(Zone::open(ORIGIN, None).unwrap());
+        let zone = Arc::new(ZoneStore::open(ORIGIN, None).unwrap());
         for i in 0..450 {
             zone.put(RecordSet {
                 name: format!("host{i}"),
@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn big_answers_are_truncated_over_udp_but_not_tcp() {
-        let zone = Arc::new(Zone::open(ORIGIN, None).unwrap());
+        let zone = Arc::new(ZoneStore::open(ORIGIN, None).unwrap());
         zone.put(RecordSet {
             name: "big".into(),
             rtype: "TXT".into(),
@@ -439,7 +439,7 @@ mod tests {
 
     #[test]
     fn garbage_gets_formerr_or_silence_and_never_a_panic() {
-        let zone = Arc::new(Zone::open(ORIGIN, None).unwrap());
+        let zone = Arc::new(ZoneStore::open(ORIGIN, None).unwrap());
         let service = service(&zone);
         assert!(service.handle(b"", Transport::Udp).is_empty());
         assert!(service.handle(b"\x01\x02\x03", Transport::Tcp).is_empty());

@@ -1,6 +1,6 @@
 //! RFC 2136 dynamic updates against the zone store: the zone section, the
 //! prerequisites (§3.2), the update prescan (§3.4.1) and the updates
-//! themselves (§3.4.2), all inside one [`Zone::transact`] so an UPDATE
+//! themselves (§3.4.2), all inside one [`ZoneStore::transact`] so an UPDATE
 //! applies entirely or not at all, and no other writer (the Cloud DNS
 //! front) slips in between the prerequisites and the change.
 //!
@@ -10,7 +10,7 @@
 //! ignored too: the lab owns its serial.
 
 use super::records::{name_key, presentation, rdatas};
-use crate::lab::zone::{Edit, RecordSet, View, Zone};
+use crate::lab::zone::{Edit, RecordSet, View, ZoneStore};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use std::collections::BTreeMap;
@@ -19,14 +19,14 @@ use std::collections::BTreeMap;
 type Sets = BTreeMap<(String, String), (u32, Vec<RData>)>;
 
 /// Applies the UPDATE in `request` to `zone`; the RCODE to answer.
-pub fn apply(zone: &Zone, request: &Message) -> ResponseCode {
+pub fn apply(zone: &ZoneStore, request: &Message) -> ResponseCode {
     match zone.transact(|view| plan(zone, view, request).map(|edits| (edits, ()))) {
         Ok(()) => ResponseCode::NoError,
         Err(code) => code,
     }
 }
 
-fn plan(zone: &Zone, view: &View<'_>, request: &Message) -> Result<Vec<Edit>, ResponseCode> {
+fn plan(zone: &ZoneStore, view: &View<'_>, request: &Message) -> Result<Vec<Edit>, ResponseCode> {
     // §3.1: exactly one zone, of class IN and type SOA, which must be ours.
     let [zone_section] = request.queries.as_slice() else {
         return Err(ResponseCode::FormErr);
@@ -59,7 +59,7 @@ fn load(view: &View<'_>) -> Sets {
         .collect()
 }
 
-fn in_zone(zone: &Zone, record: &Record) -> Result<String, ResponseCode> {
+fn in_zone(zone: &ZoneStore, record: &Record) -> Result<String, ResponseCode> {
     let name = name_key(&record.name);
     if zone.contains(&name) {
         Ok(name)
@@ -74,7 +74,7 @@ fn name_exists(sets: &Sets, name: &str) -> bool {
 
 /// §3.2: every prerequisite must hold, else the first failure's RCODE.
 fn check_prerequisites(
-    zone: &Zone,
+    zone: &ZoneStore,
     sets: &Sets,
     prerequisites: &[Record],
 ) -> Result<(), ResponseCode> {
@@ -145,7 +145,7 @@ fn is_meta(rtype: RecordType) -> bool {
 }
 
 /// §3.4.1.3: the whole update section is checked before anything applies.
-fn prescan(zone: &Zone, updates: &[Record]) -> Result<(), ResponseCode> {
+fn prescan(zone: &ZoneStore, updates: &[Record]) -> Result<(), ResponseCode> {
     for rr in updates {
         in_zone(zone, rr)?;
         let rtype = rr.record_type();
@@ -254,8 +254,8 @@ mod tests {
 
     const ORIGIN: &str = "mycompany.internal.";
 
-    fn zone() -> Zone {
-        let zone = Zone::open(ORIGIN, None).unwrap();
+    fn zone() -> ZoneStore {
+        let zone = ZoneStore::open(ORIGIN, None).unwrap();
         zone.put(RecordSet {
             name: "old".into(),
             rtype: "A".into(),
@@ -298,7 +298,7 @@ mod tests {
         Message::from_vec(&message.to_vec().unwrap()).unwrap()
     }
 
-    fn values(zone: &Zone, name: &str, rtype: &str) -> Vec<String> {
+    fn values(zone: &ZoneStore, name: &str, rtype: &str) -> Vec<String> {
         zone.get(&format!("{name}.{ORIGIN}"), rtype)
             .map(|r| r.data)
             .unwrap_or_default()

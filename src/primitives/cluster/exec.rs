@@ -2,7 +2,7 @@
 //! point for checks that must see what workloads see.
 
 use super::handle::{ClusterHandle, Res, Shared};
-use crate::engine::signal::runtime_error;
+use crate::engine::control::runtime_error;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext};
 
 pub(super) fn register(engine: &mut Engine, h: &Shared) {

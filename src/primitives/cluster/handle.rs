@@ -6,7 +6,7 @@
 //! `context` and `server`.
 
 use super::dry_run;
-use crate::engine::signal::{host_error, runtime_error};
+use crate::engine::control::{host_error, runtime_error};
 use crate::engine::{Session, frames};
 use crate::events::Event;
 use crate::ports::cluster::{Cluster, ClusterConnector, ClusterError, ConnectOptions};
@@ -75,7 +75,7 @@ impl Clusters {
     ) -> Res<T> {
         self.session.check_cancelled(pos)?;
         match self.session.block_on(fut) {
-            None => Err(crate::engine::signal::Signal::Cancelled.raise(pos)),
+            None => Err(crate::engine::control::Control::Cancelled.raise(pos)),
             Some(r) => r.map_err(|e| api_error(e, pos)),
         }
     }

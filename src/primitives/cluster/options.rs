@@ -4,7 +4,7 @@
 //! the same messages.
 
 use super::handle::Res;
-use crate::engine::signal::runtime_error;
+use crate::engine::control::runtime_error;
 use crate::engine::value::to_json;
 use rhai::{Dynamic, Map, Position};
 use serde_json::Value;

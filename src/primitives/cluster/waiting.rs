@@ -6,7 +6,7 @@
 use super::handle::{ClusterHandle, Clusters, Res, Shared, api_error, what};
 use super::options::{DEFAULT_ROLLOUT, DEFAULT_WAIT, check_options, opt_str, secs};
 use super::waits::{self, Seen, Wait};
-use crate::engine::signal::runtime_error;
+use crate::engine::control::runtime_error;
 use crate::engine::value::from_json;
 use crate::ports::cluster::ClusterError;
 use rhai::{Dynamic, Engine, FnPtr, FuncRegistration, Map, NativeCallContext};

@@ -6,8 +6,8 @@
 
 use crate::engine::Countdown;
 use crate::engine::Session;
+use crate::engine::control::{Control, host_error};
 use crate::engine::frames;
-use crate::engine::signal::{Signal, host_error};
 use crate::events::Event;
 use rhai::{Dynamic, EvalAltResult, Position};
 use serde_json::Value;
@@ -109,7 +109,7 @@ impl Wait<'_> {
                 .block_on(async move { tokio::time::sleep(nap).await })
                 .is_none()
             {
-                return Err(Signal::Cancelled.raise(pos));
+                return Err(Control::Cancelled.raise(pos));
             }
             if let Some(countdown) = &countdown {
                 countdown.progress();

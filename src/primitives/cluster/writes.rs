@@ -5,7 +5,7 @@
 use super::handle::{ClusterHandle, Clusters, Res, Shared, handle_of, what};
 use super::options::{DEFAULT_DELETE_WAIT, check_options, json, opt_str, secs};
 use super::waits::{Seen, Wait};
-use crate::engine::signal::{host_error, runtime_error};
+use crate::engine::control::{host_error, runtime_error};
 use crate::engine::value::from_json;
 use crate::ports::cluster::{Deleted, PatchType};
 use crate::primitives::require_step;

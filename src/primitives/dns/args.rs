@@ -5,7 +5,7 @@
 
 use super::Res;
 use crate::adapters::dns_wire::parse_server;
-use crate::engine::signal::runtime_error;
+use crate::engine::control::runtime_error;
 use crate::ports::dns::{RecordSet, canonical_value, record_type};
 use rhai::{Array, Dynamic, FLOAT, INT, Map, Position};
 use std::net::SocketAddr;

@@ -38,7 +38,7 @@ mod spec;
 mod wait;
 
 use crate::engine::Session;
-use crate::engine::signal::{Signal, host_error, runtime_error};
+use crate::engine::control::{Control, host_error, runtime_error};
 use crate::ports::dns::{DnsZone, Lookup, absolute_name};
 use args::{known_keys, opt_str, record_map, rtype};
 use mutate::{delete, upsert};
@@ -72,7 +72,7 @@ impl Zone {
     /// A failure as a catchable map naming zone, record and server message.
     fn error(&self, op: &str, record: &str, stop: Stop, pos: Position) -> Box<EvalAltResult> {
         match stop {
-            Stop::Cancelled => Signal::Cancelled.raise(pos),
+            Stop::Cancelled => Control::Cancelled.raise(pos),
             Stop::Dns(e) => {
                 let mut details = Map::new();
                 details.insert("zone".into(), self.port().label().to_owned().into());

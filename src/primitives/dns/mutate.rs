@@ -9,7 +9,7 @@ use super::ownership::{self, is_reserved, owner_name, plan_delete, plan_upsert};
 use super::retry::{ATTEMPTS, FIRST_BACKOFF, Stop, block, pause, retrying};
 use super::wait::wait_change;
 use super::{Res, Zone};
-use crate::engine::signal::{host_error, runtime_error};
+use crate::engine::control::{host_error, runtime_error};
 use crate::engine::{Session, frames};
 use crate::events::Event;
 use crate::ports::dns::{Applied, DnsError, DnsErrorKind, RecordSet};

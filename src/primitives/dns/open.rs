@@ -11,7 +11,7 @@ use crate::adapters::clouddns::{CloudDnsSpec, CloudDnsZone};
 use crate::adapters::dns_wire::WireLookup;
 use crate::adapters::rfc2136::Rfc2136Zone;
 use crate::engine::Session;
-use crate::engine::signal::{Signal, host_error, runtime_error};
+use crate::engine::control::{Control, host_error, runtime_error};
 use crate::ports::dns::{DnsZone, Lookup};
 use rhai::{Dynamic, INT, Map, Position};
 use std::sync::Arc;
@@ -48,7 +48,7 @@ fn open_clouddns(session: &Session, cloud: CloudDnsSpec, pos: Position) -> Res<C
     let (project, zone) = (&cloud.project, &cloud.zone);
     let opened = retrying(session, || Box::pin(CloudDnsZone::open(cloud.clone())));
     let opened = opened.map_err(|stop| match stop {
-        Stop::Cancelled => Signal::Cancelled.raise(pos),
+        Stop::Cancelled => Control::Cancelled.raise(pos),
         Stop::Dns(e) => {
             let mut details = Map::new();
             details.insert(

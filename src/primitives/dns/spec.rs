@@ -14,7 +14,7 @@ use super::ownership::valid_owner;
 use crate::adapters::clouddns::CloudDnsSpec;
 use crate::adapters::dns_wire::parse_server;
 use crate::adapters::tsig::{SecretSource, TsigKey};
-use crate::engine::signal::runtime_error;
+use crate::engine::control::runtime_error;
 use rhai::{Map, Position};
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -22,7 +22,7 @@ mod shell;
 mod wget;
 
 use super::network::SharedNetwork;
-use crate::lab::apiserver::{Cluster, PodCommands};
+use crate::lab::apiserver::{ClusterStore, PodCommands};
 use crate::ports::exec::ExecOutput;
 use serde_json::Value;
 use std::future::Future;
@@ -85,7 +85,7 @@ fn failure(status: i32, stderr: &str) -> ExecOutput {
 
 struct Shell<'a> {
     network: &'a SharedNetwork,
-    cluster: &'a Cluster,
+    cluster: &'a ClusterStore,
     pod: &'a Value,
     /// No tools at all (distroless / scratch images).
     bare: bool,

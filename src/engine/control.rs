@@ -1,12 +1,12 @@
 //! Control flow that must cross the script untouched: a gate that pauses the
-//! run, Ctrl-C, a changed script. Signals travel as `ErrorTerminated`, which
+//! run, Ctrl-C, a changed script. They travel as `ErrorTerminated`, which
 //! Rhai never lets a script's `try`/`catch` swallow and never wraps in
 //! function-call errors, so the runner always sees them as raised.
 
 use rhai::{Dynamic, EvalAltResult, Position};
 
 #[derive(Debug, Clone)]
-pub enum Signal {
+pub enum Control {
     /// A gate waits for approval.
     Paused { gate: String, message: String },
     /// Ctrl-C / SIGTERM.
@@ -33,17 +33,17 @@ pub enum Signal {
     },
 }
 
-impl Signal {
+impl Control {
     pub fn raise(self, pos: Position) -> Box<EvalAltResult> {
         EvalAltResult::ErrorTerminated(Dynamic::from(self), pos).into()
     }
 
     /// The signal an error carries, looking through module and call wrappers.
-    pub fn of(err: &EvalAltResult) -> Option<Signal> {
+    pub fn of(err: &EvalAltResult) -> Option<Control> {
         match err {
-            EvalAltResult::ErrorTerminated(value, _) => value.clone().try_cast::<Signal>(),
+            EvalAltResult::ErrorTerminated(value, _) => value.clone().try_cast::<Control>(),
             EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
-            | EvalAltResult::ErrorInModule(_, inner, _) => Signal::of(inner),
+            | EvalAltResult::ErrorInModule(_, inner, _) => Control::of(inner),
             _ => None,
         }
     }
