@@ -18,6 +18,7 @@
 //! profile. The run records its environment, so a resume reaches the same
 //! targets from any directory.
 
+use crate::ports::dns::SECRET_KEYS;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,9 +54,6 @@ pub struct ClusterTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u32>,
 }
-
-/// Keys a DNS spec may not carry: secrets come from the environment or a file.
-const SECRET_KEYS: &[&str] = &["tsig_secret", "secret", "password", "token", "key"];
 
 impl Environment {
     /// Reads a `ferry.toml`; relative paths in it are relative to the file.

@@ -10,6 +10,18 @@
 //! that both providers and the script compare the same strings. A TXT value
 //! is the text itself, without quotes.
 
+/// Keys a DNS zone spec may never carry, in a script or a profile: secrets
+/// come from an environment variable (`tsig_secret_env`) or a file
+/// (`tsig_secret_file`), so they never reach a journal, a log or an error.
+pub const SECRET_KEYS: &[&str] = &[
+    "tsig_secret",
+    "tsig_key",
+    "secret",
+    "key",
+    "password",
+    "token",
+];
+
 use hickory_proto::rr::{RData, RecordType};
 use std::fmt::Write as _;
 use std::future::Future;

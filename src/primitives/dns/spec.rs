@@ -49,7 +49,7 @@ pub(super) enum Provider {
 
 /// Checks `spec`; `run_id` is the owner when the spec names none.
 pub(super) fn parse(spec: &Map, run_id: &str, pos: Position) -> Res<ZoneSpec> {
-    for secret in ["tsig_secret", "secret", "tsig_key", "password", "token"] {
+    for &secret in crate::ports::dns::SECRET_KEYS {
         if spec.contains_key(secret) {
             return Err(runtime_error(
                 format!(
