@@ -54,19 +54,19 @@ pub fn runtime_error(message: impl Into<String>, pos: Position) -> Box<EvalAltRe
     EvalAltResult::ErrorRuntime(Dynamic::from(message.into()), pos).into()
 }
 
-/// A failure of the world (API server, DNS server, network), tagged apart
-/// from a script's own `throw`: `catch (e)` receives a map with `message`,
+/// A failure of the world (API server, DNS server, network), apart from a
+/// script's own `throw`: `catch (e)` receives a [`HostError`] with `message`,
 /// `source` (e.g. "cluster", "dns", "probe") and the details given, so a
 /// script can branch on `e.status` or `e.reason`. Messages must never carry
 /// credentials.
+///
+/// [`HostError`]: super::host_error::HostError
 pub fn host_error(
     source: &str,
     message: impl Into<String>,
     details: rhai::Map,
     pos: Position,
 ) -> Box<EvalAltResult> {
-    let mut value = details;
-    value.insert("message".into(), Dynamic::from(message.into()));
-    value.insert("source".into(), Dynamic::from(source.to_owned()));
-    EvalAltResult::ErrorRuntime(Dynamic::from_map(value), pos).into()
+    let error = super::host_error::HostError::new(source, message.into(), details);
+    EvalAltResult::ErrorRuntime(Dynamic::from(error), pos).into()
 }

@@ -156,7 +156,13 @@ pub fn message(err: &EvalAltResult) -> String {
         EvalAltResult::ErrorRuntime(value, _) if value.is_string() => {
             value.clone().into_string().unwrap_or_default()
         }
-        // Host errors (and scripts that throw maps) carry their text in `message`.
+        EvalAltResult::ErrorRuntime(value, _) if value.is::<super::host_error::HostError>() => {
+            value
+                .read_lock::<super::host_error::HostError>()
+                .map(|e| e.message())
+                .unwrap_or_default()
+        }
+        // Scripts that throw maps carry their text in `message`, like host errors.
         EvalAltResult::ErrorRuntime(value, _) if value.is_map() => {
             match value.clone().cast::<rhai::Map>().get("message") {
                 Some(message) => message.to_string(),

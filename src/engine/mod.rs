@@ -11,6 +11,7 @@ pub mod control;
 pub mod countdown;
 pub mod diagnostic;
 pub mod frames;
+pub mod host_error;
 pub mod ledger;
 pub mod params;
 pub mod resolver;
@@ -171,6 +172,7 @@ impl Host {
                 .then(|| Dynamic::from(Control::Cancelled))
         });
         engine.set_module_resolver(resolver.clone());
+        host_error::register(&mut engine);
         register(&mut engine, &session);
         Host {
             engine,

@@ -8,6 +8,10 @@ use crate::journal::MAX_VALUE_DEPTH;
 use rhai::Dynamic;
 
 pub fn to_json(value: &Dynamic) -> Result<serde_json::Value, String> {
+    if let Some(error) = value.read_lock::<super::host_error::HostError>() {
+        // A caught failure a step returns is journaled as its fields.
+        return to_json(&Dynamic::from_map(error.to_map()));
+    }
     check(value, &mut String::new(), 0)?;
     rhai::serde::from_dynamic::<serde_json::Value>(value).map_err(|e| {
         let e = e.to_string();

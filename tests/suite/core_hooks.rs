@@ -38,6 +38,27 @@ fn primitives_can_attach_data_to_the_running_step() {
 }
 
 #[test]
+fn host_errors_cannot_be_forged_by_a_script_s_throw_and_journal_as_their_fields() {
+    let sb = Sandbox::new();
+    sb.write(
+        "f.rhai",
+        r#"
+        try { throw #{ source: "cluster", status: 503, message: "fake" }; } catch (e) { print(`thrown: ${type_of(e)}`); }
+        try { test_host_error("api down"); } catch (e) { print(`host: ${type_of(e)} ${"status" in e} ${"nope" in e} ${e.nope == ()} ${e}`); }
+        step("keep", || { let kept = (); try { test_host_error("api down"); } catch (e) { kept = e; } kept });
+        "#,
+    );
+    sb.ferry(["run", "f.rhai", "--id", "f"])
+        .stdout_has("thrown: map")
+        .stdout_has("host: HostError true false true api down")
+        .run();
+    let kept = sb.step("f", "keep");
+    assert_eq!(kept["value"]["source"], "test", "{kept}");
+    assert_eq!(kept["value"]["status"], 503, "{kept}");
+    assert_eq!(kept["value"]["message"], "api down", "{kept}");
+}
+
+#[test]
 fn host_errors_are_maps_a_script_can_inspect_and_read_well_uncaught() {
     let sb = Sandbox::new();
     sb.write("h.rhai", "try { test_host_error(\"api down\"); } catch (e) { print(`${e.source}/${e.status}/${e.message}`); }\ntest_host_error(\"api down\");\n");

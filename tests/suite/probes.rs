@@ -325,7 +325,6 @@ fn until_gives_up_at_its_deadline_showing_the_last_failure() {
     let out = sb
         .ferry(["run", "t.rhai", "--id", "t"])
         .code(1)
-        .stdout_has("caught probe refused true")
         .stderr_has("0 of 1 consecutive successes")
         .stderr_has("last failure: tcp 127.0.0.1:")
         .run();
@@ -333,6 +332,14 @@ fn until_gives_up_at_its_deadline_showing_the_last_failure() {
         out.stderr.to_lowercase().contains("refused"),
         "{}",
         out.stderr
+    );
+    // The last attempt before the deadline is refused, or cut short by the
+    // deadline itself when the machine is slow: either is the last failure.
+    assert!(
+        out.stdout.contains("caught probe refused true")
+            || out.stdout.contains("caught probe timeout true"),
+        "{}",
+        out.stdout
     );
     let step = sb.step("t", "wait");
     assert_eq!(step["status"], "failed");
