@@ -111,6 +111,7 @@ impl Sandbox {
             .collect()
     }
 
+    #[track_caller]
     pub fn step(&self, run: &str, name: &str) -> serde_json::Value {
         self.steps(run)
             .into_iter()
@@ -140,6 +141,7 @@ impl Sandbox {
 }
 
 /// Polls `condition` until it holds; panics with `what` after a generous bound.
+#[track_caller]
 pub fn await_condition(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !condition() {
@@ -258,6 +260,7 @@ impl Invocation<'_> {
         self
     }
 
+    #[track_caller]
     pub fn run(self) -> Finished {
         let mut cmd = self.sandbox.command();
         cmd.args(&self.args);

@@ -88,30 +88,6 @@ pub fn expect(method: &'static str, path: &str, reply: Reply) -> Expect {
     }
 }
 
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn resources(list: &[(&str, &str, &str, bool, &[&str])]) -> Vec<Value> {
     list.iter()
         .map(|(name, singular, kind, namespaced, short)| {
@@ -212,16 +188,8 @@ impl FakeApi {
                         "the server could not find the requested resource",
                     )
                 } else {
-                    let query = parts
-                        .uri
-                        .query()
-                        .unwrap_or("")
-                        .split('&')
-                        .filter(|p| !p.is_empty())
-                        .map(|p| {
-                            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                            (decode(k), decode(v))
-                        })
+                    let query = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                        .into_owned()
                         .collect();
                     let content_type = parts
                         .headers
