@@ -14,9 +14,6 @@ pub struct Settings {
     pub explicit_limits: bool,
     /// `--dry-run`: mutations are sent with server-side dry run; nothing changes.
     pub dry_run: bool,
-    /// Opens clusters instead of the kubeconfig-based kube adapter (tests,
-    /// embedders). `None`: `crate::adapters::kube::KubeConnector`.
-    pub clusters: Option<std::sync::Arc<dyn crate::ports::cluster::ClusterConnector>>,
     /// The run's environment profile (ferry.toml, --env, --lab): logical
     /// names of clusters and zones -> real targets.
     pub environment: std::sync::Arc<crate::environment::Environment>,
@@ -30,7 +27,6 @@ impl Default for Settings {
             burst: 100,
             explicit_limits: false,
             dry_run: false,
-            clusters: None,
             environment: Default::default(),
         }
     }

@@ -21,17 +21,7 @@ use google_cloud_gax::retry_policy::NeverRetry;
 use hickory_proto::rr::{RData, RecordType};
 use std::net::SocketAddr;
 
-/// How to reach one managed zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloudDnsSpec {
-    pub project: String,
-    /// The managed zone's name (not its DNS name).
-    pub zone: String,
-    /// API endpoint override, e.g. the fake's `http://127.0.0.1:PORT`.
-    pub endpoint: Option<String>,
-    /// Anonymous credentials instead of ADC (fake and lab only).
-    pub anonymous: bool,
-}
+pub use crate::ports::dns::CloudDnsSpec;
 
 pub struct CloudDnsZone {
     spec: CloudDnsSpec,

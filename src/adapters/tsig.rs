@@ -6,29 +6,7 @@ use hickory_proto::rr::Name;
 use hickory_proto::rr::TSigner;
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
 
-/// Where the secret is read from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    Env(String),
-    File(std::path::PathBuf),
-}
-
-impl std::fmt::Display for SecretSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SecretSource::Env(var) => write!(f, "environment variable {var}"),
-            SecretSource::File(path) => write!(f, "file {}", path.display()),
-        }
-    }
-}
-
-/// A TSIG key as the spec names it; the secret is read by [`TsigKey::signer`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TsigKey {
-    pub name: String,
-    pub algorithm: String,
-    pub secret: SecretSource,
-}
+pub use crate::ports::dns::{SecretSource, TsigKey};
 
 /// Fudge: how far apart the client's and server's clocks may be (seconds).
 const FUDGE: u16 = 300;

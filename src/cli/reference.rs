@@ -26,6 +26,7 @@ fn offline_host(script: &Script, libs: &[PathBuf], rt: &tokio::runtime::Runtime)
         settings: Default::default(),
         identities: Default::default(),
         records: None,
+        backends: crate::adapters::real(),
     })?;
     Ok(Host::new(
         Arc::new(session),

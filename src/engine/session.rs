@@ -38,6 +38,8 @@ pub struct Session {
     pub params: Arc<BTreeMap<String, String>>,
     /// How to reach targets: kubeconfig, rate limits, dry run.
     pub settings: crate::settings::Settings,
+    /// What opens clusters and zones.
+    pub backends: crate::ports::Backends,
     /// Every journal record of the run enters and leaves through it.
     pub ledger: Ledger,
     state: Mutex<State>,
@@ -65,6 +67,7 @@ pub struct SessionConfig {
     /// How replay compares the script with the journal.
     pub replay: Replay,
     pub settings: crate::settings::Settings,
+    pub backends: crate::ports::Backends,
     /// Identities the run recorded so far.
     pub identities: BTreeMap<String, serde_json::Value>,
     /// The run's journal records, read once by the runner; `None` when
@@ -94,6 +97,7 @@ impl Session {
             main_label: config.main_label,
             params: Arc::new(config.params),
             settings: config.settings,
+            backends: config.backends,
             ledger,
             state: Mutex::new(State {
                 identities: config.identities,

@@ -27,6 +27,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// One record set: every record of a name and type.
 #[derive(Debug, Clone)]
@@ -336,5 +337,72 @@ mod tests {
         assert!(canonical_value(RecordType::A, "10.0.0.300").is_err());
         assert!(record_type("SOA").is_err());
         assert_eq!(record_type("aaaa").unwrap(), RecordType::AAAA);
+    }
+}
+
+// ---------------------------------------------------------------- opening
+
+/// How to reach one managed zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudDnsSpec {
+    pub project: String,
+    /// The managed zone's name (not its DNS name).
+    pub zone: String,
+    /// API endpoint override, e.g. the fake's `http://127.0.0.1:PORT`.
+    pub endpoint: Option<String>,
+    /// Anonymous credentials instead of ADC (fake and lab only).
+    pub anonymous: bool,
+}
+
+/// Where the secret is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(std::path::PathBuf),
+}
+
+impl std::fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Env(var) => write!(f, "environment variable {var}"),
+            SecretSource::File(path) => write!(f, "file {}", path.display()),
+        }
+    }
+}
+
+/// A TSIG key as the spec names it; the secret is read by [`TsigKey::signer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TsigKey {
+    pub name: String,
+    pub algorithm: String,
+    pub secret: SecretSource,
+}
+
+/// The zone a checked `dns(spec)` names, at its provider. Secrets appear
+/// only as where to read them.
+#[derive(Debug, Clone)]
+pub enum ZoneTarget {
+    CloudDns(CloudDnsSpec),
+    Rfc2136 {
+        server: SocketAddr,
+        /// The zone's apex as the spec gave it.
+        zone: String,
+        tsig: Option<TsigKey>,
+        /// Bounds each request.
+        timeout: std::time::Duration,
+    },
+}
+
+/// Opens zones, as [`crate::ports::cluster::ClusterConnector`] opens
+/// clusters: the real one builds the Cloud DNS or RFC 2136 adapter
+/// (`crate::adapters::zones::Zones`); tests and embedders inject their own.
+/// Opening may read the zone (Cloud DNS) and is retried by the caller.
+pub trait ZoneOpener: Send + Sync {
+    fn open<'a>(&'a self, target: &'a ZoneTarget) -> DnsFuture<'a, Arc<dyn DnsZone>>;
+}
+
+impl std::fmt::Debug for dyn ZoneOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ZoneOpener")
     }
 }

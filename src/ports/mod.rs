@@ -6,3 +6,12 @@
 pub mod cluster;
 pub mod dns;
 pub mod exec;
+
+/// Where a run's side effects go: one implementation of each port. The
+/// runner uses `crate::adapters::real()` unless given others (tests, the
+/// plan mode's overlays, embedders).
+#[derive(Clone)]
+pub struct Backends {
+    pub clusters: std::sync::Arc<dyn cluster::ClusterConnector>,
+    pub zones: std::sync::Arc<dyn dns::ZoneOpener>,
+}

@@ -99,6 +99,7 @@ pub struct Runner {
     /// `--lib` folders given on this command line.
     libs: Vec<PathBuf>,
     settings: Settings,
+    backends: crate::ports::Backends,
     rt: tokio::runtime::Runtime,
 }
 
@@ -120,8 +121,17 @@ impl Runner {
             sink,
             libs,
             settings,
+            backends: crate::adapters::real(),
             rt,
         })
+    }
+
+    /// Opens clusters and zones through `backends` instead of the real
+    /// adapters (tests, embedders).
+    #[must_use]
+    pub fn with_backends(mut self, backends: crate::ports::Backends) -> Self {
+        self.backends = backends;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -423,6 +433,7 @@ impl Runner {
             },
             identities: run.identities.clone(),
             records: Some(records),
+            backends: self.backends.clone(),
         })?;
         let host = Host::new(Arc::new(session), script, libs, crate::primitives::register);
         let ast = host.compile(script)?;

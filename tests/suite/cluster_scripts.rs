@@ -116,11 +116,18 @@ fn world(clusters: Vec<(&str, Vec<Expect>)>) -> World {
 
 impl World {
     fn runner(&self, sink: &Arc<Capture>) -> Runner {
-        let settings = Settings {
-            clusters: Some(self.connector.clone()),
-            ..Settings::default()
+        let backends = ferry::ports::Backends {
+            clusters: self.connector.clone(),
+            ..ferry::adapters::real()
         };
-        Runner::new(self.store.clone(), sink.clone(), vec![], settings).unwrap()
+        Runner::new(
+            self.store.clone(),
+            sink.clone(),
+            vec![],
+            Settings::default(),
+        )
+        .unwrap()
+        .with_backends(backends)
     }
 
     fn run(&self, script: &str, dry_run: bool) -> (Result<Outcome, Error>, Arc<Capture>) {

@@ -82,3 +82,59 @@ fn a_dry_run_is_recorded_as_one_and_stays_one() {
         .stdout_has("(dry run: nothing was changed)")
         .run();
 }
+
+/// Opens no zone: says which target it was asked for.
+struct NamingOpener;
+
+impl ferry::ports::dns::ZoneOpener for NamingOpener {
+    fn open<'a>(
+        &'a self,
+        target: &'a ferry::ports::dns::ZoneTarget,
+    ) -> ferry::ports::dns::DnsFuture<'a, std::sync::Arc<dyn ferry::ports::dns::DnsZone>> {
+        let text = match target {
+            ferry::ports::dns::ZoneTarget::Rfc2136 { zone, server, .. } => {
+                format!("test opener asked for {zone} at {server}")
+            }
+            ferry::ports::dns::ZoneTarget::CloudDns(spec) => format!("cloud {}", spec.zone),
+        };
+        Box::pin(async move { Err(ferry::ports::dns::DnsError::invalid(text)) })
+    }
+}
+
+#[test]
+fn zones_open_through_the_injected_opener() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("z.rhai");
+    std::fs::write(
+        &script,
+        "let zone = dns(#{ provider: \"rfc2136\", server: \"127.0.0.1:5353\", zone: \"example.test.\" });\n",
+    )
+    .unwrap();
+    let store: std::sync::Arc<dyn ferry::journal::Store> =
+        std::sync::Arc::new(ferry::journal::MemoryStore::new());
+    let backends = ferry::ports::Backends {
+        zones: std::sync::Arc::new(NamingOpener),
+        ..ferry::adapters::real()
+    };
+    let runner = ferry::runner::Runner::new(
+        store,
+        std::sync::Arc::new(ferry::events::NullSink),
+        vec![],
+        Default::default(),
+    )
+    .unwrap()
+    .with_backends(backends);
+    let outcome = runner.start(ferry::runner::StartRequest {
+        script,
+        params: Default::default(),
+        id: Some("z".into()),
+        dry_run: false,
+        environment: Default::default(),
+    });
+    let err = outcome.expect_err("the opener refuses");
+    assert!(
+        err.to_string()
+            .contains("test opener asked for example.test. at 127.0.0.1:5353"),
+        "{err}"
+    );
+}

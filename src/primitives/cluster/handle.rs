@@ -9,7 +9,7 @@ use super::dry_run;
 use crate::engine::control::{host_error, runtime_error};
 use crate::engine::{Session, frames};
 use crate::events::Event;
-use crate::ports::cluster::{Cluster, ClusterConnector, ClusterError, ConnectOptions};
+use crate::ports::cluster::{Cluster, ClusterError, ConnectOptions};
 use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext, Position};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -138,13 +138,8 @@ impl Clusters {
             dry_run: settings.dry_run,
             notify,
         };
-        let connector = self.session.settings.clusters.clone();
-        let cluster = self.block(pos, async move {
-            match connector {
-                Some(c) => c.connect(options).await,
-                None => crate::adapters::kube::KubeConnector.connect(options).await,
-            }
-        })?;
+        let connector = self.session.backends.clusters.clone();
+        let cluster = self.block(pos, async move { connector.connect(options).await })?;
         let uid = self.block(pos, cluster.identity())?;
         self.session.check_identity(
             &key,

@@ -1,22 +1,21 @@
-//! Building the adapter a checked spec names. Cloud DNS reads the managed
-//! zone (retrying transient errors) and checks its id against the one the
-//! journal recorded, so that a resumed run refuses a zone recreated under
-//! the same name; RFC 2136 makes no request to open, only loads the TSIG
-//! secret from where the spec says it is.
+//! Opening the zone a checked spec names, through the session's
+//! [`ZoneOpener`](crate::ports::dns::ZoneOpener) (the real one is
+//! `crate::adapters::zones`). Transient errors are retried; a Cloud DNS
+//! zone's id is checked against the one the journal recorded, so that a
+//! resumed run refuses a zone recreated under the same name.
 
 use super::retry::{Stop, retrying};
 use super::spec::{self, Provider, ZoneSpec};
 use super::{Res, Zone, ZoneInner};
-use crate::adapters::clouddns::{CloudDnsSpec, CloudDnsZone};
 use crate::adapters::dns_wire::WireLookup;
-use crate::adapters::rfc2136::Rfc2136Zone;
 use crate::engine::Session;
 use crate::engine::control::{Control, host_error, runtime_error};
-use crate::ports::dns::{DnsZone, Lookup};
+use crate::ports::dns::{CloudDnsSpec, DnsError, Lookup, ZoneTarget};
 use rhai::{Dynamic, INT, Map, Position};
 use std::sync::Arc;
 
-/// `dns(spec)`: opens the zone. Reads only; runs again on every resume.
+/// `dns(spec)`: opens the zone through the session's zone opener. Reads
+/// only; runs again on every resume.
 pub(super) fn open(session: &Session, spec: &Map, pos: Position) -> Res<Zone> {
     let ZoneSpec {
         zone,
@@ -25,18 +24,32 @@ pub(super) fn open(session: &Session, spec: &Map, pos: Position) -> Res<Zone> {
         provider,
     } = spec::parse(spec, &session.run_id, pos)?;
     let lookup: Arc<dyn Lookup> = Arc::new(WireLookup { timeout });
-    let port: Arc<dyn DnsZone> = match provider {
-        Provider::CloudDns(cloud) => Arc::new(open_clouddns(session, cloud, pos)?),
-        Provider::Rfc2136 { server, tsig } => {
-            let signer = tsig
-                .map(|key| key.signer())
-                .transpose()
-                .map_err(|e| runtime_error(format!("dns spec (rfc2136): {e}"), pos))?;
-            let zone = Rfc2136Zone::new(server, &zone, signer, timeout)
-                .map_err(|e| runtime_error(format!("dns spec (rfc2136): {e}"), pos))?;
-            Arc::new(zone)
-        }
+    let target = match provider {
+        Provider::CloudDns(cloud) => ZoneTarget::CloudDns(cloud),
+        Provider::Rfc2136 { server, tsig } => ZoneTarget::Rfc2136 {
+            server,
+            zone,
+            tsig,
+            timeout,
+        },
     };
+    let opener = session.backends.zones.clone();
+    let opened = retrying(session, || opener.open(&target));
+    let port = opened.map_err(|stop| match (stop, &target) {
+        (Stop::Cancelled, _) => Control::Cancelled.raise(pos),
+        (Stop::Dns(e), ZoneTarget::CloudDns(cloud)) => cannot_open(cloud, e, pos),
+        // What an RFC 2136 spec gets wrong (a secret that cannot be read)
+        // is the script's to fix.
+        (Stop::Dns(e), ZoneTarget::Rfc2136 { .. }) => runtime_error(e.message, pos),
+    })?;
+    if let ZoneTarget::CloudDns(_) = target {
+        // A zone recreated under the same name is another zone: a resume refuses it.
+        session.check_identity(
+            &format!("dns:{}", port.origin()),
+            serde_json::json!({ "id": port.identity() }),
+            pos,
+        )?;
+    }
     Ok(Zone(Arc::new(ZoneInner {
         port,
         lookup,
@@ -44,38 +57,24 @@ pub(super) fn open(session: &Session, spec: &Map, pos: Position) -> Res<Zone> {
     })))
 }
 
-fn open_clouddns(session: &Session, cloud: CloudDnsSpec, pos: Position) -> Res<CloudDnsZone> {
+fn cannot_open(cloud: &CloudDnsSpec, e: DnsError, pos: Position) -> Box<rhai::EvalAltResult> {
     let (project, zone) = (&cloud.project, &cloud.zone);
-    let opened = retrying(session, || Box::pin(CloudDnsZone::open(cloud.clone())));
-    let opened = opened.map_err(|stop| match stop {
-        Stop::Cancelled => Control::Cancelled.raise(pos),
-        Stop::Dns(e) => {
-            let mut details = Map::new();
-            details.insert(
-                "zone".into(),
-                format!("Cloud DNS zone {project}/{zone}").into(),
-            );
-            details.insert("kind".into(), e.kind_name().into());
-            if let Some(status) = e.status {
-                details.insert("status".into(), Dynamic::from(status as INT));
-            }
-            host_error(
-                "dns",
-                format!(
-                    "Cloud DNS zone {project}/{zone}: cannot open: {}",
-                    e.message
-                ),
-                details,
-                pos,
-            )
-        }
-    })?;
-    let identity = opened.identity();
-    let origin = opened.origin().to_owned();
-    session.check_identity(
-        &format!("dns:{origin}"),
-        serde_json::json!({ "id": identity }),
+    let mut details = Map::new();
+    details.insert(
+        "zone".into(),
+        format!("Cloud DNS zone {project}/{zone}").into(),
+    );
+    details.insert("kind".into(), e.kind_name().into());
+    if let Some(status) = e.status {
+        details.insert("status".into(), Dynamic::from(status as INT));
+    }
+    host_error(
+        "dns",
+        format!(
+            "Cloud DNS zone {project}/{zone}: cannot open: {}",
+            e.message
+        ),
+        details,
         pos,
-    )?;
-    Ok(opened)
+    )
 }
