@@ -31,3 +31,82 @@ impl Default for Settings {
         }
     }
 }
+
+impl Settings {
+    /// How to open the cluster a script names (`None`: the current
+    /// context): the environment profile maps the name to a real context,
+    /// kubeconfig and limits; `--qps`/`--burst` given on the command line
+    /// win over the profile's limits. The one place effective cluster
+    /// settings are worked out.
+    pub fn connect_options(
+        &self,
+        name: Option<&str>,
+        notify: std::sync::Arc<dyn Fn(String) + Send + Sync>,
+    ) -> crate::ports::cluster::ConnectOptions {
+        let mut options = crate::ports::cluster::ConnectOptions {
+            context: None,
+            kubeconfig: self.kubeconfig.clone(),
+            qps: self.qps,
+            burst: self.burst,
+            dry_run: self.dry_run,
+            notify,
+        };
+        if let Some(name) = name {
+            let target = self.environment.cluster(name);
+            if target.kubeconfig.is_some() {
+                options.kubeconfig = target.kubeconfig;
+            }
+            if !self.explicit_limits {
+                options.qps = target.qps.unwrap_or(self.qps);
+                options.burst = target.burst.unwrap_or(self.burst);
+            }
+            options.context = Some(target.context);
+        }
+        options
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::environment::{ClusterTarget, Environment};
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    fn settings(explicit_limits: bool) -> Settings {
+        let mut environment = Environment::default();
+        environment.clusters.insert(
+            "old".into(),
+            ClusterTarget {
+                context: "gke-old".into(),
+                kubeconfig: Some(PathBuf::from("/kc/old")),
+                qps: Some(5.0),
+                burst: Some(7),
+            },
+        );
+        Settings {
+            qps: 50.0,
+            burst: 100,
+            explicit_limits,
+            environment: Arc::new(environment),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn a_profile_maps_names_and_limits_unless_flags_were_given() {
+        let notify: Arc<dyn Fn(String) + Send + Sync> = Arc::new(|_| {});
+        let old = settings(false).connect_options(Some("old"), notify.clone());
+        assert_eq!(old.context.as_deref(), Some("gke-old"));
+        assert_eq!(old.kubeconfig, Some(PathBuf::from("/kc/old")));
+        assert_eq!((old.qps, old.burst), (5.0, 7));
+        let flagged = settings(true).connect_options(Some("old"), notify.clone());
+        assert_eq!((flagged.qps, flagged.burst), (50.0, 100));
+        // A name the profile does not know is a kubeconfig context.
+        let other = settings(false).connect_options(Some("kind-x"), notify.clone());
+        assert_eq!(other.context.as_deref(), Some("kind-x"));
+        assert_eq!((other.qps, other.burst), (50.0, 100));
+        let current = settings(false).connect_options(None, notify);
+        assert_eq!(current.context, None);
+    }
+}

@@ -9,7 +9,7 @@ use super::dry_run;
 use crate::engine::control::{host_error, runtime_error};
 use crate::engine::{Session, frames};
 use crate::events::Event;
-use crate::ports::cluster::{Cluster, ClusterError, ConnectOptions};
+use crate::ports::cluster::{Cluster, ClusterError};
 use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext, Position};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -117,27 +117,7 @@ impl Clusters {
                 debug: false,
             })
         });
-        // The environment profile maps the script's name to a real context.
-        let mut settings = self.session.settings.clone();
-        let context = context.map(|name| {
-            let target = settings.environment.cluster(name);
-            if target.kubeconfig.is_some() {
-                settings.kubeconfig = target.kubeconfig;
-            }
-            if !settings.explicit_limits {
-                settings.qps = target.qps.unwrap_or(settings.qps);
-                settings.burst = target.burst.unwrap_or(settings.burst);
-            }
-            target.context
-        });
-        let options = ConnectOptions {
-            context,
-            kubeconfig: settings.kubeconfig,
-            qps: settings.qps,
-            burst: settings.burst,
-            dry_run: settings.dry_run,
-            notify,
-        };
+        let options = self.session.settings.connect_options(context, notify);
         let connector = self.session.backends.clusters.clone();
         let cluster = self.block(pos, async move { connector.connect(options).await })?;
         let uid = self.block(pos, cluster.identity())?;
