@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod dns;
 pub mod guard;
+pub mod options;
 pub mod parallel;
 pub mod params;
 pub mod pause;

@@ -18,44 +18,19 @@ pub(super) fn json(value: &Dynamic, what: &str, pos: Position) -> Res<Value> {
     to_json(value).map_err(|e| runtime_error(format!("{what}: {e}"), pos))
 }
 
+pub(super) use crate::primitives::options::opt_str;
+
+/// Seconds up to 366 days, `default` when absent.
 pub(super) fn secs(opts: &Map, key: &str, default: u64, pos: Position) -> Res<Duration> {
-    let Some(v) = opts.get(key) else {
-        return Ok(Duration::from_secs(default));
-    };
-    let s = v
-        .as_int()
-        .map(|i| i as f64)
-        .or_else(|_| v.as_float())
-        .map_err(|_| runtime_error(format!("`{key}` must be a number of seconds"), pos))?;
-    if !(0.0..=366.0 * 86_400.0).contains(&s) {
-        return Err(runtime_error(
-            format!("`{key}` must be 0 to 366 days in seconds, got {s}"),
-            pos,
-        ));
-    }
-    Ok(Duration::from_secs_f64(s))
+    Ok(
+        crate::primitives::options::opt_seconds(opts, key, 366.0 * 86_400.0, pos)?
+            .unwrap_or(Duration::from_secs(default)),
+    )
 }
 
-pub(super) fn opt_str(opts: &Map, key: &str, pos: Position) -> Res<Option<String>> {
-    match opts.get(key) {
-        None => Ok(None),
-        Some(v) if v.is_unit() => Ok(None),
-        Some(v) => v
-            .clone()
-            .into_string()
-            .map(Some)
-            .map_err(|_| runtime_error(format!("`{key}` must be a string"), pos)),
-    }
-}
-
-pub(super) fn check_options(opts: &Map, known: &[&str], pos: Position) -> Res<()> {
-    if let Some(k) = opts.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(runtime_error(
-            format!("unknown option `{k}`; known: {}", known.join(", ")),
-            pos,
-        ));
-    }
-    Ok(())
+/// Refuses option keys the cluster method `what` does not know.
+pub(super) fn check_options(opts: &Map, what: &str, known: &[&str], pos: Position) -> Res<()> {
+    crate::primitives::options::known_keys(opts, what, known, pos)
 }
 
 /// `labels` as a selector string: `"app=a"` or `#{ app: "a" }`.

@@ -101,7 +101,7 @@ fn list(
     opts: &Map,
 ) -> Res<Array> {
     let pos = ctx.call_position();
-    check_options(opts, &["labels", "fields"], pos)?;
+    check_options(opts, "cluster.list", &["labels", "fields"], pos)?;
     let options = ListOptions {
         labels: selector(opts, "labels", pos)?,
         fields: selector(opts, "fields", pos)?,

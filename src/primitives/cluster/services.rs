@@ -94,7 +94,12 @@ pub(super) fn register_ingress_address(engine: &mut Engine, h: &Shared) {
                          opts: &Map|
               -> Res<String> {
             let pos = ctx.call_position();
-            check_options(opts, &["timeout", "interval"], pos)?;
+            check_options(
+                opts,
+                "cluster.ingress_address",
+                &["timeout", "interval"],
+                pos,
+            )?;
             let w = Wait {
                 cluster: c.inner.name(),
                 kind: "Service",

@@ -76,7 +76,7 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
                          opts: &Map|
               -> Res<Dynamic> {
             let pos = ctx.call_position();
-            check_options(opts, &["timeout", "interval"], pos)?;
+            check_options(opts, "cluster.wait", &["timeout", "interval"], pos)?;
             let resource = s.block(pos, c.inner.resolve(kind))?;
             let w = Wait {
                 cluster: c.inner.name(),
@@ -163,7 +163,12 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
                          opts: &Map|
               -> Res<Dynamic> {
             let pos = ctx.call_position();
-            check_options(opts, &["timeout", "interval", "kind"], pos)?;
+            check_options(
+                opts,
+                "cluster.rollout",
+                &["timeout", "interval", "kind"],
+                pos,
+            )?;
             let kinds: Vec<String> = match opt_str(opts, "kind", pos)? {
                 Some(k) => vec![k],
                 None => vec![

@@ -312,7 +312,7 @@ fn delete(
 ) -> Res<bool> {
     require_step(ctx, "delete")?;
     let pos = ctx.call_position();
-    check_options(opts, &["wait", "timeout"], pos)?;
+    check_options(opts, "cluster.delete", &["wait", "timeout"], pos)?;
     let wait = match opts.get("wait") {
         None => true,
         Some(v) => v
@@ -394,7 +394,7 @@ fn copy(
 ) -> Res<Dynamic> {
     require_step(ctx, "copy")?;
     let pos = ctx.call_position();
-    check_options(opts, &["to_ns", "rename", "transform"], pos)?;
+    check_options(opts, "cluster.copy", &["to_ns", "rename", "transform"], pos)?;
     let from = handle_of(from, pos)?;
     let Some(mut obj) = s.block(pos, from.inner.export(kind, ns, name))? else {
         let mut details = Map::new();

@@ -7,7 +7,7 @@ use super::Res;
 use crate::adapters::dns_wire::parse_server;
 use crate::engine::control::runtime_error;
 use crate::ports::dns::{RecordSet, canonical_value, record_type};
-use rhai::{Array, Dynamic, FLOAT, INT, Map, Position};
+use rhai::{Array, Dynamic, INT, Map, Position};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -59,62 +59,11 @@ pub(super) fn record_map(set: &RecordSet) -> Map {
     map
 }
 
-pub(super) fn opt_str(map: &Map, key: &str, pos: Position) -> Res<Option<String>> {
-    match map.get(key) {
-        None => Ok(None),
-        Some(v) if v.is_unit() => Ok(None),
-        Some(v) => v
-            .clone()
-            .into_string()
-            .map(Some)
-            .map_err(|t| runtime_error(format!("`{key}` must be a string, got {t}"), pos)),
-    }
-}
+pub(super) use crate::primitives::options::{known_keys, opt_bool, opt_str};
 
+/// Seconds up to a day, as the DNS methods take them.
 pub(super) fn opt_seconds(map: &Map, key: &str, pos: Position) -> Res<Option<Duration>> {
-    let Some(v) = map.get(key).filter(|v| !v.is_unit()) else {
-        return Ok(None);
-    };
-    let secs = if let Some(i) = v.clone().try_cast::<INT>() {
-        i as f64
-    } else if let Some(f) = v.clone().try_cast::<FLOAT>() {
-        f
-    } else {
-        return Err(runtime_error(
-            format!("`{key}` must be a number of seconds, got {}", v.type_name()),
-            pos,
-        ));
-    };
-    if !(0.0..=86_400.0).contains(&secs) {
-        return Err(runtime_error(
-            format!("`{key}` must be 0 to 86400 seconds, got {secs}"),
-            pos,
-        ));
-    }
-    Ok(Some(Duration::from_secs_f64(secs)))
-}
-
-pub(super) fn opt_bool(map: &Map, key: &str, pos: Position) -> Res<bool> {
-    match map.get(key) {
-        None => Ok(false),
-        Some(v) => v
-            .as_bool()
-            .map_err(|t| runtime_error(format!("`{key}` must be true or false, got {t}"), pos)),
-    }
-}
-
-/// Refuses option keys a call does not know (typos would otherwise be ignored).
-pub(super) fn known_keys(map: &Map, what: &str, allowed: &[&str], pos: Position) -> Res<()> {
-    if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(runtime_error(
-            format!(
-                "{what}: unknown option `{key}` (known: {})",
-                allowed.join(", ")
-            ),
-            pos,
-        ));
-    }
-    Ok(())
+    crate::primitives::options::opt_seconds(map, key, 86_400.0, pos)
 }
 
 pub(super) fn nameserver(options: &Map, pos: Position) -> Res<Option<SocketAddr>> {

@@ -173,7 +173,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         let s = session.clone();
         let list = move |ctx: NativeCallContext, zone: &mut Zone, filter: Map| -> Res<Array> {
             let pos = ctx.call_position();
-            known_keys(&filter, "list", &["name", "type"], pos)?;
+            known_keys(&filter, "zone.list", &["name", "type"], pos)?;
             let name = opt_str(&filter, "name", pos)?
                 .map(|n| zone.name(&n, pos))
                 .transpose()?;

@@ -162,7 +162,7 @@ fn mutation(
 ) -> Res<(String, String, bool)> {
     let pos = ctx.call_position();
     require_step(ctx, verb)?;
-    known_keys(options, verb, &["force"], pos)?;
+    known_keys(options, &format!("zone.{verb}"), &["force"], pos)?;
     let force = opt_bool(options, "force", pos)?;
     let name = zone.name(name, pos)?;
     if is_reserved(&name) {

@@ -17,7 +17,7 @@ pub(super) fn resolve(
     options: &Map,
     pos: Position,
 ) -> Res<Dynamic> {
-    known_keys(options, "resolve", &["nameserver"], pos)?;
+    known_keys(options, "zone.resolve", &["nameserver"], pos)?;
     let name = zone.name(name, pos)?;
     let t = rtype(t, pos)?;
     let record = format!("{name} {t}");

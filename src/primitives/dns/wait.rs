@@ -77,7 +77,7 @@ pub(super) fn wait_visible(
 ) -> Res<Map> {
     known_keys(
         options,
-        "wait_visible",
+        "zone.wait_visible",
         &["nameserver", "timeout", "interval"],
         pos,
     )?;
