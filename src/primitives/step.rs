@@ -116,7 +116,7 @@ fn run_step(
                     format!("step `{name}` returned a value that cannot be journaled: {why}"),
                     pos,
                 );
-                ledger.fail(attempt, session.summarize(&err), pos)?;
+                ledger.fail(attempt, session.summarize(&err), Some(&err), pos)?;
                 Err(err)
             }
         },
@@ -126,7 +126,7 @@ fn run_step(
             let message = format!(
                 "step `{name}` called exit() before it finished; a step ends by returning a value or throwing"
             );
-            ledger.fail(attempt, message.clone(), pos)?;
+            ledger.fail(attempt, message.clone(), None, pos)?;
             Err(Control::Exited {
                 step: name.to_owned(),
                 message,
@@ -138,7 +138,7 @@ fn run_step(
             Err(err)
         }
         Err(err) => {
-            ledger.fail(attempt, session.summarize(&err), pos)?;
+            ledger.fail(attempt, session.summarize(&err), Some(&err), pos)?;
             Err(err)
         }
     }

@@ -530,7 +530,7 @@ impl Runner {
                 }),
                 Some(Control::RollbackCollected | Control::CollectStopped { .. }) | None => {
                     let summary = session.summarize(&err);
-                    match session.ledger.failed_step(&summary) {
+                    match session.ledger.failed_step(&err) {
                         Some(step) => Ok(Outcome::StepFailed {
                             step,
                             rendered: host.render(&err),

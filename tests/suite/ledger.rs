@@ -544,3 +544,25 @@ fn rollback_refuses_when_an_undo_cannot_be_collected_and_repeats_no_mutation() {
     assert_eq!(sb.lines("log"), ["outer", "inner"]);
     assert_eq!(sb.run_status("c"), "paused");
 }
+
+#[test]
+fn a_step_failure_is_told_from_a_script_error_by_the_error_itself() {
+    let sb = Sandbox::new();
+    // Uncaught through a function: the step's failure (exit 1, resumable).
+    sb.write(
+        "f.rhai",
+        "fn flip() { step(\"a\", || { throw \"boom\"; }); }\nflip();\n",
+    );
+    sb.ferry(["run", "f.rhai", "--id", "f"])
+        .code(1)
+        .stderr_has("step `a` failed")
+        .run();
+    // Caught, then the script fails on its own with the same words: a
+    // script error (exit 2), not the step's failure.
+    sb.write(
+        "g.rhai",
+        "try { step(\"a\", || { throw \"boom\"; }); } catch (e) { }\nthrow \"boom\";\n",
+    );
+    let out = sb.ferry(["run", "g.rhai", "--id", "g"]).code(2).run();
+    assert!(!out.stderr.contains("step `a` failed"), "{}", out.stderr);
+}

@@ -80,14 +80,31 @@ struct State {
     collected: HashSet<String>,
     /// Where replaying a step's body for its nested undos had to stop.
     collect_stopped: Option<String>,
-    /// The last step failure: (step, summary). Tells the runner that an
-    /// uncaught error came from a step (exit 1) rather than the script (exit 2).
-    failure: Option<(String, String)>,
+    /// The last step failure. Tells the runner that an uncaught error came
+    /// from a step (exit 1) rather than the script (exit 2).
+    failure: Option<FailureMark>,
     steps_run: u64,
     steps_replayed: u64,
     /// What primitives attach to the attempt of the step they run in (guard
     /// statistics), in order, merged into the record when it ends.
     annotations: HashMap<String, Vec<(String, Value)>>,
+}
+
+/// Which error a step failed with: the variant and position of the
+/// innermost error (what Rhai's call wrappers carry unchanged to the top).
+struct FailureMark {
+    step: String,
+    kind: std::mem::Discriminant<EvalAltResult>,
+    at: Position,
+}
+
+/// The error inside Rhai's function-call and module wrappers.
+fn innermost(err: &EvalAltResult) -> &EvalAltResult {
+    match err {
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => innermost(inner),
+        other => other,
+    }
 }
 
 pub struct Ledger {
@@ -311,14 +328,28 @@ impl Ledger {
         Ok(())
     }
 
-    pub fn fail(&self, attempt: Attempt, error: String, pos: Position) -> Res<()> {
+    /// Ends an attempt as failed with `error` (its summary); `cause` is the
+    /// error the step raises, so the runner can tell it from a script error.
+    pub fn fail(
+        &self,
+        attempt: Attempt,
+        error: String,
+        cause: Option<&EvalAltResult>,
+        pos: Position,
+    ) -> Res<()> {
         let mut step = attempt.record;
         step.status = self.transition(Some(&step), Move::Fail, &step.name, pos)?;
         step.ended_at = Some(now_ms());
         step.error = Some(error.clone());
         self.take_annotations(&mut step);
         self.write(&step, true, pos)?;
-        self.state().failure = Some((step.name.clone(), error.clone()));
+        if let Some(cause) = cause.map(innermost) {
+            self.state().failure = Some(FailureMark {
+                step: step.name.clone(),
+                kind: std::mem::discriminant(cause),
+                at: cause.position(),
+            });
+        }
         self.events.emit(Event::StepFailed {
             step: step.name,
             depth: frames::depth(),
@@ -419,13 +450,15 @@ impl Ledger {
         self.state().records.get(&(kind, name.to_owned())).cloned()
     }
 
-    /// The step failure that produced `summary`, if the uncaught error is one.
-    pub fn failed_step(&self, summary: &str) -> Option<String> {
+    /// The step whose failure `err` is, if the uncaught error is one (and
+    /// not a script error raised after a step failure was caught).
+    pub fn failed_step(&self, err: &EvalAltResult) -> Option<String> {
+        let err = innermost(err);
         self.state()
             .failure
             .as_ref()
-            .filter(|(_, s)| s == summary)
-            .map(|(name, _)| name.clone())
+            .filter(|m| m.kind == std::mem::discriminant(err) && m.at == err.position())
+            .map(|m| m.step.clone())
     }
 
     /// Steps run and replayed by this execution.
