@@ -53,8 +53,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("state at {}: {message}", path.display())]
-    Journal { path: PathBuf, message: String },
+    #[error("state at {}: {source}", path.display())]
+    Journal {
+        path: PathBuf,
+        source: crate::journal::JournalError,
+    },
 
     #[error("run `{run}` is held by {holder}; wait for it to finish or stop that process")]
     Locked { run: String, holder: String },

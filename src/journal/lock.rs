@@ -22,9 +22,12 @@ impl RunLock {
     /// Takes an exclusive lock on `path`, writing who holds it into the file
     /// so a refused process can name the holder.
     pub(crate) fn file(path: &Path, run: &str) -> Result<Self> {
-        let journal_err = |e: std::io::Error| Error::Journal {
+        let journal_err = |source: std::io::Error| Error::Journal {
             path: path.to_owned(),
-            message: e.to_string(),
+            source: super::JournalError::Io {
+                action: "take the run's lock",
+                source,
+            },
         };
         let mut file = OpenOptions::new()
             .read(true)

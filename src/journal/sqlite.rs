@@ -6,7 +6,9 @@
 //! written with `synchronous=FULL`, which fsyncs the WAL and with it every
 //! earlier record. That keeps one fsync per step.
 
-use super::{Gate, Run, RunLock, RunStatus, Step, StepKind, StepStatus, Store, UndoStatus};
+use super::{
+    Gate, JournalError, Run, RunLock, RunStatus, Step, StepKind, StepStatus, Store, UndoStatus,
+};
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::path::{Path, PathBuf};
@@ -104,16 +106,19 @@ impl SqliteStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
         let db = dir.join("state.db");
-        let fail = |message: String| Error::Journal {
-            path: db.clone(),
-            message,
+        let io = |path: &Path, action: &'static str| {
+            let path = path.to_owned();
+            move |source| Error::Journal {
+                path,
+                source: JournalError::Io { action, source },
+            }
         };
-        create_private_dir(dir).map_err(|e| Error::Journal {
-            path: dir.to_owned(),
-            message: format!("cannot create the state directory: {e}"),
+        create_private_dir(dir).map_err(io(dir, "create the state directory"))?;
+        create_private_file(&db).map_err(io(&db, "create the state file"))?;
+        let conn = Connection::open(&db).map_err(|e| Error::Journal {
+            path: db.clone(),
+            source: database(&e),
         })?;
-        create_private_file(&db).map_err(|e| fail(format!("cannot create the state file: {e}")))?;
-        let conn = Connection::open(&db).map_err(|e| fail(describe(&e)))?;
         let store = SqliteStore {
             dir: dir.to_owned(),
             db: db.clone(),
@@ -140,7 +145,7 @@ impl SqliteStore {
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::Journal {
                 path: self.db.clone(),
-                message: format!("cannot switch to WAL mode (got {mode})"),
+                source: JournalError::NoWal { mode },
             });
         }
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
@@ -157,9 +162,10 @@ impl SqliteStore {
         if version > known {
             return Err(Error::Journal {
                 path: self.db.clone(),
-                message: format!(
-                    "written by a newer ferry (schema {version}, this ferry knows {known})"
-                ),
+                source: JournalError::NewerSchema {
+                    found: version,
+                    known,
+                },
             });
         }
         if version < known {
@@ -181,13 +187,21 @@ impl SqliteStore {
     fn fail(&self, e: rusqlite::Error) -> Error {
         Error::Journal {
             path: self.db.clone(),
-            message: describe(&e),
+            source: database(&e),
         }
     }
 
     fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
         let guard = self.lock_conn();
         f(&guard.conn).map_err(|e| self.fail(e))
+    }
+}
+
+/// SQLite's error as a journal error: its code and its words.
+fn database(e: &rusqlite::Error) -> JournalError {
+    JournalError::Database {
+        code: e.sqlite_error_code().map(|c| format!("{c:?}")),
+        message: describe(e),
     }
 }
 
@@ -517,9 +531,12 @@ impl Store for SqliteStore {
 
     fn lock(&self, run: &str) -> Result<RunLock> {
         let dir = self.dir.join("locks");
-        std::fs::create_dir_all(&dir).map_err(|e| Error::Journal {
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Journal {
             path: dir.clone(),
-            message: e.to_string(),
+            source: JournalError::Io {
+                action: "create the locks directory",
+                source,
+            },
         })?;
         RunLock::file(&dir.join(format!("{run}.lock")), run)
     }

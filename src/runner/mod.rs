@@ -526,7 +526,7 @@ impl Runner {
                 Some(Control::MissingParams { names }) => Err(Error::MissingParams { names }),
                 Some(Control::Journal { message }) => Err(Error::Journal {
                     path: self.store.location().to_owned(),
-                    message,
+                    source: crate::journal::JournalError::Write { message },
                 }),
                 Some(Control::RollbackCollected | Control::CollectStopped { .. }) | None => {
                     let summary = session.summarize(&err);

@@ -34,7 +34,9 @@ pub(super) fn run_undos(host: &Host, store: &dyn Store, run: &mut Run) -> Result
     let undos = ledger.take_undos();
     let journal = |err: &rhai::EvalAltResult| Error::Journal {
         path: store.location().to_owned(),
-        message: session.summarize(err),
+        source: crate::journal::JournalError::Write {
+            message: session.summarize(err),
+        },
     };
     if !undos.is_empty() && run.status != RunStatus::RollingBack {
         run.status = RunStatus::RollingBack;

@@ -130,7 +130,19 @@ fn a_guard_around_a_backend_restart_shows_failures_and_the_gap_and_fails_the_ste
         stats["successes"].as_u64().unwrap() >= 40,
         "before and after: {stats}"
     );
-    assert_eq!(stats["error_kinds"]["refused"], failures, "{stats}");
+    // Refused while the backend is down; a request in flight when it stopped
+    // may be reset instead. Every failure has its kind.
+    let kinds: u64 = stats["error_kinds"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|n| n.as_u64())
+        .sum();
+    assert_eq!(kinds, failures, "{stats}");
+    assert!(
+        stats["error_kinds"]["refused"].as_u64() > Some(0),
+        "{stats}"
+    );
     assert!(stats["longest_failure_ms"].as_u64().unwrap() > 0, "{stats}");
     assert!(stats["failure_runs"].as_u64().unwrap() >= 1);
     assert_eq!(stats["ok"], false);

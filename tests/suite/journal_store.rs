@@ -255,9 +255,12 @@ fn sqlite_store_refuses_a_newer_schema() {
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
     match SqliteStore::open(&state) {
-        Err(Error::Journal { message, .. }) => {
-            assert!(message.contains("newer ferry"), "{message}")
-        }
+        Err(
+            e @ Error::Journal {
+                source: ferry::journal::JournalError::NewerSchema { found: 99, .. },
+                ..
+            },
+        ) => assert!(e.to_string().contains("newer ferry"), "{e}"),
         other => panic!("expected a newer-schema error, got {:?}", other.err()),
     }
 }
