@@ -65,7 +65,7 @@ fn run_step(
     match ledger.enter(StepKind::Step, name, &position, pos)? {
         Entry::Replayed(record) => {
             if session.mode == Mode::Rollback {
-                collect_undo(ctx, session, &record, undo);
+                collect_undo(ctx, session, (name, record.seq, record.undo), undo);
                 if ledger.has_children(name) {
                     collect_nested(ctx, session, name, &body)?;
                 }
@@ -89,7 +89,7 @@ fn run_step(
                 // changed the world before it failed or stopped: its undo
                 // runs first, and so do those of steps nested in it.
                 if let Some(record) = previous {
-                    collect_undo(ctx, session, &record, undo);
+                    collect_undo(ctx, session, (name, record.seq, record.undo), undo);
                     if ledger.has_children(name) {
                         collect_nested(ctx, session, name, &body)?;
                     }
@@ -169,12 +169,12 @@ pub fn refuse_in_undo(
 fn collect_undo(
     ctx: &NativeCallContext,
     session: &Session,
-    record: &crate::journal::Step,
+    (name, seq, status): (&str, i64, UndoStatus),
     undo: Option<FnPtr>,
 ) {
     let Some(closure) = undo else { return };
     if !matches!(
-        record.undo,
+        status,
         UndoStatus::Pending | UndoStatus::Running | UndoStatus::Failed
     ) {
         return;
@@ -182,8 +182,8 @@ fn collect_undo(
     #[allow(deprecated)]
     let context = ctx.store_data();
     session.ledger.collect_undo(Undo {
-        seq: record.seq,
-        step: record.name.clone(),
+        seq,
+        step: name.to_owned(),
         closure,
         context,
     });

@@ -36,9 +36,28 @@ type Res<T> = Result<T, Box<EvalAltResult>>;
 /// Where [`Ledger::enter`] found a record.
 pub enum Entry {
     /// Completed before: return its value without running the body.
-    Replayed(Step),
+    Replayed(Replayed),
     /// Not completed: the previous attempt's record, if there was one.
     Fresh(Option<Step>),
+}
+
+/// What a replay needs of a completed record (no copy of the rest: a
+/// resume replays every completed step).
+pub struct Replayed {
+    /// The journaled value (`None`: the body returned nothing to keep).
+    pub value: Option<Value>,
+    /// Order of first start, which orders undos.
+    pub seq: i64,
+    pub undo: UndoStatus,
+}
+
+/// The recorded position of `key`, for a divergence message.
+fn kept_position(state: &State, key: &Key) -> String {
+    state
+        .records
+        .get(key)
+        .map(|r| r.position.clone())
+        .unwrap_or_default()
 }
 
 /// An attempt under way: the record as it will be written when it ends.
@@ -193,15 +212,23 @@ impl Ledger {
         }
         // Values leave memory once returned: names are unique, nothing reads
         // them again, and a fleet's values (whole objects) would pile up.
-        let value = kept.value.take();
-        let mut record = kept.clone();
-        record.value = value;
-        state.claimed.insert(key.clone(), position.to_owned());
-        if record.position != position && !self.replay.allow_changed {
+        let replayed = Replayed {
+            value: kept.value.take(),
+            seq: kept.seq,
+            undo: kept.undo,
+        };
+        let moved = (kept.position != position).then(|| {
+            let mut moved = kept.clone();
+            moved.position = position.to_owned();
+            moved
+        });
+        if let Some(moved) = &moved
+            && !self.replay.allow_changed
+        {
             let detail = format!(
                 "recorded at {}, now at {}",
-                self.sources.display_position(&record.position),
-                self.sources.display_position(position)
+                self.sources.display_position(&kept_position(&state, &key)),
+                self.sources.display_position(&moved.position)
             );
             return Err(Control::Diverged {
                 step: name.to_owned(),
@@ -211,15 +238,13 @@ impl Ledger {
         }
         if self.replay.script_changed {
             // Only a changed script asks which completed steps were reached.
-            state.replayed.insert(key);
+            state.replayed.insert(key.clone());
         }
+        state.claimed.insert(key, position.to_owned());
         state.steps_replayed += 1;
         drop(state);
-        if record.position != position {
+        if let Some(moved) = moved {
             // --allow-changed: the record now lives here; later resumes compare against this.
-            let mut moved = record.clone();
-            moved.position = position.to_owned();
-            moved.value = None;
             self.write(&moved, false, pos)?;
         }
         if kind == StepKind::Step {
@@ -228,7 +253,7 @@ impl Ledger {
                 depth: frames::depth(),
             });
         }
-        Ok(Entry::Replayed(record))
+        Ok(Entry::Replayed(replayed))
     }
 
     /// Begins an attempt of a record that [`Ledger::enter`] found fresh.
