@@ -54,10 +54,7 @@ pub enum Error {
     },
 
     #[error("state at {}: {source}", path.display())]
-    Journal {
-        path: PathBuf,
-        source: crate::journal::JournalError,
-    },
+    Journal { path: PathBuf, source: JournalError },
 
     #[error("run `{run}` is held by {holder}; wait for it to finish or stop that process")]
     Locked { run: String, holder: String },
@@ -152,3 +149,30 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong with the journal, typed, so a caller (and the next
+/// backend: PostgreSQL, Kubernetes) can tell a busy database from a newer
+/// schema or an unwritable folder; [`Error::Journal`] adds the path.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// A file or folder of the state could not be created, opened or written.
+    #[error("cannot {action}: {source}")]
+    Io {
+        action: &'static str,
+        source: std::io::Error,
+    },
+    /// The database answered with an error (with a hint where it is cryptic).
+    #[error("{message}")]
+    Database {
+        /// SQLite's result code, e.g. `DatabaseBusy`, when there is one.
+        code: Option<String>,
+        message: String,
+    },
+    #[error("written by a newer ferry (schema {found}, this ferry knows {known})")]
+    NewerSchema { found: i64, known: i64 },
+    #[error("cannot switch to WAL mode (got {mode})")]
+    NoWal { mode: String },
+    /// A record could not be written while a run was under way.
+    #[error("{message}")]
+    Write { message: String },
+}

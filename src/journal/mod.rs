@@ -4,12 +4,11 @@
 //! The SQLite store is the default; the in-memory store backs `ferry check`,
 //! `ferry docs` and tests. Both pass the same suite (`tests/journal_store.rs`).
 
-mod error;
 pub mod lock;
 mod memory;
 mod sqlite;
 
-pub use error::JournalError;
+pub use crate::error::JournalError;
 pub use lock::RunLock;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
