@@ -28,11 +28,6 @@ pub(super) fn secs(opts: &Map, key: &str, default: u64, pos: Position) -> Res<Du
     )
 }
 
-/// Refuses option keys the cluster method `what` does not know.
-pub(super) fn check_options(opts: &Map, what: &str, known: &[&str], pos: Position) -> Res<()> {
-    crate::primitives::options::known_keys(opts, what, known, pos)
-}
-
 /// `labels` as a selector string: `"app=a"` or `#{ app: "a" }`.
 pub(super) fn selector(opts: &Map, key: &str, pos: Position) -> Res<Option<String>> {
     match opts.get(key) {

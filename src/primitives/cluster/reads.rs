@@ -2,9 +2,10 @@
 //! anywhere, inside a step or not, and are the same in a dry run.
 
 use super::handle::{ClusterHandle, Clusters, Res, Shared};
-use super::options::{check_options, selector};
+use super::options::selector;
 use crate::engine::value::from_json;
 use crate::ports::cluster::ListOptions;
+use crate::primitives::options::known_keys;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext};
 
 pub(super) fn register(engine: &mut Engine, h: &Shared) {
@@ -101,7 +102,7 @@ fn list(
     opts: &Map,
 ) -> Res<Array> {
     let pos = ctx.call_position();
-    check_options(opts, "cluster.list", &["labels", "fields"], pos)?;
+    known_keys(opts, "cluster.list", &["labels", "fields"], pos)?;
     let options = ListOptions {
         labels: selector(opts, "labels", pos)?,
         fields: selector(opts, "fields", pos)?,

@@ -4,10 +4,11 @@
 //! Service is given (what the private DNS record points at).
 
 use super::handle::{ClusterHandle, Res, Shared, what};
-use super::options::{DEFAULT_WAIT, check_options, secs};
+use super::options::{DEFAULT_WAIT, secs};
 use super::waiting::dry_look;
 use super::waits::{self, Seen, Wait};
 use crate::engine::value::from_json;
+use crate::primitives::options::known_keys;
 use crate::primitives::require_step;
 use rhai::{Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext};
 use serde_json::Value;
@@ -94,7 +95,7 @@ pub(super) fn register_ingress_address(engine: &mut Engine, h: &Shared) {
                          opts: &Map|
               -> Res<String> {
             let pos = ctx.call_position();
-            check_options(
+            known_keys(
                 opts,
                 "cluster.ingress_address",
                 &["timeout", "interval"],

@@ -4,11 +4,12 @@
 //! `ingress_address`; this file is their Rhai side.
 
 use super::handle::{ClusterHandle, Clusters, Res, Shared, api_error, what};
-use super::options::{DEFAULT_ROLLOUT, DEFAULT_WAIT, check_options, opt_str, secs};
+use super::options::{DEFAULT_ROLLOUT, DEFAULT_WAIT, opt_str, secs};
 use super::waits::{self, Seen, Wait};
 use crate::engine::control::runtime_error;
 use crate::engine::value::from_json;
 use crate::ports::cluster::ClusterError;
+use crate::primitives::options::known_keys;
 use rhai::{Dynamic, Engine, FnPtr, FuncRegistration, Map, NativeCallContext};
 use std::time::Duration;
 
@@ -76,7 +77,7 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
                          opts: &Map|
               -> Res<Dynamic> {
             let pos = ctx.call_position();
-            check_options(opts, "cluster.wait", &["timeout", "interval"], pos)?;
+            known_keys(opts, "cluster.wait", &["timeout", "interval"], pos)?;
             let resource = s.block(pos, c.inner.resolve(kind))?;
             let w = Wait {
                 cluster: c.inner.name(),
@@ -163,7 +164,7 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
                          opts: &Map|
               -> Res<Dynamic> {
             let pos = ctx.call_position();
-            check_options(
+            known_keys(
                 opts,
                 "cluster.rollout",
                 &["timeout", "interval", "kind"],

@@ -3,11 +3,12 @@
 //! object first so the diff of what it would change can be printed.
 
 use super::handle::{ClusterHandle, Clusters, Res, Shared, handle_of, what};
-use super::options::{DEFAULT_DELETE_WAIT, check_options, json, opt_str, secs};
+use super::options::{DEFAULT_DELETE_WAIT, json, opt_str, secs};
 use super::waits::{Seen, Wait};
 use crate::engine::control::{host_error, runtime_error};
 use crate::engine::value::from_json;
 use crate::ports::cluster::{Deleted, PatchType};
+use crate::primitives::options::known_keys;
 use crate::primitives::require_step;
 use rhai::{
     Array, Dynamic, Engine, EvalAltResult, FnPtr, FuncRegistration, Map, NativeCallContext,
@@ -312,7 +313,7 @@ fn delete(
 ) -> Res<bool> {
     require_step(ctx, "delete")?;
     let pos = ctx.call_position();
-    check_options(opts, "cluster.delete", &["wait", "timeout"], pos)?;
+    known_keys(opts, "cluster.delete", &["wait", "timeout"], pos)?;
     let wait = match opts.get("wait") {
         None => true,
         Some(v) => v
@@ -394,7 +395,7 @@ fn copy(
 ) -> Res<Dynamic> {
     require_step(ctx, "copy")?;
     let pos = ctx.call_position();
-    check_options(opts, "cluster.copy", &["to_ns", "rename", "transform"], pos)?;
+    known_keys(opts, "cluster.copy", &["to_ns", "rename", "transform"], pos)?;
     let from = handle_of(from, pos)?;
     let Some(mut obj) = s.block(pos, from.inner.export(kind, ns, name))? else {
         let mut details = Map::new();
