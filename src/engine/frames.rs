@@ -11,7 +11,6 @@ use std::cell::RefCell;
 #[derive(Clone, Default)]
 pub struct Frames {
     stack: Vec<Frame>,
-    in_branch: bool,
 }
 
 #[derive(Clone)]
@@ -46,11 +45,6 @@ pub fn current() -> Option<String> {
 /// How many steps deep the current thread is.
 pub fn depth() -> usize {
     FRAMES.with(|f| f.borrow().stack.len())
-}
-
-/// Whether this thread runs a `parallel` branch.
-pub fn in_branch() -> bool {
-    FRAMES.with(|f| f.borrow().in_branch)
 }
 
 /// What the innermost frame runs, if any.
@@ -120,8 +114,7 @@ pub fn snapshot() -> Frames {
 }
 
 /// Makes this (branch) thread continue from `frames`.
-pub fn enter_branch(mut frames: Frames) {
-    frames.in_branch = true;
+pub fn enter_branch(frames: Frames) {
     FRAMES.with(|f| *f.borrow_mut() = frames);
 }
 

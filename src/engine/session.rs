@@ -150,6 +150,13 @@ impl Session {
         Ok(())
     }
 
+    /// The runner wrote every source loaded so far with the run: the next
+    /// step need not write them again.
+    pub fn sources_saved(&self) {
+        let loaded = self.sources.len();
+        self.state().sources_recorded = loaded;
+    }
+
     /// Reads the run, changes it and writes it back.
     fn update_run(
         &self,

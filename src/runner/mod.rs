@@ -224,14 +224,7 @@ impl Runner {
                 message: gate.message,
             });
         }
-        let script = Script::load(&run.script)?;
-        let replay = Replay {
-            script_changed: script.hash != run.script_hash,
-            allow_changed,
-        };
-        let libs = library_roots(&self.libs_for(&run))?;
-        let (host, ast, _lab) = self.prepare(&script, &run, Mode::Run, &libs, records, replay)?;
-        self.refuse_changed(&run, &host, &script, allow_changed)?;
+        let (script, host, ast, _lab) = self.reopen(&run, Mode::Run, records, allow_changed)?;
         if allow_changed {
             run.script_hash = script.hash.clone();
             // What this execution loads is what the run now is.
@@ -253,17 +246,27 @@ impl Runner {
                 hint: "already rolled back".into(),
             });
         }
-        let script = Script::load(&run.script)?;
-        let replay = Replay {
-            script_changed: script.hash != run.script_hash,
-            allow_changed,
-        };
-        let libs = library_roots(&self.libs_for(&run))?;
         let records = self.store.steps(&id)?;
-        let (host, ast, _lab) =
-            self.prepare(&script, &run, Mode::Rollback, &libs, records, replay)?;
-        self.refuse_changed(&run, &host, &script, allow_changed)?;
+        let (script, host, ast, _lab) =
+            self.reopen(&run, Mode::Rollback, records, allow_changed)?;
         self.drive(&host, &ast, &mut run, &script, "rollback")
+    }
+
+    /// Loads an existing run's script and engine for a resume or rollback,
+    /// and refuses a changed script or module unless `allow_changed`.
+    fn reopen(
+        &self,
+        run: &Run,
+        mode: Mode,
+        records: Vec<Step>,
+        allow_changed: bool,
+    ) -> Result<(Script, Host, AST, Option<labs::LabGuard>)> {
+        let script = Script::load(&run.script)?;
+        let libs = library_roots(&self.libs_for(run))?;
+        let replay = Replay { allow_changed };
+        let (host, ast, lab) = self.prepare(&script, run, mode, &libs, records, replay)?;
+        self.refuse_changed(run, &host, &script, allow_changed)?;
+        Ok((script, host, ast, lab))
     }
 
     /// Refuses (exit 4) to go on with a script or module whose text differs
@@ -475,6 +478,7 @@ impl Runner {
         run.sources.extend(session.sources.texts());
         run.updated_at = now_ms();
         self.store.update_run(run)?;
+        session.sources_saved();
         session.events.emit(Event::RunStarted {
             script: script.display.clone(),
             mode: verb.to_owned(),

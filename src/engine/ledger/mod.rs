@@ -51,15 +51,6 @@ pub struct Replayed {
     pub undo: UndoStatus,
 }
 
-/// The recorded position of `key`, for a divergence message.
-fn kept_position(state: &State, key: &Key) -> String {
-    state
-        .records
-        .get(key)
-        .map(|r| r.position.clone())
-        .unwrap_or_default()
-}
-
 /// An attempt under way: the record as it will be written when it ends.
 pub struct Attempt {
     record: Step,
@@ -71,12 +62,12 @@ impl Attempt {
     }
 }
 
-/// How the ledger compares a script against its journal.
+/// How the ledger compares a script against its journal. A changed script
+/// or module never gets this far without `--allow-changed` (the runner
+/// refuses it with a diff first), so the one choice left is whether a
+/// completed step that moved replays where it now is.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Replay {
-    /// The script's hash differs from the journal's (a run recorded before
-    /// sources were journaled): completed steps must still be reached in order.
-    pub script_changed: bool,
     /// `--allow-changed`: steps match by name wherever they now are.
     pub allow_changed: bool,
 }
@@ -86,11 +77,8 @@ type Key = (StepKind, String);
 #[derive(Default)]
 struct State {
     records: HashMap<Key, Step>,
-    /// Steps and gates completed when this execution started, in order.
-    completed_order: Vec<Key>,
     /// Steps with nested steps in the journal.
     parents: HashSet<String>,
-    replayed: HashSet<Key>,
     /// Records claimed by this execution, with the position that claimed them.
     claimed: HashMap<Key, String>,
     gates: HashMap<String, Gate>,
@@ -156,9 +144,6 @@ impl Ledger {
         let mut state = State::default();
         if let Some(records) = records {
             for step in records {
-                if step.status == StepStatus::Completed && step.kind != StepKind::Sleep {
-                    state.completed_order.push((step.kind, step.name.clone()));
-                }
                 if let Some(parent) = &step.parent {
                     state.parents.insert(parent.clone());
                 }
@@ -217,18 +202,14 @@ impl Ledger {
             seq: kept.seq,
             undo: kept.undo,
         };
-        let moved = (kept.position != position).then(|| {
-            let mut moved = kept.clone();
-            moved.position = position.to_owned();
-            moved
-        });
+        let moved = (kept.position != position).then(|| kept.clone());
         if let Some(moved) = &moved
             && !self.replay.allow_changed
         {
             let detail = format!(
                 "recorded at {}, now at {}",
-                self.sources.display_position(&kept_position(&state, &key)),
-                self.sources.display_position(&moved.position)
+                self.sources.display_position(&moved.position),
+                self.sources.display_position(position)
             );
             return Err(Control::Diverged {
                 step: name.to_owned(),
@@ -236,15 +217,12 @@ impl Ledger {
             }
             .raise(pos));
         }
-        if self.replay.script_changed {
-            // Only a changed script asks which completed steps were reached.
-            state.replayed.insert(key.clone());
-        }
         state.claimed.insert(key, position.to_owned());
         state.steps_replayed += 1;
         drop(state);
-        if let Some(moved) = moved {
+        if let Some(mut moved) = moved {
             // --allow-changed: the record now lives here; later resumes compare against this.
+            moved.position = position.to_owned();
             self.write(&moved, false, pos)?;
         }
         if kind == StepKind::Step {
@@ -291,9 +269,6 @@ impl Ledger {
         data: Option<Value>,
         pos: Position,
     ) -> Res<Attempt> {
-        if kind != StepKind::Sleep {
-            self.check_not_skipped(name, position, pos)?;
-        }
         let previous = self.state().records.get(&(kind, name.to_owned())).cloned();
         let status = self.transition(previous.as_ref(), Move::Start, name, pos)?;
         let mut record = Step::new(name, position, kind);
@@ -435,38 +410,6 @@ impl Ledger {
         self.state()
             .records
             .insert((step.kind, step.name.clone()), step.clone());
-        Ok(())
-    }
-
-    /// Before a record runs for the first time in a changed script: every
-    /// step completed earlier must have been replayed by now, or the script
-    /// no longer takes the path the journal recorded. Branches of `parallel`
-    /// interleave freely, so they are not checked.
-    fn check_not_skipped(&self, name: &str, position: &str, pos: Position) -> Res<()> {
-        if !self.replay.script_changed || self.replay.allow_changed || frames::in_branch() {
-            return Ok(());
-        }
-        let state = self.state();
-        if let Some(skipped) = state
-            .completed_order
-            .iter()
-            .find(|k| !state.replayed.contains(*k) && k.1 != name)
-        {
-            let detail = format!(
-                "recorded at {}, but the script now reaches new step `{name}` at {} first",
-                state
-                    .records
-                    .get(skipped)
-                    .map(|r| self.sources.display_position(&r.position))
-                    .unwrap_or_default(),
-                self.sources.display_position(position)
-            );
-            return Err(Control::Diverged {
-                step: skipped.1.clone(),
-                detail,
-            }
-            .raise(pos));
-        }
         Ok(())
     }
 
