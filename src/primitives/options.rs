@@ -10,6 +10,55 @@ use std::time::Duration;
 
 type Res<T> = Result<T, Box<EvalAltResult>>;
 
+/// Registers a primitive twice, with and without its trailing options map,
+/// because Rhai has no optional arguments: the short form runs the same
+/// body with an empty map, so the two cannot drift apart. The doc comment
+/// goes on the long form; the short form's says it takes every default.
+///
+/// ```ignore
+/// with_options!(register_into_engine(engine), "list",
+///     ["cluster: Cluster", "kind: &str"], "options: Map", "Array", [DOCS],
+///     [s], |ctx, c: &mut ClusterHandle, kind: &str; opts| list(&s, &ctx, c, kind, opts));
+/// ```
+///
+/// `[s]` lists what the body captures: each form moves its own clone of it.
+/// The body sees `ctx` as the `NativeCallContext` and `opts` as `&Map`.
+macro_rules! with_options {
+    (
+        $method:ident($target:expr), $name:literal,
+        [$($info:literal),* $(,)?], $opts_info:literal, $ret:literal,
+        [$($doc:literal),* $(,)?], [$($shared:ident),*],
+        |$ctx:ident $(, $arg:ident : $ty:ty)*; $opts:ident| $body:expr
+    ) => {{
+        {
+            $(let $shared = $shared.clone();)*
+            rhai::FuncRegistration::new($name)
+                .with_params_info([$($info,)* $opts_info, $ret])
+                .with_comments([$($doc),*])
+                .$method(
+                    $target,
+                    move |$ctx: rhai::NativeCallContext $(, $arg: $ty)*, $opts: rhai::Map| {
+                        let $opts = &$opts;
+                        $body
+                    },
+                );
+        }
+        {
+            $(let $shared = $shared.clone();)*
+            rhai::FuncRegistration::new($name)
+                .with_params_info([$($info,)* $ret])
+                .with_comments([concat!(
+                    "/// `", $name, "` without `", $opts_info, "`: every option at its default."
+                )])
+                .$method($target, move |$ctx: rhai::NativeCallContext $(, $arg: $ty)*| {
+                    let $opts = &rhai::Map::new();
+                    $body
+                });
+        }
+    }};
+}
+pub(crate) use with_options;
+
 /// Refuses option keys `what` does not know.
 pub fn known_keys(map: &Map, what: &str, allowed: &[&str], pos: Position) -> Res<()> {
     if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {

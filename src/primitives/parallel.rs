@@ -6,9 +6,8 @@
 
 use crate::engine::control::runtime_error;
 use crate::engine::frames;
-use rhai::{
-    Array, Dynamic, Engine, EvalAltResult, FnPtr, FuncRegistration, Map, NativeCallContext,
-};
+use crate::primitives::options::with_options;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -18,9 +17,13 @@ pub const DEFAULT_LIMIT: usize = 8;
 const BRANCH_STACK: usize = 8 * 1024 * 1024;
 
 pub fn register(engine: &mut Engine) {
-    FuncRegistration::new("parallel")
-        .with_params_info(["items: Array", "branch: FnPtr", "options: Map", "Array"])
-        .with_comments([
+    with_options!(
+        register_into_engine(engine),
+        "parallel",
+        ["items: Array", "branch: FnPtr"],
+        "options: Map",
+        "Array",
+        [
             "/// Calls `branch(item)` for every item, at most `options.limit` at a time",
             "/// (default 8), and returns the results in input order. The first failure",
             "/// stops new branches from starting and fails the call once running ones finish.",
@@ -28,21 +31,10 @@ pub fn register(engine: &mut Engine) {
             "/// ```rhai",
             "/// parallel(apps, |app| step(`bridge ${app}`, || bridge(app)), #{ limit: 20 });",
             "/// ```",
-        ])
-        .register_into_engine(
-            engine,
-            |ctx: NativeCallContext, items: Array, branch: FnPtr, options: Map| {
-                parallel(&ctx, items, branch, &options)
-            },
-        );
-    FuncRegistration::new("parallel")
-        .with_params_info(["items: Array", "branch: FnPtr", "Array"])
-        .register_into_engine(
-            engine,
-            |ctx: NativeCallContext, items: Array, branch: FnPtr| {
-                parallel(&ctx, items, branch, &Map::new())
-            },
-        );
+        ],
+        [],
+        |ctx, items: Array, branch: FnPtr; options| parallel(&ctx, items, branch, options)
+    );
 }
 
 fn parallel(

@@ -11,13 +11,12 @@ use crate::engine::control::{Control, host_error, runtime_error};
 use crate::engine::value::{from_json, to_json};
 use crate::ports::exec::PodExec;
 use crate::primitives::cluster::ClusterHandle;
+use crate::primitives::options::with_options;
 use crate::probes::http_from::Vantage;
 use crate::probes::spec::{DnsSpec, HttpSpec, TcpSpec};
 use crate::probes::until::{UntilOptions, UntilResult};
 use crate::probes::{self, ProbeResult, ProbeSpec};
-use rhai::{
-    Dynamic, Engine, EvalAltResult, FuncRegistration, Map, Module, NativeCallContext, Position,
-};
+use rhai::{Dynamic, Engine, EvalAltResult, Map, Module, NativeCallContext, Position};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -25,9 +24,13 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     let mut module = Module::new();
 
     let s = session.clone();
-    FuncRegistration::new("http")
-        .with_params_info(["url: &str", "options: Map", "Map"])
-        .with_comments([
+    with_options!(
+        set_into_module(&mut module),
+        "http",
+        ["url: &str"],
+        "options: Map",
+        "Map",
+        [
             "/// One HTTP(S) GET of `url`. Options: `host` (Host header to send),",
             "/// `resolve` (connect to this IP or IP:port instead of resolving the URL's host,",
             "/// like curl's --resolve), `expect_status` (code or array; default any 2xx/3xx),",
@@ -40,57 +43,43 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             "/// let r = probe::http(\"http://old.mycompany.internal/\",",
             "///     #{ host: \"app1.app1-ns\", resolve: \"10.1.2.3\", expect_body: \"Hello\" });",
             "/// if !r.ok { throw r.error; }",
-            "/// ```",
-        ])
-        .set_into_module(
-            &mut module,
-            move |ctx: NativeCallContext, url: &str, options: Map| {
-                let spec = HttpSpec::new(url, &json_map(&ctx, options)?)
-                    .map_err(|e| bad(&ctx, "probe::http", e))?;
-                one_shot(&ctx, &s, ProbeSpec::Http(spec))
-            },
-        );
+            "/// ```"
+        ],
+        [s],
+        |ctx, url: &str; options| {
+            let spec = |o: &_| HttpSpec::new(url, o).map(ProbeSpec::Http);
+            one_shot_of(&ctx, &s, "probe::http", options, spec)
+        }
+    );
     let s = session.clone();
-    FuncRegistration::new("http")
-        .with_params_info(["url: &str", "Map"])
-        .set_into_module(&mut module, move |ctx: NativeCallContext, url: &str| {
-            let spec =
-                HttpSpec::new(url, &Default::default()).map_err(|e| bad(&ctx, "probe::http", e))?;
-            one_shot(&ctx, &s, ProbeSpec::Http(spec))
-        });
-
-    let s = session.clone();
-    FuncRegistration::new("tcp")
-        .with_params_info(["target: &str", "options: Map", "Map"])
-        .with_comments([
+    with_options!(
+        set_into_module(&mut module),
+        "tcp",
+        ["target: &str"],
+        "options: Map",
+        "Map",
+        [
             "/// Connects to `\"host:port\"` (option `timeout_ms`, default 5000). Returns",
             "/// `#{ ok, latency_ms, error, error_kind, address }`.",
             "///",
             "/// ```rhai",
             "/// probe::tcp(\"10.1.2.3:443\", #{ timeout_ms: 2000 })",
-            "/// ```",
-        ])
-        .set_into_module(
-            &mut module,
-            move |ctx: NativeCallContext, target: &str, options: Map| {
-                let spec = TcpSpec::new(target, &json_map(&ctx, options)?)
-                    .map_err(|e| bad(&ctx, "probe::tcp", e))?;
-                one_shot(&ctx, &s, ProbeSpec::Tcp(spec))
-            },
-        );
+            "/// ```"
+        ],
+        [s],
+        |ctx, target: &str; options| {
+            let spec = |o: &_| TcpSpec::new(target, o).map(ProbeSpec::Tcp);
+            one_shot_of(&ctx, &s, "probe::tcp", options, spec)
+        }
+    );
     let s = session.clone();
-    FuncRegistration::new("tcp")
-        .with_params_info(["target: &str", "Map"])
-        .set_into_module(&mut module, move |ctx: NativeCallContext, target: &str| {
-            let spec = TcpSpec::new(target, &Default::default())
-                .map_err(|e| bad(&ctx, "probe::tcp", e))?;
-            one_shot(&ctx, &s, ProbeSpec::Tcp(spec))
-        });
-
-    let s = session.clone();
-    FuncRegistration::new("dns")
-        .with_params_info(["name: &str", "type: &str", "options: Map", "Map"])
-        .with_comments([
+    with_options!(
+        set_into_module(&mut module),
+        "dns",
+        ["name: &str", "type: &str"],
+        "options: Map",
+        "Map",
+        [
             "/// Looks up `name`'s records of `type` (A, AAAA, CNAME, TXT, ...). Options:",
             "/// `nameserver` (IP or IP:port to ask; without it the system resolver answers,",
             "/// A and AAAA only), `expect` (a value or array the answer must contain),",
@@ -99,34 +88,27 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             "///",
             "/// ```rhai",
             "/// probe::dns(\"old.mycompany.internal\", \"A\", #{ nameserver: \"10.0.0.2\", expect: \"10.1.2.3\" })",
-            "/// ```",
-        ])
-        .set_into_module(
-            &mut module,
-            move |ctx: NativeCallContext, name: &str, rtype: &str, options: Map| {
-                let mut options = json_map(&ctx, options)?;
-                options.insert("type".into(), Value::String(rtype.to_owned()));
-                let spec = DnsSpec::new(name, &options).map_err(|e| bad(&ctx, "probe::dns", e))?;
-                one_shot(&ctx, &s, ProbeSpec::Dns(spec))
-            },
-        );
-    let s = session.clone();
-    FuncRegistration::new("dns")
-        .with_params_info(["name: &str", "type: &str", "Map"])
-        .set_into_module(
-            &mut module,
-            move |ctx: NativeCallContext, name: &str, rtype: &str| {
-                let mut options = serde_json::Map::new();
-                options.insert("type".into(), Value::String(rtype.to_owned()));
-                let spec = DnsSpec::new(name, &options).map_err(|e| bad(&ctx, "probe::dns", e))?;
-                one_shot(&ctx, &s, ProbeSpec::Dns(spec))
-            },
-        );
+            "/// ```"
+        ],
+        [s],
+        |ctx, name: &str, rtype: &str; options| {
+            let spec = |o: &serde_json::Map<String, Value>| {
+                let mut o = o.clone();
+                o.insert("type".into(), Value::String(rtype.to_owned()));
+                DnsSpec::new(name, &o).map(ProbeSpec::Dns)
+            };
+            one_shot_of(&ctx, &s, "probe::dns", options, spec)
+        }
+    );
 
     let s = session.clone();
-    FuncRegistration::new("until")
-        .with_params_info(["spec: Map", "options: Map", "Map"])
-        .with_comments([
+    with_options!(
+        set_into_module(&mut module),
+        "until",
+        ["spec: Map"],
+        "options: Map",
+        "Map",
+        [
             "/// Probes `spec` every `interval_ms` (default 1000) until `successes` (default 1)",
             "/// consecutive successes, and returns the last result with `attempts`. After",
             "/// `timeout_s` (default 60) it throws, showing the last failure. A spec is a map",
@@ -138,21 +120,18 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             "/// probe::until(#{ http: \"http://old.mycompany.internal/\", host: \"app1.app1-ns\",",
             "///     expect_status: 200 }, #{ successes: 3, timeout_s: 120 });",
             "/// ```",
-        ])
-        .set_into_module(&mut module, move |ctx: NativeCallContext, spec: Map, options: Map| {
-            until(&ctx, &s, spec, options)
-        });
+        ],
+        [s],
+        |ctx, spec: Map; options| until(&ctx, &s, spec, options.clone())
+    );
     let s = session.clone();
-    FuncRegistration::new("until")
-        .with_params_info(["spec: Map", "Map"])
-        .set_into_module(&mut module, move |ctx: NativeCallContext, spec: Map| {
-            until(&ctx, &s, spec, Map::new())
-        });
-
-    let s = session.clone();
-    FuncRegistration::new("http_from")
-        .with_params_info(["cluster: Cluster", "namespace: &str", "pod: &str", "url: &str", "options: Map", "Map"])
-        .with_comments([
+    with_options!(
+        set_into_module(&mut module),
+        "http_from",
+        ["cluster: Cluster", "namespace: &str", "pod: &str", "url: &str"],
+        "options: Map",
+        "Map",
+        [
             "/// The HTTP probe run from inside a pod through exec (curl if the container has",
             "/// it, wget otherwise): the vantage point of that pod, for names only its cluster",
             "/// resolves (`app1.app1-ns`). Options as `probe::http`, plus `container`.",
@@ -161,40 +140,12 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             "/// let old = cluster(\"old\");",
             "/// probe::http_from(old, \"app2-ns\", app2_pod, \"http://app1.app1-ns/\", #{ expect_body: \"Hello\" })",
             "/// ```",
-        ])
-        .set_into_module(
-            &mut module,
-            move |ctx: NativeCallContext, cluster: ClusterHandle, namespace: &str, pod: &str, url: &str, options: Map| {
-                http_from(&ctx, &s, cluster.inner.as_ref(), namespace, pod, url, options)
-            },
-        );
-    let s = session.clone();
-    FuncRegistration::new("http_from")
-        .with_params_info([
-            "cluster: Cluster",
-            "namespace: &str",
-            "pod: &str",
-            "url: &str",
-            "Map",
-        ])
-        .set_into_module(
-            &mut module,
-            move |ctx: NativeCallContext,
-                  cluster: ClusterHandle,
-                  namespace: &str,
-                  pod: &str,
-                  url: &str| {
-                http_from(
-                    &ctx,
-                    &s,
-                    cluster.inner.as_ref(),
-                    namespace,
-                    pod,
-                    url,
-                    Map::new(),
-                )
-            },
-        );
+        ],
+        [s],
+        |ctx, cluster: ClusterHandle, namespace: &str, pod: &str, url: &str; options| {
+            http_from(&ctx, &s, cluster.inner.as_ref(), namespace, pod, url, options.clone())
+        }
+    );
 
     engine.register_static_module("probe", module.into());
     allow_until_after_path(engine);
@@ -311,6 +262,18 @@ pub(crate) fn block_on<T>(
 
 fn outcome_map(outcome: &ProbeResult) -> Dynamic {
     from_json(&outcome.to_json())
+}
+
+/// A one-shot probe whose spec `spec` builds from the script's options.
+fn one_shot_of(
+    ctx: &NativeCallContext,
+    session: &Session,
+    what: &str,
+    options: &Map,
+    spec: impl FnOnce(&serde_json::Map<String, Value>) -> Result<ProbeSpec, String>,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let spec = spec(&json_map(ctx, options.clone())?).map_err(|e| bad(ctx, what, e))?;
+    one_shot(ctx, session, spec)
 }
 
 fn one_shot(

@@ -5,7 +5,7 @@ use super::handle::{ClusterHandle, Clusters, Res, Shared};
 use super::options::selector;
 use crate::engine::value::from_json;
 use crate::ports::cluster::ListOptions;
-use crate::primitives::options::known_keys;
+use crate::primitives::options::{known_keys, with_options};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext};
 
 pub(super) fn register(engine: &mut Engine, h: &Shared) {
@@ -64,9 +64,13 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
             },
         );
     let s = h.clone();
-    FuncRegistration::new("list")
-        .with_params_info(["cluster: Cluster", "kind: &str", "namespace: &str", "options: Map", "Array"])
-        .with_comments([
+    with_options!(
+        register_into_engine(engine),
+        "list",
+        ["cluster: Cluster", "kind: &str", "namespace: &str"],
+        "options: Map",
+        "Array",
+        [
             "/// Objects of a kind in a namespace (`\"\"`: all namespaces), filtered by",
             "/// `options.labels` (`\"app=app1\"` or `#{ app: \"app1\" }`) and",
             "/// `options.fields` (`\"metadata.name=app1\"`).",
@@ -74,23 +78,10 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
             "/// ```rhai",
             "/// for pod in old.list(\"pods\", \"app1-ns\", #{ labels: #{ app: \"app1\" } }) { print(pod.metadata.name); }",
             "/// ```",
-        ])
-        .register_into_engine(
-            engine,
-            move |ctx: NativeCallContext, c: &mut ClusterHandle, kind: &str, ns: &str, opts: Map| {
-                list(&s, &ctx, c, kind, ns, &opts)
-            },
-        );
-    let s = h.clone();
-    FuncRegistration::new("list")
-        .with_params_info(["cluster: Cluster", "kind: &str", "namespace: &str", "Array"])
-        .with_comments(["/// Every object of a kind in a namespace (`\"\"`: all namespaces)."])
-        .register_into_engine(
-            engine,
-            move |ctx: NativeCallContext, c: &mut ClusterHandle, kind: &str, ns: &str| {
-                list(&s, &ctx, c, kind, ns, &Map::new())
-            },
-        );
+        ],
+        [s],
+        |ctx, c: &mut ClusterHandle, kind: &str, ns: &str; opts| list(&s, &ctx, c, kind, ns, opts)
+    );
 }
 
 fn list(

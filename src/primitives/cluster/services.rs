@@ -8,7 +8,7 @@ use super::options::{DEFAULT_WAIT, secs};
 use super::waiting::dry_look;
 use super::waits::{self, Seen, Wait};
 use crate::engine::value::from_json;
-use crate::primitives::options::known_keys;
+use crate::primitives::options::{known_keys, with_options};
 use crate::primitives::require_step;
 use rhai::{Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext};
 use serde_json::Value;
@@ -67,89 +67,71 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
 /// Registered apart from the other two, after `wait` and `rollout`, to keep
 /// the order `ferry docs` lists functions in.
 pub(super) fn register_ingress_address(engine: &mut Engine, h: &Shared) {
-    for with_opts in [false, true] {
-        let s = h.clone();
-        let mut params = vec!["cluster: Cluster", "namespace: &str", "name: &str"];
-        if with_opts {
-            params.push("options: Map");
+    let s = h.clone();
+    let body = move |ctx: &NativeCallContext,
+                     c: &ClusterHandle,
+                     ns: &str,
+                     name: &str,
+                     opts: &Map|
+          -> Res<String> {
+        let pos = ctx.call_position();
+        known_keys(
+            opts,
+            "cluster.ingress_address",
+            &["timeout", "interval"],
+            pos,
+        )?;
+        let w = Wait {
+            cluster: c.inner.name(),
+            kind: "Service",
+            namespace: ns,
+            name,
+            label: format!("address of LoadBalancer {}", what("Service", ns, name)),
+            timeout: secs(opts, "timeout", DEFAULT_WAIT, pos)?,
+            interval: secs(opts, "interval", 2, pos)?.max(Duration::from_millis(10)),
+        };
+        let look = || -> Res<Seen<String>> {
+            let Some(svc) = s.block(pos, c.inner.get("v1/Service", ns, name))? else {
+                return Ok(Seen::Waiting("no such Service yet".into()));
+            };
+            let ty = svc
+                .pointer("/spec/type")
+                .and_then(Value::as_str)
+                .unwrap_or("ClusterIP");
+            if ty != "LoadBalancer" {
+                return Ok(Seen::Failed(format!(
+                    "the Service is of type {ty}, not LoadBalancer"
+                )));
+            }
+            Ok(match waits::load_balancer_address(&svc) {
+                Some(a) => Seen::Done(a),
+                None => Seen::Waiting("no address assigned yet".into()),
+            })
+        };
+        if c.inner.dry_run() {
+            let seen = look()?;
+            return dry_look(s.as_ref(), c, &w.label, seen, String::new());
         }
-        params.push("String");
-        let reg = FuncRegistration::new("ingress_address").with_params_info(params);
-        let reg = if with_opts {
-            reg.with_comments([
+        w.run(&s.session, pos, look)
+    };
+    with_options!(
+        register_into_engine(engine),
+        "ingress_address",
+        ["cluster: Cluster",
+            "namespace: &str",
+            "name: &str"],
+        "options: Map",
+        "String",
+        [
                 "/// The IP (or hostname) the LoadBalancer Service `name` got, waiting until one",
                 "/// is assigned, up to `options.timeout` seconds (default 300). This is the",
                 "/// ingress controller's address the private DNS record points at.",
                 "///",
                 "/// ```rhai",
                 "/// let ip = step(\"old ingress\", || old.ingress_address(\"traefik\", \"traefik\"));",
-                "/// ```",
-            ])
-        } else {
-            reg.with_comments(["/// `ingress_address(namespace, name, #{ timeout: 300 })`."])
-        };
-        let body = move |ctx: &NativeCallContext,
-                         c: &ClusterHandle,
-                         ns: &str,
-                         name: &str,
-                         opts: &Map|
-              -> Res<String> {
-            let pos = ctx.call_position();
-            known_keys(
-                opts,
-                "cluster.ingress_address",
-                &["timeout", "interval"],
-                pos,
-            )?;
-            let w = Wait {
-                cluster: c.inner.name(),
-                kind: "Service",
-                namespace: ns,
-                name,
-                label: format!("address of LoadBalancer {}", what("Service", ns, name)),
-                timeout: secs(opts, "timeout", DEFAULT_WAIT, pos)?,
-                interval: secs(opts, "interval", 2, pos)?.max(Duration::from_millis(10)),
-            };
-            let look = || -> Res<Seen<String>> {
-                let Some(svc) = s.block(pos, c.inner.get("v1/Service", ns, name))? else {
-                    return Ok(Seen::Waiting("no such Service yet".into()));
-                };
-                let ty = svc
-                    .pointer("/spec/type")
-                    .and_then(Value::as_str)
-                    .unwrap_or("ClusterIP");
-                if ty != "LoadBalancer" {
-                    return Ok(Seen::Failed(format!(
-                        "the Service is of type {ty}, not LoadBalancer"
-                    )));
-                }
-                Ok(match waits::load_balancer_address(&svc) {
-                    Some(a) => Seen::Done(a),
-                    None => Seen::Waiting("no address assigned yet".into()),
-                })
-            };
-            if c.inner.dry_run() {
-                let seen = look()?;
-                return dry_look(s.as_ref(), c, &w.label, seen, String::new());
-            }
-            w.run(&s.session, pos, look)
-        };
-        if with_opts {
-            reg.register_into_engine(
-                engine,
-                move |ctx: NativeCallContext,
-                      c: &mut ClusterHandle,
-                      ns: &str,
-                      name: &str,
-                      opts: Map| { body(&ctx, c, ns, name, &opts) },
-            );
-        } else {
-            reg.register_into_engine(
-                engine,
-                move |ctx: NativeCallContext, c: &mut ClusterHandle, ns: &str, name: &str| {
-                    body(&ctx, c, ns, name, &Map::new())
-                },
-            );
-        }
-    }
+                "/// ```"
+        ],
+        [body],
+        |ctx, c: &mut ClusterHandle, ns: &str, name: &str; opts| body(&ctx, c, ns, name, opts)
+    );
 }

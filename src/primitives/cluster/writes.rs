@@ -8,7 +8,7 @@ use super::waits::{Seen, Wait};
 use crate::engine::control::{host_error, runtime_error};
 use crate::engine::value::from_json;
 use crate::ports::cluster::{Deleted, PatchType};
-use crate::primitives::options::known_keys;
+use crate::primitives::options::{known_keys, with_options};
 use crate::primitives::require_step;
 use rhai::{
     Array, Dynamic, Engine, EvalAltResult, FnPtr, FuncRegistration, Map, NativeCallContext,
@@ -203,103 +203,58 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
         }
     }
     let s = h.clone();
-    FuncRegistration::new("delete")
-        .with_params_info([
+    with_options!(
+        register_into_engine(engine),
+        "delete",
+        [
             "cluster: Cluster",
             "kind: &str",
             "namespace: &str",
-            "name: &str",
-            "options: Map",
-            "bool",
-        ])
-        .with_comments([
+            "name: &str"
+        ],
+        "options: Map",
+        "bool",
+        [
             "/// Deletes the object; returns false if it was already absent (success too).",
             "/// Waits until it is gone (finalizers done) unless `options.wait` is false,",
             "/// up to `options.timeout` seconds (default 120). Inside a step only.",
-        ])
-        .register_into_engine(
-            engine,
-            move |ctx: NativeCallContext,
-                  c: &mut ClusterHandle,
-                  kind: &str,
-                  ns: &str,
-                  name: &str,
-                  opts: Map| { delete(&s, &ctx, c, kind, ns, name, &opts) },
-        );
+        ],
+        [s],
+        |ctx, c: &mut ClusterHandle, kind: &str, ns: &str, name: &str; opts| {
+            delete(&s, &ctx, c, kind, ns, name, opts)
+        }
+    );
     let s = h.clone();
-    FuncRegistration::new("delete")
-        .with_params_info([
-            "cluster: Cluster",
-            "kind: &str",
-            "namespace: &str",
-            "name: &str",
-            "bool",
-        ])
-        .with_comments(["/// `delete(kind, namespace, name, #{ wait: true, timeout: 120 })`."])
-        .register_into_engine(
-            engine,
-            move |ctx: NativeCallContext,
-                  c: &mut ClusterHandle,
-                  kind: &str,
-                  ns: &str,
-                  name: &str| { delete(&s, &ctx, c, kind, ns, name, &Map::new()) },
-        );
-    for with_opts in [false, true] {
-        let s = h.clone();
-        let mut params = vec![
+    with_options!(
+        register_into_engine(engine),
+        "copy",
+        [
             "cluster: Cluster",
             "from: Cluster",
             "kind: &str",
             "namespace: &str",
-            "name: &str",
-        ];
-        if with_opts {
-            params.push("options: Map");
+            "name: &str"
+        ],
+        "options: Map",
+        "Map",
+        [
+            "/// Copies an object from cluster `from` into this one: reads it, strips what",
+            "/// the source cluster owns (uid, resourceVersion, generation, timestamps,",
+            "/// managedFields, ownerReferences, status, a Service's clusterIP(s), node",
+            "/// ports and healthCheckNodePort, a PVC's volumeName...), then applies it.",
+            "/// Options: `to_ns` (another namespace), `rename` (another name),",
+            "/// `transform` (a closure `|obj| ...` returning the object to apply).",
+            "/// Inside a step only.",
+            "///",
+            "/// ```rhai",
+            "/// step(\"copy app1\", || next.copy(old, \"svc\", \"app1-ns\", \"app1\", #{ rename: \"app1-internal\" }));",
+            "/// ```",
+        ],
+        [s],
+        |ctx, c: &mut ClusterHandle, from: Dynamic, kind: &str, ns: &str, name: &str; opts| {
+            copy(&s, &ctx, c, from, kind, ns, name, opts)
         }
-        params.push("Map");
-        let reg = FuncRegistration::new("copy").with_params_info(params);
-        let reg = if with_opts {
-            reg.with_comments([
-                "/// Copies an object from cluster `from` into this one: reads it, strips what",
-                "/// the source cluster owns (uid, resourceVersion, generation, timestamps,",
-                "/// managedFields, ownerReferences, status, a Service's clusterIP(s), node",
-                "/// ports and healthCheckNodePort, a PVC's volumeName...), then applies it.",
-                "/// Options: `to_ns` (another namespace), `rename` (another name),",
-                "/// `transform` (a closure `|obj| ...` returning the object to apply).",
-                "/// Inside a step only.",
-                "///",
-                "/// ```rhai",
-                "/// step(\"copy app1\", || next.copy(old, \"svc\", \"app1-ns\", \"app1\", #{ rename: \"app1-internal\" }));",
-                "/// ```",
-            ])
-        } else {
-            reg.with_comments(["/// `copy(from, kind, namespace, name, #{})`."])
-        };
-        if with_opts {
-            reg.register_into_engine(
-                engine,
-                move |ctx: NativeCallContext,
-                      c: &mut ClusterHandle,
-                      from: Dynamic,
-                      kind: &str,
-                      ns: &str,
-                      name: &str,
-                      opts: Map| { copy(&s, &ctx, c, from, kind, ns, name, &opts) },
-            );
-        } else {
-            reg.register_into_engine(
-                engine,
-                move |ctx: NativeCallContext,
-                      c: &mut ClusterHandle,
-                      from: Dynamic,
-                      kind: &str,
-                      ns: &str,
-                      name: &str| {
-                    copy(&s, &ctx, c, from, kind, ns, name, &Map::new())
-                },
-            );
-        }
-    }
+    );
 }
 
 fn delete(

@@ -40,6 +40,7 @@ mod wait;
 use crate::engine::Session;
 use crate::engine::control::{Control, host_error, runtime_error};
 use crate::ports::dns::{DnsZone, Lookup, absolute_name};
+use crate::primitives::options::with_options;
 use args::{known_keys, opt_str, record_map, rtype};
 use mutate::{delete, upsert};
 use open::open;
@@ -169,93 +170,76 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             },
         );
 
-    for with_filter in [false, true] {
-        let s = session.clone();
-        let list = move |ctx: NativeCallContext, zone: &mut Zone, filter: Map| -> Res<Array> {
-            let pos = ctx.call_position();
-            known_keys(&filter, "zone.list", &["name", "type"], pos)?;
-            let name = opt_str(&filter, "name", pos)?
-                .map(|n| zone.name(&n, pos))
-                .transpose()?;
-            let t = opt_str(&filter, "type", pos)?
-                .map(|t| rtype(&t, pos))
-                .transpose()?;
-            if t.is_some() && name.is_none() {
-                return Err(runtime_error("list: `type` needs `name` too", pos));
-            }
-            let what = format!(
-                "{} {}",
-                name.as_deref().unwrap_or("*"),
-                t.as_deref().unwrap_or("*")
-            );
-            let sets = retrying(&s, || zone.port().list(name.as_deref(), t.as_deref()))
-                .map_err(|stop| zone.error("list", &what, stop, pos))?;
-            Ok(sets
-                .iter()
-                .map(|r| Dynamic::from_map(record_map(r)))
-                .collect())
-        };
-        if with_filter {
-            FuncRegistration::new("list")
-                .with_params_info(["zone: DnsZone", "filter: Map", "Array"])
-                .with_comments([
-                    "/// Record sets of the zone, optionally only `#{ name, type }` (type needs name).",
-                    "/// RFC 2136 lists through a zone transfer (AXFR) the TSIG key must be allowed.",
-                ])
-                .register_into_engine(engine, list);
-        } else {
-            FuncRegistration::new("list")
-                .with_params_info(["zone: DnsZone", "Array"])
-                .with_comments(["/// Every record set of the zone."])
-                .register_into_engine(engine, move |ctx: NativeCallContext, zone: &mut Zone| {
-                    list(ctx, zone, Map::new())
-                });
+    let s = session.clone();
+    let list = move |ctx: &NativeCallContext, zone: &Zone, filter: &Map| -> Res<Array> {
+        let pos = ctx.call_position();
+        known_keys(filter, "zone.list", &["name", "type"], pos)?;
+        let name = opt_str(filter, "name", pos)?
+            .map(|n| zone.name(&n, pos))
+            .transpose()?;
+        let t = opt_str(filter, "type", pos)?
+            .map(|t| rtype(&t, pos))
+            .transpose()?;
+        if t.is_some() && name.is_none() {
+            return Err(runtime_error("list: `type` needs `name` too", pos));
         }
-    }
+        let what = format!(
+            "{} {}",
+            name.as_deref().unwrap_or("*"),
+            t.as_deref().unwrap_or("*")
+        );
+        let sets = retrying(&s, || zone.port().list(name.as_deref(), t.as_deref()))
+            .map_err(|stop| zone.error("list", &what, stop, pos))?;
+        Ok(sets
+            .iter()
+            .map(|r| Dynamic::from_map(record_map(r)))
+            .collect())
+    };
+    with_options!(
+        register_into_engine(engine),
+        "list",
+        ["zone: DnsZone"],
+        "filter: Map",
+        "Array",
+        [
+            "/// Record sets of the zone, optionally only `#{ name, type }` (type needs name).",
+            "/// RFC 2136 lists through a zone transfer (AXFR) the TSIG key must be allowed.",
+        ],
+        [list],
+        |ctx, zone: &mut Zone; filter| list(&ctx, zone, filter)
+    );
 
     let s = session.clone();
-    FuncRegistration::new("resolve")
-        .with_params_info(["zone: DnsZone", "name: &str", "type: &str", "Dynamic"])
-        .with_comments([
-            "/// A real DNS query through the system's resolver (/etc/resolv.conf):",
+    with_options!(
+        register_into_engine(engine),
+        "resolve",
+        ["zone: DnsZone", "name: &str", "type: &str"],
+        "options: Map",
+        "Dynamic",
+        [
+            "/// A real DNS query through the system's resolver (/etc/resolv.conf), or to",
+            "/// `#{ nameserver: \"IP[:PORT]\" }` (recursion desired):",
             "/// `#{ name, type, ttl, values }` or `()`.",
-        ])
-        .register_into_engine(
-            engine,
-            move |ctx: NativeCallContext, zone: &mut Zone, name: &str, t: &str| {
-                resolve(&s, zone, name, t, &Map::new(), ctx.call_position())
-            },
-        );
+        ],
+        [s],
+        |ctx, zone: &mut Zone, name: &str, t: &str; options| {
+            resolve(&s, zone, name, t, options, ctx.call_position())
+        }
+    );
     let s = session.clone();
-    FuncRegistration::new("resolve")
-        .with_params_info([
-            "zone: DnsZone",
-            "name: &str",
-            "type: &str",
-            "options: Map",
-            "Dynamic",
-        ])
-        .with_comments([
-            "/// A real DNS query to `#{ nameserver: \"IP[:PORT]\" }` (recursion desired).",
-        ])
-        .register_into_engine(
-            engine,
-            move |ctx: NativeCallContext, zone: &mut Zone, name: &str, t: &str, options: Map| {
-                resolve(&s, zone, name, t, &options, ctx.call_position())
-            },
-        );
-
-    let s = session.clone();
-    FuncRegistration::new("upsert")
-        .with_params_info([
+    with_options!(
+        register_into_engine(engine),
+        "upsert",
+        [
             "zone: DnsZone",
             "name: &str",
             "type: &str",
             "values: Dynamic",
-            "ttl: INT",
-            "Map",
-        ])
-        .with_comments([
+            "ttl: INT"
+        ],
+        "options: Map",
+        "Map",
+        [
             "/// Makes `name`/`type` hold exactly `values` (a string or an array) with `ttl`,",
             "/// replacing the record set atomically, with an ownership record. Only inside a",
             "/// step; idempotent. Refuses a record ferry does not own (the error names the",
@@ -264,121 +248,51 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             "/// ```rhai",
             "/// step(\"old record\", || zone.upsert(\"old\", \"A\", [ip], 60));",
             "/// ```",
-        ])
-        .register_into_engine(
-            engine,
-            move |ctx: NativeCallContext,
-                  zone: &mut Zone,
-                  name: &str,
-                  t: &str,
-                  vals: Dynamic,
-                  ttl: INT| {
-                upsert(&ctx, &s, zone, (name, t, vals, ttl), &Map::new())
-            },
-        );
+        ],
+        [s],
+        |ctx, zone: &mut Zone, name: &str, t: &str, vals: Dynamic, ttl: INT; options| {
+            upsert(&ctx, &s, zone, (name, t, vals, ttl), options)
+        }
+    );
     let s = session.clone();
-    FuncRegistration::new("upsert")
-        .with_params_info([
-            "zone: DnsZone",
-            "name: &str",
-            "type: &str",
-            "values: Dynamic",
-            "ttl: INT",
-            "options: Map",
-            "Map",
-        ])
-        .with_comments([
-            "/// `upsert` with `#{ force: true }` to take over a record ferry does not own.",
-        ])
-        .register_into_engine(
-            engine,
-            move |ctx: NativeCallContext,
-                  zone: &mut Zone,
-                  name: &str,
-                  t: &str,
-                  vals: Dynamic,
-                  ttl: INT,
-                  options: Map| {
-                upsert(&ctx, &s, zone, (name, t, vals, ttl), &options)
-            },
-        );
-
-    let s = session.clone();
-    FuncRegistration::new("delete")
-        .with_params_info(["zone: DnsZone", "name: &str", "type: &str", "bool"])
-        .with_comments([
+    with_options!(
+        register_into_engine(engine),
+        "delete",
+        ["zone: DnsZone", "name: &str", "type: &str"],
+        "options: Map",
+        "bool",
+        [
             "/// Removes `name`/`type` and its ownership record if present; true if it",
             "/// removed a record. Only inside a step; idempotent. Refuses a record ferry",
             "/// does not own unless `#{ force: true }`.",
-        ])
-        .register_into_engine(
-            engine,
-            move |ctx: NativeCallContext, zone: &mut Zone, name: &str, t: &str| {
-                delete(&ctx, &s, zone, name, t, &Map::new())
-            },
-        );
+        ],
+        [s],
+        |ctx, zone: &mut Zone, name: &str, t: &str; options| {
+            delete(&ctx, &s, zone, name, t, options)
+        }
+    );
     let s = session.clone();
-    FuncRegistration::new("delete")
-        .with_params_info([
+    with_options!(
+        register_into_engine(engine),
+        "wait_visible",
+        [
             "zone: DnsZone",
             "name: &str",
             "type: &str",
-            "options: Map",
-            "bool",
-        ])
-        .with_comments([
-            "/// `delete` with `#{ force: true }` to remove a record ferry does not own.",
-        ])
-        .register_into_engine(
-            engine,
-            move |ctx: NativeCallContext, zone: &mut Zone, name: &str, t: &str, options: Map| {
-                delete(&ctx, &s, zone, name, t, &options)
-            },
-        );
-
-    let s = session.clone();
-    FuncRegistration::new("wait_visible")
-        .with_params_info([
-            "zone: DnsZone",
-            "name: &str",
-            "type: &str",
-            "values: Dynamic",
-            "Map",
-        ])
-        .with_comments([
+            "values: Dynamic"
+        ],
+        "options: Map",
+        "Map",
+        [
             "/// Polls until `name`/`type` answers exactly `values` (`[]`: until it is gone),",
-            "/// asking the zone's authoritative server (RFC 2136) or the Cloud DNS API.",
-            "/// Times out after 120 s with the last answer seen.",
-        ])
-        .register_into_engine(
-            engine,
-            move |ctx: NativeCallContext, zone: &mut Zone, name: &str, t: &str, vals: Dynamic| {
-                wait_visible(&s, zone, name, t, vals, &Map::new(), ctx.call_position())
-            },
-        );
-    let s = session.clone();
-    FuncRegistration::new("wait_visible")
-        .with_params_info([
-            "zone: DnsZone",
-            "name: &str",
-            "type: &str",
-            "values: Dynamic",
-            "options: Map",
-            "Map",
-        ])
-        .with_comments([
-            "/// `wait_visible` with `#{ nameserver: \"IP[:PORT]\", timeout: seconds, interval: seconds }`;",
-            "/// a given nameserver may be a resolver (the query asks for recursion).",
-        ])
-        .register_into_engine(
-            engine,
-            move |ctx: NativeCallContext,
-                  zone: &mut Zone,
-                  name: &str,
-                  t: &str,
-                  vals: Dynamic,
-                  options: Map| {
-                wait_visible(&s, zone, name, t, vals, &options, ctx.call_position())
-            },
-        );
+            "/// asking the zone's authoritative server (RFC 2136) or the Cloud DNS API, or",
+            "/// `options.nameserver` (`\"IP[:PORT]\"`, may be a resolver: the query asks for",
+            "/// recursion). Times out after `options.timeout` seconds (default 120) with the",
+            "/// last answer seen; `options.interval` bounds the time between looks.",
+        ],
+        [s],
+        |ctx, zone: &mut Zone, name: &str, t: &str, vals: Dynamic; options| {
+            wait_visible(&s, zone, name, t, vals, options, ctx.call_position())
+        }
+    );
 }
