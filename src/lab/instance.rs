@@ -5,7 +5,7 @@
 use super::apiserver::{self, ClusterStore};
 use super::clouddns::FakeCloudDns;
 use super::dataplane::exec::LabCommands;
-use super::dataplane::{Network, controllers, kubelet, loadbalancer, network};
+use super::dataplane::{Network, controllers, endpointslices, kubelet, loadbalancer, network};
 use super::dns::{self, tsig::ServerKey};
 use super::seed::{self, App};
 use super::zone::ZoneStore;
@@ -132,6 +132,7 @@ impl Lab {
                 watch_shutdown.clone(),
             ));
             tokio::spawn(controllers::run(cluster.clone(), watch_shutdown.clone()));
+            tokio::spawn(endpointslices::run(cluster.clone(), watch_shutdown.clone()));
             tokio::spawn(kubelet::run(
                 network.clone(),
                 cluster.clone(),
@@ -152,11 +153,10 @@ impl Lab {
         let key = ServerKey::from_file(TSIG_KEY_NAME, &dir.join("tsig.key"))?;
         let dns = dns::start_zone_server(zone.clone(), key, watch_shutdown.clone()).await?;
         let mut cluster_dns = Vec::new();
-        for cluster in &clusters {
+        for cluster_dns_of in &network.dns {
             let addr =
-                dns::start_cluster_dns(cluster.clone(), zone.clone(), watch_shutdown.clone())
-                    .await?;
-            cluster_dns.push((cluster.name.clone(), addr));
+                dns::start_cluster_dns(cluster_dns_of.clone(), watch_shutdown.clone()).await?;
+            cluster_dns.push((cluster_dns_of.cluster().name.clone(), addr));
         }
         let clouddns_zone = managed_zone_name(zone.origin());
         let cloud_dns = FakeCloudDns::serve(CLOUDDNS_PROJECT, &clouddns_zone, zone.clone()).await?;
@@ -205,6 +205,8 @@ impl Lab {
                     kubeconfig: None,
                     qps: Some(5000.0),
                     burst: Some(5000),
+                    dns_cache: None,
+                    dns_ttl: None,
                 },
             );
         }

@@ -2,7 +2,8 @@
 //! (a LoadBalancer Service in `traefik`) and the IngressRoute CRDs of
 //! Traefik 3 (`traefik.io`) and Traefik 2 (`traefik.containo.us`); in the
 //! old cluster each app running as an http-echo Deployment behind its
-//! ClusterIP Service; in the new cluster the apps' namespaces, empty.
+//! ClusterIP Service; in the new cluster the apps' namespaces, empty. Both
+//! clusters' CoreDNS is configured as kubeadm does (`ttl 30`, `cache 30`).
 
 use crate::lab::apiserver::resources::{Resource, builtins};
 use crate::lab::apiserver::{ClusterStore, Write};
@@ -87,15 +88,15 @@ fn create(
     }
 }
 
-fn crd(group: &str) -> Value {
+fn crd(group: &str, kind: &str, plural: &str) -> Value {
     json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": { "name": format!("ingressroutes.{group}") },
+        "metadata": { "name": format!("{plural}.{group}") },
         "spec": {
             "group": group,
             "scope": "Namespaced",
-            "names": { "kind": "IngressRoute", "plural": "ingressroutes", "singular": "ingressroute", "listKind": "IngressRouteList" },
+            "names": { "kind": kind, "plural": plural, "singular": kind.to_ascii_lowercase(), "listKind": format!("{kind}List") },
             "versions": [{ "name": "v1alpha1", "served": true, "storage": true, "schema": { "openAPIV3Schema": { "type": "object", "x-kubernetes-preserve-unknown-fields": true } } }],
         },
     })
@@ -108,12 +109,28 @@ fn namespace(name: &str) -> Value {
 pub fn seed(cluster: &ClusterStore, apps: &[App], with_apps: bool) -> std::io::Result<()> {
     let crds = kind("customresourcedefinitions");
     for group in ["traefik.io", "traefik.containo.us"] {
-        match cluster.create(&crds, None, crd(group), Write::default()) {
-            Ok(_) => {}
-            Err(e) if e.reason == "AlreadyExists" => {}
-            Err(e) => return Err(std::io::Error::other(e.message)),
+        for (kind, plural) in [
+            ("IngressRoute", "ingressroutes"),
+            ("Middleware", "middlewares"),
+        ] {
+            match cluster.create(&crds, None, crd(group, kind, plural), Write::default()) {
+                Ok(_) => {}
+                Err(e) if e.reason == "AlreadyExists" => {}
+                Err(e) => return Err(std::io::Error::other(e.message)),
+            }
         }
     }
+    // CoreDNS as kubeadm configures it: what the lab's cluster DNS caches by.
+    create(
+        cluster,
+        "configmaps",
+        Some("kube-system"),
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "coredns", "namespace": "kube-system" },
+            "data": { "Corefile": crate::lab::dns::cache::KUBEADM_COREFILE },
+        }),
+    )?;
     create(cluster, "namespaces", None, namespace("traefik"))?;
     create(
         cluster,

@@ -327,6 +327,24 @@ print(`resolved=${{zone.resolve("old", "A", #{{ nameserver: ns }}).values}}`);
             Write::default(),
         )
         .unwrap();
+    // CoreDNS (kubeadm: cache 30, ttl 30) still hands out the cached address,
+    // its TTL counting down: what makes the article's flip fail callers.
+    let (rcode, cached) = lab.query(dns, "app1.app1-ns.svc.cluster.local.", RecordType::A);
+    assert_eq!(rcode, ResponseCode::NoError);
+    assert_eq!(cached, [format!("A {cluster_ip}")]);
+    assert_eq!(
+        lab.lab
+            .network
+            .resolve(&cluster, "app1.app1-ns.svc.cluster.local")
+            .unwrap()
+            .to_string(),
+        cluster_ip,
+        "the pods ask the same cache"
+    );
+    // Once the cached answers are gone (as when their 30 s end), the alias.
+    for cache in &lab.lab.network.dns {
+        cache.flush();
+    }
     sb.write("after.rhai", &script);
     sb.ferry(["run", "after.rhai", "--id", "a"]).run();
     assert_eq!(

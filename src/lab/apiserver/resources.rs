@@ -154,6 +154,15 @@ pub fn builtins() -> Vec<Resource> {
         Resource::builtin("", "v1", "Secret", "secrets", true, &[], &[]),
         Resource::builtin("", "v1", "Endpoints", "endpoints", true, &["ep"], &[]),
         Resource::builtin(
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            "endpointslices",
+            true,
+            &[],
+            &[],
+        ),
+        Resource::builtin(
             "",
             "v1",
             "ServiceAccount",

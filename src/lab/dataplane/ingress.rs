@@ -4,8 +4,10 @@
 //! v1alpha1`; `Host(`a`) || Host(`b`)` and `Host(`a`, `b`)` forms) and sent
 //! to the named Service through the lab's kube-proxy. No match answers
 //! Traefik's `404 page not found`; a Service without ready pods `no available
-//! server`. Routes are read on every request, so a new IngressRoute routes at
-//! once.
+//! server`. A route's `headers` Middlewares (`customResponseHeaders`) are
+//! applied to its answers, as ferry's bridge routes use them to mark the
+//! path an answer took. Routes are read on every request, so a new
+//! IngressRoute routes at once.
 
 use super::http::{self, Handler};
 use super::network::SharedNetwork;
@@ -31,7 +33,13 @@ pub fn handler(network: SharedNetwork, cluster: Arc<ClusterStore>) -> Handler {
                 .filter(|(_, p)| p.parse::<u16>().is_ok())
                 .map_or(host.as_str(), |(h, _)| h)
                 .to_owned();
-            let Some((namespace, service, port)) = backend(&cluster, &host) else {
+            let Some(Backend {
+                namespace,
+                service,
+                port,
+                response_headers,
+            }) = backend(&cluster, &host)
+            else {
                 return http::text(StatusCode::NOT_FOUND, "404 page not found\n");
             };
             let target = cluster
@@ -53,22 +61,37 @@ pub fn handler(network: SharedNetwork, cluster: Arc<ClusterStore>) -> Handler {
                     };
                     network.route(&cluster, ip, port)
                 });
-            match target {
+            let mut response = match target {
                 Some(real) => http::forward(real, req).await,
                 None => http::text(StatusCode::SERVICE_UNAVAILABLE, "no available server\n"),
+            };
+            for (name, value) in response_headers {
+                if let (Ok(name), Ok(value)) = (
+                    ::http::HeaderName::from_bytes(name.as_bytes()),
+                    ::http::HeaderValue::from_str(&value),
+                ) {
+                    response.headers_mut().insert(name, value);
+                }
             }
+            response
         })
     })
 }
 
-/// The first route whose Host rule matches: (namespace, service, port).
-fn backend(cluster: &ClusterStore, host: &str) -> Option<(String, String, Value)> {
+/// Where a matched route sends a request, and the headers its Middlewares
+/// add to the answer.
+struct Backend {
+    namespace: String,
+    service: String,
+    port: Value,
+    response_headers: Vec<(String, String)>,
+}
+
+/// The first route whose Host rule matches.
+fn backend(cluster: &ClusterStore, host: &str) -> Option<Backend> {
     cluster.with_state(|s| {
-        for resource in [
-            "ingressroutes.traefik.io",
-            "ingressroutes.traefik.containo.us",
-        ] {
-            for route_object in s.scan(resource, None) {
+        for group in ["traefik.io", "traefik.containo.us"] {
+            for route_object in s.scan(&format!("ingressroutes.{group}"), None) {
                 let namespace = route_object["metadata"]["namespace"]
                     .as_str()
                     .unwrap_or("default");
@@ -82,14 +105,33 @@ fn backend(cluster: &ClusterStore, host: &str) -> Option<(String, String, Value)
                         continue;
                     }
                     let service = route["services"].as_array()?.first()?;
-                    return Some((
-                        service["namespace"]
+                    let response_headers = route["middlewares"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|m| {
+                            let ns = m["namespace"].as_str().unwrap_or(namespace);
+                            let key = format!("middlewares.{group}/{ns}/{}", m["name"].as_str()?);
+                            s.objects.get(&key)
+                        })
+                        .flat_map(|m| {
+                            m["spec"]["headers"]["customResponseHeaders"]
+                                .as_object()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                                .collect::<Vec<_>>()
+                        })
+                        .collect();
+                    return Some(Backend {
+                        namespace: service["namespace"]
                             .as_str()
                             .unwrap_or(namespace)
                             .to_owned(),
-                        service["name"].as_str()?.to_owned(),
-                        service["port"].clone(),
-                    ));
+                        service: service["name"].as_str()?.to_owned(),
+                        port: service["port"].clone(),
+                        response_headers,
+                    });
                 }
             }
         }

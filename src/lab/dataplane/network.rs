@@ -1,32 +1,34 @@
 //! How traffic moves inside the lab. A pod resolves names through its
-//! cluster's DNS (`<svc>.<ns>[.svc[.cluster.local]]` from that cluster's
-//! Services: ClusterIP -> its IP, ExternalName -> a CNAME chased through the
-//! private zone) and then the private zone; a connection to a Service IP is
-//! sent to one of the Service's ready pods (the lab's kube-proxy); a
-//! LoadBalancer address reaches its Service from anywhere. Every pod process
-//! really listens on 127.0.0.1, and `endpoints` maps (pod IP, port) to it.
+//! cluster's DNS, cache and all ([`ClusterDns`]: `<svc>.<ns>[.svc[.cluster.local]]`
+//! from that cluster's Services, ClusterIP -> its IP, ExternalName -> a
+//! CNAME chased through the private zone, then the private zone); a
+//! connection to a Service IP is sent to one ready endpoint of the
+//! Service's EndpointSlices (the lab's kube-proxy), which may be a pod or
+//! any address the lab routes (another cluster's LoadBalancer); a
+//! LoadBalancer address reaches its Service from anywhere. An address a
+//! Service gave up (a flip to ExternalName) stops routing at once, as
+//! kube-proxy drops its rules: a caller still holding it from a cached
+//! answer is refused. Every pod process really listens on 127.0.0.1, and
+//! `endpoints` maps (pod IP, port) to it.
 
+use super::endpointslices;
 use crate::lab::apiserver::ClusterStore;
-use crate::lab::apiserver::selector::LabelSelector;
+use crate::lab::dns::authority::Authority;
+use crate::lab::dns::cache::ClusterDns;
+use crate::lab::dns::cluster::ClusterAuthority;
 use crate::lab::zone::ZoneStore;
+use hickory_proto::rr::{Name, RData, RecordType};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
-
-/// How long the lab's kube-proxy keeps sending a Service address to the
-/// Service it belonged to after that Service changed: a real kube-proxy
-/// applies changes at its next sync (a second or so later), so a client
-/// that resolved `app.ns` to its ClusterIP just before a flip to
-/// ExternalName still reaches the pods when it connects just after.
-/// (Rules of two clusters never collide: their address ranges differ.)
-pub const PROXY_SYNC: Duration = Duration::from_secs(1);
 
 pub struct Network {
     pub zone: Arc<ZoneStore>,
     pub clusters: Vec<Arc<ClusterStore>>,
+    /// Each cluster's DNS (the same order as `clusters`).
+    pub dns: Vec<Arc<ClusterDns>>,
     endpoints: RwLock<HashMap<(Ipv4Addr, u16), SocketAddr>>,
     round_robin: AtomicUsize,
     /// The lab's kube-proxy rules: where each Service address (ClusterIP
@@ -44,8 +46,6 @@ struct Rules {
 
 struct Rule {
     service: Value,
-    /// Set when the Service lost the address: the rule lasts until then.
-    until: Option<Instant>,
 }
 
 /// The addresses traffic reaches a Service at.
@@ -57,15 +57,13 @@ fn addresses(service: &Value) -> Vec<Ipv4Addr> {
 }
 
 impl Rules {
-    /// `key` now is `service` (None: deleted).
+    /// `key` now is `service` (None: deleted); an address it gave up stops
+    /// routing at once.
     fn follow(&mut self, key: &str, service: Option<&Value>) {
         let now = addresses_of(service);
-        let expire = Instant::now() + PROXY_SYNC;
         for ip in self.by_key.remove(key).unwrap_or_default() {
-            if !now.contains(&ip)
-                && let Some(rule) = self.by_ip.get_mut(&ip)
-            {
-                rule.until.get_or_insert(expire);
+            if !now.contains(&ip) {
+                self.by_ip.remove(&ip);
             }
         }
         if let Some(service) = service {
@@ -74,7 +72,6 @@ impl Rules {
                     *ip,
                     Rule {
                         service: service.clone(),
-                        until: None,
                     },
                 );
             }
@@ -145,9 +142,19 @@ pub fn range(index: u8, offset: u8) -> u8 {
 
 impl Network {
     pub fn new(zone: Arc<ZoneStore>, clusters: Vec<Arc<ClusterStore>>) -> Self {
+        let dns = clusters
+            .iter()
+            .map(|cluster| {
+                ClusterDns::new(ClusterAuthority {
+                    cluster: cluster.clone(),
+                    zone: zone.clone(),
+                })
+            })
+            .collect();
         Network {
             zone,
             clusters,
+            dns,
             endpoints: RwLock::default(),
             round_robin: AtomicUsize::new(0),
             rules: RwLock::default(),
@@ -180,44 +187,50 @@ impl Network {
             .retain(|(ip, _), _| *ip != pod_ip);
     }
 
-    /// What a pod in `from` gets for `host`: an address, following CNAMEs.
+    /// `cluster`'s DNS.
+    pub fn dns_of(&self, cluster: &ClusterStore) -> Option<&Arc<ClusterDns>> {
+        self.dns.iter().find(|d| d.cluster().name == cluster.name)
+    }
+
+    /// What a pod in `from` gets for `host` from its cluster's DNS (cached
+    /// answers included): an address, following CNAMEs.
     pub fn resolve(&self, from: &ClusterStore, host: &str) -> Result<Ipv4Addr, ResolveError> {
-        let mut name = host.trim_end_matches('.').to_ascii_lowercase();
+        let name = host.trim_end_matches('.').to_ascii_lowercase();
         if let Ok(ip) = name.parse() {
             return Ok(ip);
         }
-        for _ in 0..8 {
-            if let Some(service) = cluster_service(from, &name) {
-                match service["spec"]["type"].as_str() {
-                    Some("ExternalName") => {
-                        name = service["spec"]["externalName"]
-                            .as_str()
-                            .unwrap_or_default()
-                            .trim_end_matches('.')
-                            .to_ascii_lowercase();
-                        continue;
-                    }
-                    _ => {
-                        return service["spec"]["clusterIP"]
-                            .as_str()
-                            .and_then(|ip| ip.parse().ok())
-                            .ok_or(ResolveError::NotFound(host.to_owned()));
-                    }
-                }
-            }
-            let answer = self.zone.resolve(&format!("{name}."), "A");
-            return answer
-                .last()
-                .filter(|r| r.rtype == "A")
-                .and_then(|r| r.data.first())
-                .and_then(|ip| ip.parse().ok())
-                .ok_or(ResolveError::NotFound(host.to_owned()));
-        }
-        Err(ResolveError::NotFound(host.to_owned()))
+        let not_found = || ResolveError::NotFound(host.to_owned());
+        let dns = self.dns_of(from).ok_or_else(not_found)?;
+        let query = Name::from_ascii(format!("{name}.")).map_err(|_| not_found())?;
+        let answer = dns.answer(&query, RecordType::A);
+        answer
+            .answers
+            .iter()
+            .rev()
+            .find_map(|r| match &r.data {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .ok_or_else(not_found)
     }
 
     /// Where a connection from a pod in `from` to `ip:port` really goes.
     pub fn route(&self, from: &ClusterStore, ip: Ipv4Addr, port: u16) -> Option<SocketAddr> {
+        self.route_within(from, ip, port, 0)
+    }
+
+    /// `route`, `depth` Service hops in (an endpoint may be another
+    /// cluster's LoadBalancer address; a loop of them ends).
+    fn route_within(
+        &self,
+        from: &ClusterStore,
+        ip: Ipv4Addr,
+        port: u16,
+        depth: usize,
+    ) -> Option<SocketAddr> {
+        if depth > 4 {
+            return None;
+        }
         let second = ip.octets()[1];
         if ip.octets()[0] != 127 {
             return None;
@@ -225,13 +238,13 @@ impl Network {
         // A Service IP of the caller's own cluster.
         if second == range(from.index, 0) {
             let service = self.service_at(from, ip, "/spec/clusterIP")?;
-            return self.to_endpoint(from, &service, port);
+            return self.to_endpoint(from, &service, port, depth);
         }
         // A LoadBalancer address of any cluster.
         for cluster in &self.clusters {
             if second == range(cluster.index, 1) {
                 let service = self.service_at(cluster, ip, "/status/loadBalancer/ingress/0/ip")?;
-                return self.to_endpoint(cluster, &service, port);
+                return self.to_endpoint(cluster, &service, port, depth);
             }
         }
         // A pod address.
@@ -269,8 +282,7 @@ impl Network {
     }
 
     /// The Service of `cluster` whose field at `pointer` is `ip`: the
-    /// proxy's rule (a Service that lost the address keeps it for
-    /// [`PROXY_SYNC`]), or one the proxy has not seen yet.
+    /// proxy's rule, or one the proxy has not seen yet.
     fn service_at(&self, cluster: &ClusterStore, ip: Ipv4Addr, pointer: &str) -> Option<Value> {
         if let Some(rule) = self
             .rules
@@ -278,7 +290,6 @@ impl Network {
             .unwrap_or_else(|p| p.into_inner())
             .by_ip
             .get(&ip)
-            && rule.until.is_none_or(|until| Instant::now() < until)
         {
             return Some(rule.service.clone());
         }
@@ -290,40 +301,55 @@ impl Network {
         })
     }
 
-    /// One ready pod behind `service`'s `port`.
+    /// One ready endpoint behind `service`'s `port`, from the Service's
+    /// EndpointSlices: the slice port named like the Service port, each
+    /// ready address of it that leads somewhere.
     fn to_endpoint(
         &self,
         cluster: &ClusterStore,
         service: &Value,
         port: u16,
+        depth: usize,
     ) -> Option<SocketAddr> {
         let spec_port = service["spec"]["ports"]
             .as_array()?
             .iter()
-            .find(|p| p["port"].as_u64() == Some(port as u64))?
-            .clone();
-        let selector = LabelSelector::from_map(service["spec"]["selector"].as_object()?);
-        if selector.is_empty() {
-            return None;
-        }
+            .find(|p| p["port"].as_u64() == Some(port as u64))?;
+        let port_name = spec_port["name"].as_str().unwrap_or_default();
+        let protocol = spec_port["protocol"].as_str().unwrap_or("TCP");
         let namespace = service["metadata"]["namespace"].as_str()?;
-        let pods: Vec<Value> = cluster.with_state(|s| {
-            s.scan("pods", Some(namespace))
-                .filter(|p| {
-                    selector.matches(&p["metadata"]["labels"])
-                        && p["metadata"]["deletionTimestamp"].is_null()
+        let name = service["metadata"]["name"].as_str()?;
+        let candidates: Vec<(Ipv4Addr, u16)> = cluster.with_state(|s| {
+            s.scan(endpointslices::STORE, Some(namespace))
+                .filter(|slice| slice["metadata"]["labels"][endpointslices::SERVICE_NAME] == name)
+                .flat_map(|slice| {
+                    let Some(target) = slice["ports"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|p| {
+                            p["name"].as_str().unwrap_or_default() == port_name
+                                && p["protocol"].as_str().unwrap_or("TCP") == protocol
+                        })
+                        .and_then(|p| u16::try_from(p["port"].as_u64()?).ok())
+                    else {
+                        return Vec::new();
+                    };
+                    slice["endpoints"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|e| e["conditions"]["ready"] != false)
+                        .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
+                        .filter_map(|a| a.as_str()?.parse().ok())
+                        .map(|ip| (ip, target))
+                        .collect()
                 })
-                .cloned()
                 .collect()
         });
-        let endpoints = self.endpoints.read().unwrap_or_else(|p| p.into_inner());
-        let ready: Vec<SocketAddr> = pods
-            .iter()
-            .filter_map(|pod| {
-                let pod_ip: Ipv4Addr = pod["status"]["podIP"].as_str()?.parse().ok()?;
-                let target = target_port(&spec_port["targetPort"], pod).unwrap_or(port);
-                endpoints.get(&(pod_ip, target)).copied()
-            })
+        let ready: Vec<SocketAddr> = candidates
+            .into_iter()
+            .filter_map(|(ip, target)| self.route_within(cluster, ip, target, depth + 1))
             .collect();
         if ready.is_empty() {
             return None;
@@ -333,7 +359,7 @@ impl Network {
 }
 
 /// A Service's targetPort: a number, or a container port name of the pod.
-fn target_port(target: &Value, pod: &Value) -> Option<u16> {
+pub(super) fn target_port(target: &Value, pod: &Value) -> Option<u16> {
     if let Some(n) = target.as_u64() {
         return u16::try_from(n).ok();
     }

@@ -40,6 +40,14 @@ pub trait Authority: Send + Sync {
     fn answer(&self, name: &Name, rtype: RecordType) -> Answer;
 }
 
+/// One authority shared by several servers (a cluster's DNS: its server on
+/// the wire and its pods).
+impl<T: Authority> Authority for Arc<T> {
+    fn answer(&self, name: &Name, rtype: RecordType) -> Answer {
+        (**self).answer(name, rtype)
+    }
+}
+
 /// The private zone as an authority.
 pub struct ZoneAuthority {
     pub zone: Arc<ZoneStore>,

@@ -21,8 +21,6 @@ use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-/// CoreDNS's default TTL for cluster records.
-const TTL: u32 = 5;
 /// Longest alias chain followed.
 const MAX_CHAIN: usize = 8;
 
@@ -67,7 +65,16 @@ fn target(service: &Value) -> Target {
 }
 
 impl Authority for ClusterAuthority {
+    /// With CoreDNS's default TTL; the lab's pods ask through
+    /// [`ClusterDns`](super::cache::ClusterDns), which reads the Corefile's.
     fn answer(&self, name: &Name, rtype: RecordType) -> Answer {
+        self.answer_with_ttl(name, rtype, super::cache::Corefile::DEFAULT.ttl)
+    }
+}
+
+impl ClusterAuthority {
+    /// The answer, Service records carrying `ttl` (the kubernetes plugin's).
+    pub fn answer_with_ttl(&self, name: &Name, rtype: RecordType, ttl: u32) -> Answer {
         let mut answer = Answer::code(ResponseCode::NoError);
         let mut current = name_key(name);
         let mut owner = name.clone();
@@ -83,7 +90,7 @@ impl Authority for ClusterAuthority {
                     if matches!(rtype, RecordType::A | RecordType::ANY) {
                         answer
                             .answers
-                            .push(Record::from_rdata(owner, TTL, RData::A(A(ip))));
+                            .push(Record::from_rdata(owner, ttl, RData::A(A(ip))));
                     }
                     return answer;
                 }
@@ -94,7 +101,7 @@ impl Authority for ClusterAuthority {
                     };
                     answer.answers.push(Record::from_rdata(
                         owner,
-                        TTL,
+                        ttl,
                         RData::CNAME(CNAME(alias_name.clone())),
                     ));
                     if rtype == RecordType::CNAME {
@@ -111,9 +118,7 @@ impl Authority for ClusterAuthority {
         }
         answer
     }
-}
 
-impl ClusterAuthority {
     /// `name` is no Service: the cluster domain's NXDOMAIN, or the upstream.
     fn beyond(&self, mut answer: Answer, name: &str, rtype: RecordType) -> Answer {
         if cluster_domain(name) {

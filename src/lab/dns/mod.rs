@@ -13,6 +13,7 @@
 //! [`ZoneStore`](crate::lab::zone::ZoneStore) store the Cloud DNS front also serves.
 
 pub mod authority;
+pub mod cache;
 pub mod cluster;
 pub mod records;
 pub mod server;
@@ -20,10 +21,9 @@ pub mod service;
 pub mod tsig;
 pub mod update;
 
-use crate::lab::apiserver::ClusterStore;
 use crate::lab::zone::ZoneStore;
 use authority::ZoneAuthority;
-use cluster::ClusterAuthority;
+use cache::ClusterDns;
 use service::{Primary, Service};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,12 +41,11 @@ pub async fn start_zone_server(
     server::start(Arc::new(service), shutdown).await
 }
 
-/// Starts `cluster`'s DNS, with the private zone as its upstream.
+/// Starts a cluster's DNS (the one its pods ask, cache and all) on the wire.
 pub async fn start_cluster_dns(
-    cluster: Arc<ClusterStore>,
-    zone: Arc<ZoneStore>,
+    dns: Arc<ClusterDns>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
-    let service = Service::resolver(Box::new(ClusterAuthority { cluster, zone }));
+    let service = Service::resolver(Box::new(dns));
     server::start(Arc::new(service), shutdown).await
 }

@@ -2,7 +2,8 @@
 //! (the test writes the profile and its own pid, as `ferry lab up` does),
 //! while the test reads its objects, records and routing directly.
 
-use ferry::lab::apiserver::PodCommands;
+use ferry::lab::apiserver::patch::PatchKind;
+use ferry::lab::apiserver::{PodCommands, Write};
 use ferry::lab::dataplane::exec::LabCommands;
 use ferry::lab::zone::RecordSet;
 use ferry::lab::{Lab, LabOptions};
@@ -70,6 +71,54 @@ impl LabFixture {
             .into_iter()
             .filter(|r| r.rtype != "SOA")
             .collect()
+    }
+
+    /// Starts a pod `caller` in namespace `callers` of `cluster` (created
+    /// once), a caller that stays while apps move around it; returns its name.
+    pub fn caller(&self, cluster: &str) -> String {
+        let store = self.lab.cluster(cluster).unwrap();
+        let namespaces = store.resource("", "v1", "namespaces").unwrap();
+        let pods = store.resource("", "v1", "pods").unwrap();
+        let _ = store.create(
+            &namespaces,
+            None,
+            serde_json::json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "callers" } }),
+            Write::default(),
+        );
+        let _ = store.create(
+            &pods,
+            Some("callers"),
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": { "name": "caller", "namespace": "callers", "labels": { "app": "caller" } },
+                "spec": { "containers": [{ "name": "curl", "image": "curlimages/curl:8.10.1", "command": ["sleep", "infinity"] }] },
+            }),
+            Write::default(),
+        );
+        "caller".into()
+    }
+
+    /// Rewrites `cluster`'s CoreDNS Corefile with `cache` and `ttl` seconds
+    /// (the lab reads it on every query, as CoreDNS's `reload` would).
+    pub fn set_dns_cache(&self, cluster: &str, cache: u32, ttl: u32) {
+        let store = self.lab.cluster(cluster).unwrap();
+        let configmaps = store.resource("", "v1", "configmaps").unwrap();
+        let corefile = ferry::lab::dns::cache::KUBEADM_COREFILE
+            .replace("cache 30", &format!("cache {cache}"))
+            .replace("ttl 30", &format!("ttl {ttl}"));
+        store
+            .patch(
+                &configmaps,
+                Some("kube-system"),
+                "coredns",
+                PatchKind::Merge,
+                &serde_json::json!({ "data": { "Corefile": corefile } }),
+                Write::default(),
+            )
+            .unwrap();
+        for dns in &self.lab.network.dns {
+            dns.flush();
+        }
     }
 
     /// What `curl -s URL` prints from a running pod of `labels` in `namespace`.

@@ -3,10 +3,10 @@
 //! curl's output, `-w` variables, messages and exit codes (6 no such host,
 //! 7 refused, 22 with `-f`, 28 timed out), since scripts branch on them.
 
-use super::fetch::HttpRequest;
+use super::fetch::{HttpRequest, HttpResponse};
 use super::{Shell, failure};
 use crate::ports::exec::ExecOutput;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 impl Shell<'_> {
@@ -29,7 +29,7 @@ impl Shell<'_> {
                 let stdout = request
                     .write_out
                     .as_deref()
-                    .map(|w| write_out(w, 0, elapsed, None, 0, &request.http.url))
+                    .map(|w| write_out(w, None, elapsed, &request.http.url))
                     .unwrap_or_default();
                 let stderr = if show_error {
                     format!("curl: ({}) {}\n", failed.curl_code, failed.message)
@@ -52,14 +52,7 @@ impl Shell<'_> {
                     stdout.push_str(&String::from_utf8_lossy(&response.body));
                 }
                 if let Some(w) = &request.write_out {
-                    stdout.push_str(&write_out(
-                        w,
-                        status,
-                        elapsed,
-                        Some(response.remote),
-                        response.body.len(),
-                        &request.http.url,
-                    ));
+                    stdout.push_str(&write_out(w, Some(&response), elapsed, &request.http.url));
                 }
                 if request.fail && status >= 400 {
                     let stderr = if show_error {
@@ -251,17 +244,18 @@ impl Curl {
     }
 }
 
-/// curl's `-w` variables.
+/// curl's `-w` variables, `%header{name}` (curl 7.84) among them.
 fn write_out(
     format: &str,
-    status: u16,
+    response: Option<&HttpResponse>,
     elapsed: Duration,
-    remote: Option<SocketAddr>,
-    size: usize,
     url: &str,
 ) -> String {
     let secs = format!("{:.6}", elapsed.as_secs_f64());
-    format
+    let status = response.map_or(0, |r| r.status);
+    let remote = response.map(|r| r.remote);
+    let size = response.map_or(0, |r| r.body.len());
+    let mut text = format
         .replace("%{http_code}", &format!("{status:03}"))
         .replace("%{response_code}", &format!("{status:03}"))
         .replace("%{time_total}", &secs)
@@ -278,7 +272,25 @@ fn write_out(
         .replace("%{size_download}", &size.to_string())
         .replace("%{url_effective}", url)
         .replace("\\n", "\n")
-        .replace("\\t", "\t")
+        .replace("\\t", "\t");
+    while let Some(start) = text.find("%header{") {
+        let Some(len) = text[start..].find('}') else {
+            break;
+        };
+        let name = &text[start + "%header{".len()..start + len];
+        let value = response
+            .and_then(|r| {
+                r.head.lines().find_map(|line| {
+                    let (n, v) = line.split_once(':')?;
+                    n.trim()
+                        .eq_ignore_ascii_case(name)
+                        .then(|| v.trim().to_owned())
+                })
+            })
+            .unwrap_or_default();
+        text.replace_range(start..=start + len, &value);
+    }
+    text
 }
 
 #[cfg(test)]
@@ -313,16 +325,22 @@ mod tests {
         );
         assert_eq!(c.http.timeout, Some(Duration::from_secs(2)));
         assert!(Curl::parse(&["--bogus".to_owned(), "x".to_owned()]).is_err());
+        let response = HttpResponse {
+            status: 200,
+            reason: "OK".into(),
+            head: "HTTP/1.1 200 OK\r\nx-ferry-via: new\r\n\r\n".into(),
+            body: bytes::Bytes::from_static(b"abc"),
+            remote: "127.0.0.1:80".parse().unwrap(),
+        };
         assert_eq!(
             write_out(
-                "%{http_code} %{remote_ip}\\n",
-                200,
+                "%{http_code} %{remote_ip} %header{X-Ferry-Via}|%header{x-none}|\\n",
+                Some(&response),
                 Duration::ZERO,
-                Some("127.0.0.1:80".parse().unwrap()),
-                3,
                 "u"
             ),
-            "200 127.0.0.1\n"
+            "200 127.0.0.1 new||\n"
         );
+        assert_eq!(write_out("%{http_code}", None, Duration::ZERO, "u"), "000");
     }
 }

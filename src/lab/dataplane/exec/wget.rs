@@ -1,6 +1,7 @@
 //! BusyBox `wget`, the client that images without curl carry: `-q`, `-O -`,
-//! `-T`, `--header`, with BusyBox's messages and exit codes (4 network
-//! failure, 8 HTTP error).
+//! `-T`, `--header`, `-S` (the response's status line and headers on
+//! stderr, indented by two spaces), with BusyBox's messages and exit codes
+//! (4 network failure, 8 HTTP error).
 
 use super::fetch::HttpRequest;
 use super::{Shell, failure};
@@ -12,13 +13,15 @@ impl Shell<'_> {
         let mut http = HttpRequest::default();
         let mut to_stdout = false;
         let mut quiet = false;
+        let mut server_response = false;
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
                 "-q" => quiet = true,
                 "-O" => to_stdout = it.next().is_some_and(|o| o == "-"),
                 "-O-" => to_stdout = true,
-                "-S" | "--server-response" | "--no-check-certificate" => {}
+                "-S" | "--server-response" => server_response = true,
+                "--no-check-certificate" => {}
                 "-T" => {
                     http.timeout = it
                         .next()
@@ -48,8 +51,14 @@ impl Shell<'_> {
             Ok(response) if response.status >= 400 => ExecOutput {
                 stdout: String::new(),
                 stderr: format!(
-                    "wget: server returned error: HTTP/1.1 {} {}\n",
-                    response.status, response.reason
+                    "{}wget: server returned error: HTTP/1.1 {} {}\n",
+                    if server_response {
+                        indented(&response.head)
+                    } else {
+                        String::new()
+                    },
+                    response.status,
+                    response.reason
                 ),
                 status: Some(8),
             },
@@ -59,13 +68,29 @@ impl Shell<'_> {
                 } else {
                     String::new()
                 },
-                stderr: if quiet {
-                    String::new()
-                } else {
-                    format!("Connecting to {}\n", http.url)
-                },
+                stderr: format!(
+                    "{}{}",
+                    if quiet {
+                        String::new()
+                    } else {
+                        format!("Connecting to {}\n", http.url)
+                    },
+                    if server_response {
+                        indented(&response.head)
+                    } else {
+                        String::new()
+                    },
+                ),
                 status: Some(0),
             },
         }
     }
+}
+
+/// A response head as `wget -S` prints it: each line indented by two spaces.
+fn indented(head: &str) -> String {
+    head.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("  {l}\n"))
+        .collect()
 }
