@@ -53,6 +53,14 @@ pub struct ClusterTarget {
     pub qps: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst: Option<u32>,
+    /// The cluster DNS's cache and record TTL in seconds (CoreDNS's `cache`
+    /// and the kubernetes plugin's `ttl`), for when ferry may not read the
+    /// `kube-system/coredns` ConfigMap: how long a caller may keep an answer
+    /// about a Service after it changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_cache: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_ttl: Option<u32>,
 }
 
 impl Environment {
@@ -158,6 +166,8 @@ impl Environment {
                 kubeconfig: self.kubeconfig.clone(),
                 qps: None,
                 burst: None,
+                dns_cache: None,
+                dns_ttl: None,
             },
         }
     }

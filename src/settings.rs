@@ -82,6 +82,8 @@ mod tests {
                 kubeconfig: Some(PathBuf::from("/kc/old")),
                 qps: Some(5.0),
                 burst: Some(7),
+                dns_cache: None,
+                dns_ttl: None,
             },
         );
         Settings {

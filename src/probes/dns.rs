@@ -49,6 +49,7 @@ pub async fn probe(spec: &DnsSpec) -> ProbeResult {
         kind: None,
         address,
         answers: Some(answers.clone()),
+        path: None,
     };
     let missing: Vec<&String> = spec
         .expect

@@ -121,6 +121,7 @@ impl Prober {
                                     ok: outcome.ok,
                                     kind: outcome.kind,
                                     error: outcome.error,
+                                    path: outcome.path,
                                 });
                             });
                         }
@@ -182,6 +183,10 @@ impl Prober {
             &mut samples,
             end,
             self.live.skipped.load(Ordering::Relaxed),
+            matches!(
+                &*self.spec,
+                ProbeSpec::Http(h) | ProbeSpec::HttpFrom(h, _) if h.path_header.is_some()
+            ),
         )
     }
 }

@@ -44,6 +44,16 @@ pub async fn probe(client: &reqwest::Client, spec: &HttpSpec) -> ProbeResult {
         let mut response = request.send().await?;
         let status = response.status().as_u16();
         let address = response.remote_addr().map(|a| a.to_string());
+        let path = spec.path_header.as_ref().and_then(|h| {
+            Some(
+                response
+                    .headers()
+                    .get(h.as_str())?
+                    .to_str()
+                    .ok()?
+                    .to_owned(),
+            )
+        });
         let mut body = Vec::new();
         while body.len() < BODY_READ_LIMIT {
             match response.chunk().await? {
@@ -51,12 +61,12 @@ pub async fn probe(client: &reqwest::Client, spec: &HttpSpec) -> ProbeResult {
                 None => break,
             }
         }
-        Ok::<_, reqwest::Error>((status, address, body))
+        Ok::<_, reqwest::Error>((status, address, path, body))
     };
     // reqwest's own timeout covers the request; this bounds the body read too.
     let result = tokio::time::timeout(spec.timeout + Duration::from_millis(50), attempt).await;
     let latency = started.elapsed();
-    let (status, address, body) = match result {
+    let (status, address, path, body) = match result {
         Err(_) => {
             return ProbeResult::failed(
                 ErrorKind::Timeout,
@@ -90,13 +100,31 @@ pub async fn probe(client: &reqwest::Client, spec: &HttpSpec) -> ProbeResult {
         kind: None,
         address,
         answers: None,
+        path,
     };
     if let Some((kind, error)) = check(spec, status, &body) {
         outcome.ok = false;
         outcome.kind = Some(kind);
         outcome.error = Some(error);
     }
+    check_path(spec, &mut outcome);
     outcome
+}
+
+/// Fails an answer that came through another path than `expect_path`.
+pub fn check_path(spec: &HttpSpec, outcome: &mut ProbeResult) {
+    let Some(expected) = &spec.expect_path else {
+        return;
+    };
+    let path = outcome.path.as_deref().unwrap_or(super::stats::DIRECT);
+    if outcome.ok && path != expected {
+        outcome.ok = false;
+        outcome.kind = Some(ErrorKind::Path);
+        outcome.error = Some(format!(
+            "{}: answered through the {path} path, not {expected}",
+            spec.target()
+        ));
+    }
 }
 
 /// Checks an answer against the spec's expected status and body.

@@ -170,8 +170,14 @@ pub fn command(tool: Tool, spec: &HttpSpec) -> Vec<String> {
                 push(&format!("{host}:{url_port}:{to}:{}", r.port_for(&spec.url)));
             }
             push("-w");
+            // The path header last: an absent one prints nothing (curl >= 7.84).
+            let path = spec
+                .path_header
+                .as_ref()
+                .map(|h| format!(" %header{{{h}}}"))
+                .unwrap_or_default();
             push(&format!(
-                "\\n{MARK} %{{http_code}} %{{time_total}} %{{remote_ip}} %{{remote_port}}"
+                "\\n{MARK} %{{http_code}} %{{time_total}} %{{remote_ip}} %{{remote_port}}{path}"
             ));
             push("--");
             push(spec.url.as_str());
@@ -251,7 +257,14 @@ fn parse_curl(spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> ProbeResu
         o.address = address;
         return o;
     }
-    answered(spec, code, body, latency, address)
+    let mut outcome = answered(spec, code, body, latency, address);
+    outcome.path = spec
+        .path_header
+        .as_ref()
+        .and(fields.get(4))
+        .map(|p| (*p).to_owned());
+    http::check_path(spec, &mut outcome);
+    outcome
 }
 
 fn parse_wget(spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> ProbeResult {
@@ -268,7 +281,20 @@ fn parse_wget(spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> ProbeResu
         .next_back();
     let address = spec.resolved_addr().map(|a| a.to_string());
     match code {
-        Some(code) => answered(spec, code, &out.stdout, elapsed, address),
+        Some(code) => {
+            let mut outcome = answered(spec, code, &out.stdout, elapsed, address);
+            // `-S` prints each header as "  Name: value".
+            outcome.path = spec.path_header.as_ref().and_then(|h| {
+                out.stderr.lines().rev().find_map(|l| {
+                    let (name, value) = l.trim().split_once(':')?;
+                    name.trim()
+                        .eq_ignore_ascii_case(h)
+                        .then(|| value.trim().to_owned())
+                })
+            });
+            http::check_path(spec, &mut outcome);
+            outcome
+        }
         None => {
             let text = out.stderr.to_ascii_lowercase();
             let kind = if text.contains("refused") {
@@ -312,6 +338,7 @@ fn answered(
         kind: None,
         address,
         answers: None,
+        path: None,
     };
     if let Some((kind, error)) = http::check(spec, code, body) {
         outcome.ok = false;

@@ -46,6 +46,8 @@ pub enum ErrorKind {
     Body,
     /// A DNS answer without the expected values, or an error rcode.
     Answer,
+    /// An HTTP answer through another path than `expect_path`.
+    Path,
     /// Malformed response or anything else.
     Other,
 }
@@ -62,6 +64,7 @@ impl ErrorKind {
             ErrorKind::Status => "status",
             ErrorKind::Body => "body",
             ErrorKind::Answer => "answer",
+            ErrorKind::Path => "path",
             ErrorKind::Other => "other",
         }
     }
@@ -83,6 +86,8 @@ pub struct ProbeResult {
     pub address: Option<String>,
     /// DNS answers, one string per record.
     pub answers: Option<Vec<String>>,
+    /// The value of the spec's `path_header` in the answer (HTTP only).
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +108,7 @@ impl ProbeResult {
             kind: Some(kind),
             address: None,
             answers: None,
+            path: None,
         }
     }
 
@@ -128,6 +134,9 @@ impl ProbeResult {
         });
         if let (Some(answers), Some(obj)) = (&self.answers, map.as_object_mut()) {
             obj.insert("answers".into(), json!(answers));
+        }
+        if let (Some(path), Some(obj)) = (&self.path, map.as_object_mut()) {
+            obj.insert("path".into(), json!(path));
         }
         map
     }

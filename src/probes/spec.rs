@@ -36,6 +36,12 @@ pub struct HttpSpec {
     pub timeout: Duration,
     /// Accept any server certificate (self-signed, wrong name).
     pub tls_insecure: bool,
+    /// A response header naming the path an answer took (ferry's bridge
+    /// routes set `X-Ferry-Via: old|new`); its value is the result's `path`.
+    pub path_header: Option<String>,
+    /// The path (`path_header` value, `direct` without one) an answer must
+    /// have come through; another path fails with kind `path`.
+    pub expect_path: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +77,8 @@ const HTTP_KEYS: &[&str] = &[
     "expect_body",
     "timeout_ms",
     "tls_insecure",
+    "path_header",
+    "expect_path",
 ];
 const TCP_KEYS: &[&str] = &["timeout_ms"];
 const DNS_KEYS: &[&str] = &["type", "nameserver", "expect", "timeout_ms"];
@@ -201,6 +209,25 @@ impl HttpSpec {
             expect_body: string(options, "expect_body")?,
             timeout: timeout(options)?,
             tls_insecure: boolean(options, "tls_insecure")?.unwrap_or(false),
+            path_header: match string(options, "path_header")? {
+                Some(h)
+                    if h.is_empty()
+                        || !h
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+                {
+                    return Err(format!("`path_header` must be a header name, got {h:?}"));
+                }
+                h => h.map(|h| h.to_ascii_lowercase()),
+            },
+            expect_path: match (string(options, "expect_path")?, options.get("path_header")) {
+                (Some(_), None | Some(Value::Null)) => {
+                    return Err(
+                        "`expect_path` needs `path_header`: the header that names the path".into(),
+                    );
+                }
+                (path, _) => path,
+            },
         })
     }
 

@@ -7,6 +7,10 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The path of an answer that carried no path header: the app's own pods
+/// answered, not one of ferry's bridge routes.
+pub const DIRECT: &str = "direct";
+
 /// One request fired by a guard.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -16,6 +20,8 @@ pub struct Sample {
     pub ok: bool,
     pub kind: Option<ErrorKind>,
     pub error: Option<String>,
+    /// The path the answer took (the spec's `path_header`), if it names one.
+    pub path: Option<String>,
 }
 
 /// A guard's limits: more failures, or a longer failure run, breaks it.
@@ -46,6 +52,11 @@ pub struct Stats {
     pub longest_failure_ms: u64,
     pub failure_runs: u64,
     pub last_error: Option<String>,
+    /// Successful answers per path (`path_header` values; `direct` when an
+    /// answer named none), empty when the spec asked for no path.
+    pub paths: BTreeMap<String, u64>,
+    /// The path of the last successful answer.
+    pub last_path: Option<String>,
     pub limits: Limits,
 }
 
@@ -57,6 +68,7 @@ impl Stats {
         samples: &mut [Sample],
         duration: Duration,
         skipped: u64,
+        with_paths: bool,
     ) -> Stats {
         samples.sort_by_key(|s| s.start);
         let mut latencies: Vec<Duration> =
@@ -68,6 +80,15 @@ impl Stats {
             *error_kinds.entry(kind).or_insert(0) += 1;
         }
         let (longest, runs) = failure_runs(samples, duration);
+        let mut paths = BTreeMap::new();
+        let mut last_path = None;
+        if with_paths {
+            for s in samples.iter().filter(|s| s.ok) {
+                let path = s.path.clone().unwrap_or_else(|| DIRECT.to_owned());
+                *paths.entry(path.clone()).or_insert(0) += 1;
+                last_path = Some(path);
+            }
+        }
         let failures = samples.iter().filter(|s| !s.ok).count() as u64;
         Stats {
             target,
@@ -84,6 +105,8 @@ impl Stats {
             longest_failure_ms: longest.as_millis() as u64,
             failure_runs: runs,
             last_error: samples.iter().rev().find_map(|s| s.error.clone()),
+            paths,
+            last_path,
             limits,
         }
     }
@@ -126,8 +149,20 @@ impl Stats {
                     .join(", ")
             )
         };
+        let paths = if self.paths.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", answers via {}",
+                self.paths
+                    .iter()
+                    .map(|(p, n)| format!("{p}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         format!(
-            "{} requests in {}, {} failures{kinds}, longest failure run {}ms, latency p50 {}ms p99 {}ms max {}ms",
+            "{} requests in {}, {} failures{kinds}, longest failure run {}ms, latency p50 {}ms p99 {}ms max {}ms{paths}",
             self.requests,
             crate::events::format_duration(self.duration_ms),
             self.failures,
@@ -152,6 +187,8 @@ impl Stats {
             "longest_failure_ms": self.longest_failure_ms,
             "failure_runs": self.failure_runs,
             "last_error": self.last_error,
+            "paths": self.paths,
+            "last_path": self.last_path,
             "limits": { "max_failures": self.limits.max_failures, "max_gap_ms": self.limits.max_gap_ms },
             "ok": self.violations().is_empty(),
             "summary": self.summary(),
@@ -207,6 +244,7 @@ mod tests {
             ok,
             kind: (!ok).then_some(ErrorKind::Refused),
             error: (!ok).then(|| format!("refused at {start_ms}")),
+            path: None,
         }
     }
 
@@ -234,6 +272,7 @@ mod tests {
             &mut samples,
             Duration::from_millis(100),
             0,
+            false,
         );
         assert_eq!(stats.requests, 7);
         assert_eq!(stats.failures, 4);
@@ -261,6 +300,7 @@ mod tests {
             &mut samples,
             Duration::from_secs(1),
             0,
+            false,
         );
         assert_eq!(
             (stats.p50_ms, stats.p99_ms, stats.max_ms),
@@ -289,12 +329,65 @@ mod tests {
             &mut samples,
             Duration::from_secs(1),
             0,
+            false,
         );
         let v = stats.violations();
         assert_eq!(v.len(), 1);
         assert!(v[0].contains("290ms in a row"), "{v:?}");
-        let none =
-            Stats::from_samples("t".into(), 10.0, limits, &mut [], Duration::from_secs(1), 0);
+        let none = Stats::from_samples(
+            "t".into(),
+            10.0,
+            limits,
+            &mut [],
+            Duration::from_secs(1),
+            0,
+            false,
+        );
         assert!(none.violations()[0].contains("no request completed"));
+    }
+
+    #[test]
+    fn answers_are_counted_by_path_and_the_last_one_is_named() {
+        let mut samples: Vec<Sample> = [
+            (0, None),
+            (10, Some("old")),
+            (20, Some("new")),
+            (30, Some("new")),
+        ]
+        .into_iter()
+        .map(|(at, path)| Sample {
+            path: path.map(str::to_owned),
+            ..sample(at, true, 1)
+        })
+        .chain([sample(40, false, 0)])
+        .collect();
+        let stats = Stats::from_samples(
+            "t".into(),
+            100.0,
+            LIMITS,
+            &mut samples,
+            Duration::from_millis(50),
+            0,
+            true,
+        );
+        assert_eq!(
+            stats.paths.into_iter().collect::<Vec<_>>(),
+            [
+                ("direct".to_owned(), 1),
+                ("new".to_owned(), 2),
+                ("old".to_owned(), 1)
+            ]
+        );
+        assert_eq!(stats.last_path.as_deref(), Some("new"));
+        let without = Stats::from_samples(
+            "t".into(),
+            100.0,
+            LIMITS,
+            &mut samples,
+            Duration::from_millis(50),
+            0,
+            false,
+        );
+        assert!(without.paths.is_empty() && without.last_path.is_none());
     }
 }

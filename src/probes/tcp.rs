@@ -41,6 +41,7 @@ pub async fn probe(spec: &TcpSpec) -> ProbeResult {
             kind: None,
             address: stream.peer_addr().ok().map(|a| a.to_string()),
             answers: None,
+            path: None,
         },
     }
 }

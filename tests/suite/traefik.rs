@@ -6,6 +6,7 @@
 use crate::common::Sandbox;
 use crate::common::backend::Backend;
 use crate::common::knot::free_port;
+use serde_json::json;
 use std::process::{Child, Command, Stdio};
 
 struct Traefik {
@@ -22,8 +23,8 @@ impl Traefik {
         std::fs::write(
             &dynamic,
             format!(
-                "http:\n  routers:\n\
-                 \x20   app1:\n      entryPoints: [web]\n      rule: \"Host(`app1.app1-ns`) || Host(`app1.app1-ns.svc`) || Host(`app1.app1-ns.svc.cluster.local`)\"\n      service: app1\n\
+                "http:\n  middlewares:\n    via:\n      headers:\n        customResponseHeaders:\n          X-Ferry-Via: old\n  routers:\n\
+                 \x20   app1:\n      entryPoints: [web]\n      rule: \"Host(`app1.app1-ns`) || Host(`app1.app1-ns.svc`) || Host(`app1.app1-ns.svc.cluster.local`)\"\n      service: app1\n      middlewares: [via]\n\
                  \x20   app2:\n      entryPoints: [web]\n      rule: \"Host(`app2.app2-ns`)\"\n      service: app2\n\
                  \x20 services:\n\
                  \x20   app1:\n      loadBalancer:\n        servers:\n          - url: \"http://127.0.0.1:{app1}\"\n\
@@ -81,7 +82,8 @@ fn host_header_routing_through_traefik_reaches_each_app_by_name() {
             r#"
 let ingress = "http://old.mycompany.internal/";
 step("ready", || probe::until(#{{ http: ingress, host: "app1.app1-ns", resolve: "{via}", expect_body: "Hello from app1" }}, #{{ successes: 2, interval_ms: 100, timeout_s: 60 }}));
-step("app1", || probe::http(ingress, #{{ host: "app1.app1-ns", resolve: "{via}", expect_status: 200, expect_body: "Hello from app1" }}));
+step("app1", || probe::http(ingress, #{{ host: "app1.app1-ns", resolve: "{via}", expect_status: 200, expect_body: "Hello from app1", path_header: "x-ferry-via", expect_path: "old" }}));
+step("app2 direct", || probe::http(ingress, #{{ host: "app2.app2-ns", resolve: "{via}", path_header: "x-ferry-via", expect_path: "old" }}));
 step("app1 svc", || probe::http(ingress, #{{ host: "app1.app1-ns.svc.cluster.local", resolve: "{via}", expect_body: "Hello from app1" }}));
 step("app2", || probe::http(ingress, #{{ host: "app2.app2-ns", resolve: "{via}", expect_body: "Hello from app2" }}));
 step("unrouted", || probe::http(ingress, #{{ host: "app3.app3-ns", resolve: "{via}" }}));
@@ -113,6 +115,15 @@ step("guarded", || guard(#{{ http: ingress, host: "app2.app2-ns", resolve: "{via
             .as_str()
             .unwrap()
             .contains("Hello from app1")
+    );
+    // A `headers` Middleware marks the answers of the route it is on, as
+    // ferry's bridge routes mark theirs; an answer without it is "direct".
+    assert_eq!(v["path"], "old", "{v}");
+    let direct = value("app2 direct");
+    assert_eq!(
+        (&direct["ok"], &direct["error_kind"]),
+        (&json!(false), &json!("path")),
+        "{direct}"
     );
     let v = value("app2");
     assert!(

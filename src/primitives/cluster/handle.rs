@@ -229,6 +229,29 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
         .with_params_info(["cluster: Cluster", "String"])
         .with_comments(["/// The kubeconfig context the handle was opened with."])
         .register_into_engine(engine, |c: &mut ClusterHandle| c.inner.name().to_owned());
+    let s = h.clone();
+    FuncRegistration::new("dns_cache")
+        .with_params_info(["cluster: Cluster", "Dynamic"])
+        .with_comments([
+            "/// The profile's `dns_cache` / `dns_ttl` for this cluster (`[clusters.NAME]`",
+            "/// in ferry.toml) as `#{ cache, ttl }` in seconds, or `()` when it sets neither.",
+        ])
+        .register_into_engine(engine, move |c: &mut ClusterHandle| {
+            let target = s.session.settings.environment.cluster(&c.key);
+            if target.dns_cache.is_none() && target.dns_ttl.is_none() {
+                return Dynamic::UNIT;
+            }
+            let mut map = Map::new();
+            map.insert(
+                "cache".into(),
+                Dynamic::from_int(target.dns_cache.unwrap_or(0).into()),
+            );
+            map.insert(
+                "ttl".into(),
+                Dynamic::from_int(target.dns_ttl.unwrap_or(0).into()),
+            );
+            Dynamic::from_map(map)
+        });
     FuncRegistration::new("server")
         .with_params_info(["cluster: Cluster", "String"])
         .with_comments(["/// The API server's address."])
