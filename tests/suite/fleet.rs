@@ -102,7 +102,7 @@ fn a_fleet_killed_half_way_resumes_and_moves_every_app_exactly_once() {
         assert!(step["attempts"].as_u64().unwrap() <= 2, "{step}");
     }
     for i in 1..=APPS {
-        for phase in ["ExternalName -> new.mycompany.internal", "retire in old"] {
+        for phase in ["EndpointSlice -> new ingress", "retire in old"] {
             assert!(
                 after.contains_key(&format!("app{i}: {phase}")),
                 "app{i}: {phase}"
@@ -111,14 +111,21 @@ fn a_fleet_killed_half_way_resumes_and_moves_every_app_exactly_once() {
     }
     assert!(after.contains_key("fleet: release records"));
 
-    // The lab: every app answers from the new cluster and nothing of the
-    // bridges is left.
+    // The lab: every app answers from the new cluster, retired in the old
+    // one behind the Service that still bridges there, its address kept.
     let old = lab.cluster("old").unwrap();
     let new = lab.cluster("new").unwrap();
     for i in 1..=APPS {
         let svc = old.with_state(|s| s.objects[&format!("services/app{i}-ns/app{i}")].clone());
-        assert_eq!(svc["spec"]["type"], "ExternalName", "app{i}");
-        assert_eq!(svc["spec"]["externalName"], "new.mycompany.internal");
+        assert_eq!(svc["spec"]["type"], "ClusterIP", "app{i}");
+        let slice = old.with_state(|s| {
+            s.objects[&format!("endpointslices.discovery.k8s.io/app{i}-ns/app{i}-ferry-bridge")]
+                .clone()
+        });
+        assert_eq!(
+            slice["metadata"]["annotations"]["ferry.dev/points-at"],
+            "new"
+        );
         assert_eq!(
             svc["metadata"]["annotations"]["ferry.dev/finalized"],
             "true"
@@ -132,8 +139,9 @@ fn a_fleet_killed_half_way_resumes_and_moves_every_app_exactly_once() {
                 s.objects
                     .contains_key(&format!("services/app{i}-ns/app{i}"))
             );
+            // Kept: the old cluster's callers still arrive through it.
             assert!(
-                !s.objects
+                s.objects
                     .contains_key(&format!("services/app{i}-ns/app{i}-internal"))
             );
         });

@@ -34,3 +34,4 @@ mod rollback;
 mod runs;
 mod scripts;
 mod traefik;
+mod zero_downtime;

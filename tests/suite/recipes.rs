@@ -4,7 +4,9 @@
 
 use crate::common::Sandbox;
 use crate::common::lab::LabFixture;
-use serde_json::Value;
+use crate::common::poller::Poller;
+use serde_json::{Value, json};
+use std::time::Duration;
 
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
 
@@ -19,6 +21,23 @@ fn svc(lab: &LabFixture, cluster: &str, ns: &str, name: &str) -> Value {
 
 fn record(lab: &LabFixture, name: &str, rtype: &str) -> Option<Vec<String>> {
     lab.lab.zone.get(name, rtype).map(|r| r.data)
+}
+
+fn slice(lab: &LabFixture, cluster: &str, ns: &str, name: &str) -> Value {
+    lab.object(
+        cluster,
+        &format!("endpointslices.discovery.k8s.io/{ns}/{name}"),
+    )
+    .unwrap_or(Value::Null)
+}
+
+/// The address of the ingress controller's pod in `cluster`.
+fn ingress_pod(lab: &LabFixture, cluster: &str) -> String {
+    lab.lab.cluster(cluster).unwrap().with_state(|s| {
+        s.scan("pods", Some("traefik"))
+            .find_map(|p| p["status"]["podIP"].as_str().map(str::to_owned))
+            .unwrap()
+    })
 }
 
 fn lb(lab: &LabFixture, cluster: &str) -> String {
@@ -73,6 +92,7 @@ fn migrate_app_leaves_exactly_the_expected_state_after_each_phase() {
         sb.ferry(all).code(code).run()
     };
     let (old_lb, new_lb) = (lb(&lab, "old"), lb(&lab, "new"));
+    let cluster_ip = svc(&lab, "old", "app1-ns", "app1")["spec"]["clusterIP"].clone();
     assert_eq!(
         lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
         "Hello, I'm app1 (cluster old)"
@@ -98,13 +118,31 @@ fn migrate_app_leaves_exactly_the_expected_state_after_each_phase() {
         ],
         3,
     );
+    // The Service kept its address and ports; only its endpoints moved.
     let app1 = svc(&lab, "old", "app1-ns", "app1");
+    assert_eq!(app1["spec"]["type"], "ClusterIP");
+    assert_eq!(app1["spec"]["clusterIP"], cluster_ip);
+    assert!(app1["spec"]["selector"].is_null(), "{app1}");
     assert_eq!(
-        (
-            app1["spec"]["type"].as_str(),
-            app1["spec"]["externalName"].as_str()
-        ),
-        (Some("ExternalName"), Some("old.mycompany.internal"))
+        app1["metadata"]["annotations"]["ferry.dev/selector"],
+        "app=app1"
+    );
+    let bridge = slice(&lab, "old", "app1-ns", "app1-ferry-bridge");
+    assert_eq!(
+        bridge["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"],
+        "ferry.dev"
+    );
+    assert_eq!(
+        bridge["metadata"]["annotations"]["ferry.dev/points-at"],
+        "old"
+    );
+    assert_eq!(
+        bridge["endpoints"][0]["addresses"],
+        json!([ingress_pod(&lab, "old")])
+    );
+    assert_eq!(
+        bridge["ports"],
+        json!([{ "name": "http", "port": 8000, "protocol": "TCP" }])
     );
     let internal = svc(&lab, "old", "app1-ns", "app1-internal");
     assert_eq!(internal["spec"]["type"], "ClusterIP");
@@ -112,6 +150,10 @@ fn migrate_app_leaves_exactly_the_expected_state_after_each_phase() {
     assert_eq!(
         lab.names("old", "ingressroutes.traefik.io", "app1-ns"),
         ["app1"]
+    );
+    assert_eq!(
+        lab.names("old", "middlewares.traefik.io", "app1-ns"),
+        ["app1-ferry-via"]
     );
     assert_eq!(record(&lab, "old", "A"), Some(vec![old_lb.clone()]));
     let owner = record(&lab, "_ferry-a.old", "TXT").expect("an ownership record");
@@ -123,7 +165,7 @@ fn migrate_app_leaves_exactly_the_expected_state_after_each_phase() {
     assert_eq!(
         lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
         "Hello, I'm app1 (cluster old)",
-        "through ExternalName, DNS and the old ingress"
+        "through the Service's ClusterIP, ferry's EndpointSlice and the old ingress"
     );
 
     // Phase 2: running in the new cluster, not yet used.
@@ -155,15 +197,40 @@ fn migrate_app_leaves_exactly_the_expected_state_after_each_phase() {
     // Phase 3: cut over; app2, still in the old cluster, now reaches the new one.
     run(&["approve", "m", "cutover"], 0);
     run(&["resume", "m"], 0);
+    let bridge = slice(&lab, "old", "app1-ns", "app1-ferry-bridge");
     assert_eq!(
-        svc(&lab, "old", "app1-ns", "app1")["spec"]["externalName"],
-        "new.mycompany.internal"
+        bridge["metadata"]["annotations"]["ferry.dev/points-at"],
+        "new"
+    );
+    assert_eq!(bridge["endpoints"][0]["addresses"], json!([new_lb]));
+    assert_eq!(bridge["ports"][0]["port"], 80);
+    assert_eq!(
+        svc(&lab, "old", "app1-ns", "app1")["spec"]["clusterIP"],
+        cluster_ip
     );
     assert_eq!(
         lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
         "Hello, I'm app1 (cluster new)"
     );
     assert_clean_guards(&sb, "m", 2);
+    let paths: Vec<(String, Value)> = guards(&sb, "m")
+        .into_iter()
+        .map(|(step, g)| (step, g["last_path"].clone()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            (
+                "app1: EndpointSlice -> old ingress".to_owned(),
+                json!("old")
+            ),
+            (
+                "app1: EndpointSlice -> new ingress".to_owned(),
+                json!("new")
+            )
+        ],
+        "each guard's last answers came through the path its flip opened"
+    );
 }
 
 #[test]
@@ -183,12 +250,12 @@ fn two_apps_runs_the_article_and_finalizes_both() {
     .stderr_has("ferry approve t app2-ready")
     .run();
     assert_eq!(
-        svc(&lab, "old", "app1-ns", "app1")["spec"]["externalName"],
-        "new.mycompany.internal"
+        slice(&lab, "old", "app1-ns", "app1-ferry-bridge")["metadata"]["annotations"]["ferry.dev/points-at"],
+        "new"
     );
     assert_eq!(
-        svc(&lab, "old", "app2-ns", "app2")["spec"]["type"],
-        "ClusterIP",
+        svc(&lab, "old", "app2-ns", "app2")["spec"]["selector"]["app"],
+        "app2",
         "app2 waits for its team"
     );
     assert_eq!(
@@ -217,23 +284,28 @@ fn two_apps_runs_the_article_and_finalizes_both() {
             ),
             (Some("ClusterIP"), Some(app))
         );
+        // Retired in old: scaled to zero, its route there gone, its Service
+        // still bridged to the new cluster for any caller left behind.
         let retired = svc(&lab, "old", ns, app);
-        assert_eq!(retired["spec"]["externalName"], "new.mycompany.internal");
         assert_eq!(
             retired["metadata"]["annotations"]["ferry.dev/finalized"],
             "true"
         );
-        for cluster in ["old", "new"] {
-            assert!(
-                svc(&lab, cluster, ns, &format!("{app}-internal")).is_null(),
-                "{cluster}: the bridge Service is gone"
-            );
-            assert!(
-                lab.names(cluster, "ingressroutes.traefik.io", ns)
-                    .is_empty(),
-                "{cluster}: the route is gone"
-            );
-        }
+        assert_eq!(
+            slice(&lab, "old", ns, &format!("{app}-ferry-bridge"))["metadata"]["annotations"]["ferry.dev/points-at"],
+            "new"
+        );
+        let deployment = lab
+            .object("old", &format!("deployments.apps/{ns}/{app}"))
+            .unwrap();
+        assert_eq!(deployment["spec"]["replicas"], 0);
+        assert_eq!(
+            deployment["metadata"]["annotations"]["ferry.dev/replicas"],
+            "1"
+        );
+        assert!(svc(&lab, "old", ns, &format!("{app}-internal")).is_null());
+        assert!(lab.names("old", "ingressroutes.traefik.io", ns).is_empty());
+        assert_eq!(lab.names("new", "ingressroutes.traefik.io", ns), [app]);
     }
     let left: Vec<String> = lab
         .records()
@@ -283,29 +355,24 @@ fn rollback_after_cutover_restores_the_lab_while_app2_keeps_answers() {
     );
 
     // app2 calls app1 continuously while the run is rolled back.
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let (answers, failures) = std::thread::scope(|scope| {
-        let watcher = scope.spawn(|| {
-            let (mut answers, mut failures) = (0, Vec::new());
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                let reply = lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns");
-                if reply.starts_with("Hello, I'm app1") {
-                    answers += 1
-                } else {
-                    failures.push(reply)
-                }
-            }
-            (answers, failures)
-        });
-        sb.ferry(["rollback", "r"]).run();
-        stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        watcher.join().unwrap()
-    });
+    let pod = lab.names("old", "pods", "app2-ns").remove(0);
+    let url = "http://app1.app1-ns";
+    let poller = Poller::start(
+        lab.lab.network.clone(),
+        "old",
+        "app2-ns",
+        &pod,
+        &[url],
+        Duration::from_millis(20),
+    );
+    sb.ferry(["rollback", "r"]).run();
+    let calls = poller.stop();
+    let failures: Vec<_> = calls.iter().filter(|c| !c.ok()).collect();
     assert!(
         failures.is_empty(),
         "app2 lost app1 during the rollback: {failures:?}"
     );
-    assert!(answers > 0);
+    assert!(!calls.is_empty());
 
     assert_eq!(sb.run_status("r"), "rolled-back");
     let app1 = svc(&lab, "old", "app1-ns", "app1");

@@ -10,6 +10,7 @@ pub mod backend;
 pub mod history;
 pub mod knot;
 pub mod lab;
+pub mod poller;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
