@@ -36,7 +36,17 @@ impl RunLock {
             .truncate(false)
             .open(path)
             .map_err(journal_err)?;
-        match file.try_lock() {
+        // `lock_state` probes a lock with a shared lock held for an instant;
+        // retrying briefly keeps that probe from passing for a live holder.
+        let mut result = file.try_lock();
+        for _ in 0..20 {
+            if !matches!(result, Err(TryLockError::WouldBlock)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            result = file.try_lock();
+        }
+        match result {
             Ok(()) => {
                 file.set_len(0).map_err(journal_err)?;
                 file.rewind().map_err(journal_err)?;
@@ -62,6 +72,98 @@ impl RunLock {
     }
 }
 
+/// Who holds (or last held) a run's lock, and whether that process still does.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LockState {
+    /// A live process holds the lock now.
+    pub held: bool,
+    /// The last holder, as it described itself when it took the lock.
+    pub holder: Option<Holder>,
+}
+
+/// A lock holder: the process, its host and when it took the lock.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Holder {
+    pub pid: Option<u32>,
+    pub host: Option<String>,
+    pub since: Option<String>,
+    /// The description as written (`pid 123 on host since 2026-11-21T06:00:00Z`).
+    pub description: String,
+}
+
+impl Holder {
+    /// Reads a [`holder_description`]; fields it cannot find stay `None`.
+    pub fn parse(description: &str) -> Holder {
+        let words: Vec<&str> = description.split_whitespace().collect();
+        let after = |key: &str| {
+            words
+                .iter()
+                .position(|w| *w == key)
+                .and_then(|i| words.get(i + 1))
+                .map(|w| (*w).to_owned())
+        };
+        Holder {
+            pid: after("pid").and_then(|p| p.parse().ok()),
+            host: after("on"),
+            since: after("since"),
+            description: description.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+/// The state of the file lock at `path` without taking it: a shared lock
+/// that succeeds means no process holds the exclusive one. Opens the file
+/// read-only, so it works on a state directory this user cannot write.
+pub(crate) fn file_state(path: &Path) -> Result<LockState> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(LockState {
+                held: false,
+                holder: None,
+            });
+        }
+        Err(source) => {
+            return Err(Error::Journal {
+                path: path.to_owned(),
+                source: super::JournalError::Io {
+                    action: "read the run's lock",
+                    source,
+                },
+            });
+        }
+    };
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    let held = match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(source)) => {
+            return Err(Error::Journal {
+                path: path.to_owned(),
+                source: super::JournalError::Io {
+                    action: "read the run's lock",
+                    source,
+                },
+            });
+        }
+    };
+    let text = text.trim();
+    Ok(LockState {
+        held,
+        holder: (!text.is_empty()).then(|| Holder::parse(text)),
+    })
+}
+
 /// `pid 123 on host since 2026-11-21T06:00:00Z`
 pub fn holder_description() -> String {
     format!(
@@ -70,6 +172,14 @@ pub fn holder_description() -> String {
         hostname(),
         super::format_ms(super::now_ms())
     )
+}
+
+/// `user@host`, for who approved a gate or aborted a run.
+pub fn user_at_host() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{}", hostname())
 }
 
 pub fn hostname() -> String {
