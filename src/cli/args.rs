@@ -12,7 +12,7 @@ use std::path::PathBuf;
     long_about = "ferry runs migration scripts (Rhai) with a durable step journal: a run that halts \
                   (failure, approval gate, Ctrl-C, kill -9) resumes later, by anyone, from where it stopped.",
     after_help = "Exit codes: 0 succeeded, 1 a step failed, 2 usage or script error, 3 paused at a gate, \
-                  4 refused (lock held, changed script, identity mismatch), 130 interrupted."
+                  4 refused (lock held, run ended, changed script, identity mismatch), 130 interrupted."
 )]
 pub struct Cli {
     #[command(flatten)]

@@ -63,6 +63,9 @@ impl Snapshot {
 
     /// The gate the run waits at, if any.
     pub fn waiting_gate(&self) -> Option<&Gate> {
+        if crate::runner::finished(self.run.status) {
+            return None;
+        }
         self.gates.iter().find(|g| {
             g.approved_at.is_none()
                 && self
@@ -329,6 +332,14 @@ pub fn render_status(snap: &Snapshot) -> String {
                     format_ms(*at)
                 );
             }
+            (None, _) if crate::runner::finished(run.status) => {
+                let _ = writeln!(
+                    text,
+                    "  gate:     {} never approved (the run is {})",
+                    line(&gate.name),
+                    run.status
+                );
+            }
             (None, _) => {
                 let _ = writeln!(
                     text,
@@ -400,6 +411,12 @@ fn describe_brief(step: &Step, snap: &Snapshot) -> String {
             "running since {}",
             step.started_at.map(format_ms).unwrap_or_default()
         ),
+        StepStatus::Waiting if crate::runner::finished(snap.run.status) => {
+            format!(
+                "was waiting for approval when the run was {}",
+                snap.run.status
+            )
+        }
         StepStatus::Waiting => "waiting for approval".into(),
         other => format!(
             "{other} at {}",

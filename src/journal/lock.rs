@@ -117,9 +117,10 @@ impl std::fmt::Display for Holder {
     }
 }
 
-/// The state of the file lock at `path` without taking it: a shared lock
-/// that succeeds means no process holds the exclusive one. Opens the file
-/// read-only, so it works on a state directory this user cannot write.
+/// The state of the file lock at `path` without taking it: from the
+/// kernel's lock table where there is one, else by a shared lock held for an
+/// instant (it succeeds only if no process holds the exclusive one). Opens
+/// the file read-only, so it works on a state directory this user cannot write.
 pub(crate) fn file_state(path: &Path) -> Result<LockState> {
     let mut file = match std::fs::File::open(path) {
         Ok(file) => file,
@@ -141,6 +142,10 @@ pub(crate) fn file_state(path: &Path) -> Result<LockState> {
     };
     let mut text = String::new();
     let _ = file.read_to_string(&mut text);
+    let holder = (!text.trim().is_empty()).then(|| Holder::parse(text.trim()));
+    if let Some(held) = held_per_proc_locks(&file, holder.as_ref().and_then(|h| h.pid)) {
+        return Ok(LockState { held, holder });
+    }
     let held = match file.try_lock_shared() {
         Ok(()) => {
             let _ = file.unlock();
@@ -157,11 +162,26 @@ pub(crate) fn file_state(path: &Path) -> Result<LockState> {
             });
         }
     };
-    let text = text.trim();
-    Ok(LockState {
-        held,
-        holder: (!text.is_empty()).then(|| Holder::parse(text)),
-    })
+    Ok(LockState { held, holder })
+}
+
+/// Whether the kernel's lock table (Linux `/proc/locks`) lists an exclusive
+/// flock on this file, by the holder's pid when known; `None` where there
+/// is no such table. Unlike a probe, reading it never contends with a
+/// driver taking the lock at that instant.
+fn held_per_proc_locks(file: &std::fs::File, pid: Option<u32>) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let table = std::fs::read_to_string("/proc/locks").ok()?;
+    let inode = file.metadata().ok()?.ino();
+    // `1: FLOCK  ADVISORY  WRITE 4944 fe:00:10010643 0 EOF`; waiters read `1: -> FLOCK ...`.
+    Some(table.lines().any(|entry| {
+        let fields: Vec<&str> = entry.split_whitespace().collect();
+        fields.len() >= 6
+            && fields[1] == "FLOCK"
+            && fields[3] == "WRITE"
+            && fields[5].rsplit(':').next().and_then(|i| i.parse().ok()) == Some(inode)
+            && pid.is_none_or(|pid| fields[4].parse() == Ok(pid))
+    }))
 }
 
 /// `pid 123 on host since 2026-11-21T06:00:00Z`

@@ -264,12 +264,11 @@ impl SqliteStore {
 /// Tables of a database that ferry never migrated (`user_version` 0): a
 /// fresh file has none; anything else is someone else's database.
 fn foreign_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version != 0 {
-        return Ok(Vec::new());
-    }
+    // One statement, so the version and the tables come from one snapshot
+    // even while another process migrates a fresh file.
     let mut stmt = conn.prepare(
-        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' \
+         AND (SELECT user_version FROM pragma_user_version) = 0 ORDER BY name",
     )?;
     stmt.query_map([], |r| r.get(0))?.collect()
 }
