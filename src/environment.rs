@@ -79,6 +79,12 @@ impl Environment {
         }
         let file: File = toml::from_str(&text)
             .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))?;
+        for (name, target) in &file.clusters {
+            if let Some(qps) = target.qps {
+                crate::settings::check_qps(qps)
+                    .map_err(|e| format!("{}: [clusters.{name}]: {e}", path.display()))?;
+            }
+        }
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let anchor = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         let mut dns = BTreeMap::new();

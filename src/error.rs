@@ -45,6 +45,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error(
+        "cannot use {} as a script: it is not a regular file (a pipe, a device such as \
+         /dev/stdin, or a folder); ferry records the script's path so a resume can read it \
+         again, so save the script to a file",
+        path.display()
+    )]
+    ScriptNotAFile { path: PathBuf },
+
     /// A file or folder ferry needed could not be read, written or removed.
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
@@ -58,6 +66,20 @@ pub enum Error {
 
     #[error("run `{run}` is held by {holder}; wait for it to finish or stop that process")]
     Locked { run: String, holder: String },
+
+    /// A command that must not act on a run a live process drives.
+    #[error("cannot {action} run `{run}`: {holder} drives it; {hint}")]
+    Held {
+        action: &'static str,
+        run: String,
+        holder: String,
+        hint: String,
+    },
+
+    /// Whoever read stdout went away (`ferry log RUN | head -1`): stop
+    /// quietly, as cat, cargo and ripgrep do.
+    #[error("stdout closed")]
+    OutputClosed,
 
     #[error(
         "script changed since run `{run}` recorded step `{step}` ({detail}); \
@@ -110,6 +132,13 @@ pub enum Error {
         hint: String,
     },
 
+    #[error("run `{run}` has no record `{step}`{}", if near.is_empty() { String::new() } else { format!("; did you mean {}?", near.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")) })]
+    UnknownStep {
+        run: String,
+        step: String,
+        near: Vec<String>,
+    },
+
     #[error("run `{run}` has no gate `{gate}`{}", if waiting.is_empty() { String::new() } else { format!(" (waiting: {})", waiting.join(", ")) })]
     UnknownGate {
         run: String,
@@ -135,7 +164,10 @@ impl Error {
             | Error::SourcesChanged { .. }
             | Error::RollbackUnderway { .. }
             | Error::RollbackIncomplete { .. }
-            | Error::IdentityMismatch { .. } => exit::REFUSED,
+            | Error::IdentityMismatch { .. }
+            | Error::Held { .. }
+            | Error::NotResumable { .. } => exit::REFUSED,
+            Error::OutputClosed => exit::SUCCEEDED,
             Error::GateWaiting { .. } => exit::PAUSED,
             _ => exit::USAGE,
         }
@@ -170,6 +202,17 @@ pub enum JournalError {
     },
     #[error("written by a newer ferry (schema {found}, this ferry knows {known})")]
     NewerSchema { found: i64, known: i64 },
+    #[error(
+        "written by an older ferry (schema {found}, this ferry knows {known}) and not writable here; \
+         open it once where it is writable to upgrade it"
+    )]
+    OlderSchemaReadOnly { found: i64, known: i64 },
+    /// A database that is not a ferry journal: refused untouched.
+    #[error(
+        "not a ferry journal: the database holds other tables ({}); move it aside or pass --state DIR",
+        tables.join(", ")
+    )]
+    Foreign { tables: Vec<String> },
     #[error("cannot switch to WAL mode (got {mode})")]
     NoWal { mode: String },
     /// A record could not be written while a run was under way.

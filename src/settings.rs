@@ -32,6 +32,21 @@ impl Default for Settings {
     }
 }
 
+/// The least rate limit ferry accepts: one request every 1000 s.
+pub const MIN_QPS: f64 = 0.001;
+
+/// A rate limit (`--qps`, a profile's `qps`): 0 means no limit; anything
+/// else is at least [`MIN_QPS`] and finite.
+pub fn check_qps(qps: f64) -> Result<(), String> {
+    if qps == 0.0 || (qps.is_finite() && qps >= MIN_QPS) {
+        Ok(())
+    } else {
+        Err(format!(
+            "qps {qps} is out of range: give 0 (no limit) or a number of requests per second from {MIN_QPS}"
+        ))
+    }
+}
+
 impl Settings {
     /// How to open the cluster a script names (`None`: the current
     /// context): the environment profile maps the name to a real context,

@@ -12,7 +12,7 @@ use std::path::PathBuf;
     long_about = "ferry runs migration scripts (Rhai) with a durable step journal: a run that halts \
                   (failure, approval gate, Ctrl-C, kill -9) resumes later, by anyone, from where it stopped.",
     after_help = "Exit codes: 0 succeeded, 1 a step failed, 2 usage or script error, 3 paused at a gate, \
-                  4 refused (lock held, changed script, identity mismatch), 130 interrupted."
+                  4 refused (lock held, run ended, changed script, identity mismatch), 130 interrupted."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -40,7 +40,7 @@ pub struct GlobalArgs {
     pub kubeconfig: Option<PathBuf>,
     /// API requests per second per cluster (client-side rate limit)
     /// [default: 50, or the cluster's `qps` in the environment profile]
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", value_parser = parse_qps)]
     pub qps: Option<f64>,
     /// Burst above --qps
     /// [default: 100, or the cluster's `burst` in the environment profile]
@@ -92,12 +92,74 @@ pub enum Command {
         #[arg(long)]
         allow_changed: bool,
     },
-    /// Show a run (the most recent one without RUN)
-    Status { run: Option<String> },
+    /// Show a run (the most recent one without RUN): its state, step, lock holder and gate
+    Status {
+        run: Option<String>,
+        /// Refresh whenever the journal changes, until the run stops (Ctrl-C to leave)
+        #[arg(long, short)]
+        watch: bool,
+        #[command(flatten)]
+        output: OutputArg,
+    },
     /// List runs, newest first
-    Runs,
-    /// Show every journal record of a run
-    Log { run: String },
+    Runs {
+        /// Only runs in this state (repeatable): running, paused, failed, interrupted, succeeded,
+        /// rolling-back, rolled-back, rollback-failed, aborted
+        #[arg(long = "status", value_name = "STATUS", value_parser = parse_status)]
+        statuses: Vec<crate::journal::RunStatus>,
+        /// Only runs of a script whose path contains TEXT
+        #[arg(long, value_name = "TEXT")]
+        script: Option<String>,
+        /// Only runs started within DURATION (`2h`, `3days`) or since a time (`2026-11-21T06:00:00Z`)
+        #[arg(long, value_name = "DURATION|TIME", value_parser = parse_since)]
+        since: Option<i64>,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Show every journal record of a run, values in full
+    Log {
+        run: String,
+        /// Keep printing records as they change until the run stops
+        #[arg(long, short)]
+        follow: bool,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Everything recorded about a run, or about one of its steps: value, error, attempts,
+    /// timings and guard statistics, untruncated
+    Describe {
+        run: String,
+        /// A step, gate or timer name [default: every record]
+        step: Option<String>,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// End a paused, failed or interrupted run as aborted; its journal stays
+    Abort {
+        run: String,
+        /// Abort even if a live process on this host drives it (it is stopped with SIGTERM first)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete a finished or aborted run and its journal records
+    Delete {
+        run: String,
+        /// Delete a run that is not finished (paused, failed, interrupted, ...) too
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete finished and aborted runs not updated within DURATION
+    Prune {
+        /// Age of the last update (`30d`, `12h`)
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        older_than: std::time::Duration,
+        /// Prune runs in any state except one a live process drives
+        #[arg(long)]
+        any_status: bool,
+        /// List what would be deleted, delete nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Compile scripts, resolve imports and report unknown functions and duplicate step names, without running
     Check {
         #[arg(required = true)]
@@ -134,6 +196,86 @@ pub enum LabCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Whether a lab runs, its addresses, kubeconfig and apps
+    Status {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Run kubectl with the lab's kubeconfig: `ferry lab kubectl -- --context old get all -A`
+    Kubectl {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Arguments for kubectl
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
+}
+
+/// `-o text|json|yaml` of the commands that print data.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct OutputArg {
+    /// Output format [default: text; json with --json]
+    #[arg(long, short, value_name = "FORMAT", value_enum)]
+    pub output: Option<Format>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Yaml,
+}
+
+impl OutputArg {
+    /// `-o` wins; `--json` means JSON.
+    pub fn format(self, json: bool) -> Format {
+        self.output
+            .unwrap_or(if json { Format::Json } else { Format::Text })
+    }
+}
+
+/// Requests per second: 0 means no limit; otherwise at least one request
+/// every 1000 s, so the interval between requests is a real duration.
+pub fn parse_qps(text: &str) -> Result<f64, String> {
+    let qps: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    crate::settings::check_qps(qps).map(|()| qps)
+}
+
+fn parse_status(text: &str) -> Result<crate::journal::RunStatus, String> {
+    crate::journal::RunStatus::parse(text).ok_or_else(|| {
+        format!(
+            "`{text}` is not a run state (running, paused, failed, interrupted, succeeded, \
+             rolling-back, rolled-back, rollback-failed, aborted)"
+        )
+    })
+}
+
+/// `30d`, `12h`, `90min`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration like 30d, 12h or 90min ({e})"))
+}
+
+/// A duration back from now, or a time: milliseconds since the epoch.
+fn parse_since(text: &str) -> Result<i64, String> {
+    if let Ok(time) = humantime::parse_rfc3339_weak(text) {
+        return Ok(time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0));
+    }
+    let ago = parse_duration(text).map_err(|_| {
+        format!("`{text}` is neither a duration (2h, 3days) nor a time (2026-11-21T06:00:00Z)")
+    })?;
+    Ok(crate::journal::now_ms().saturating_sub(ago.as_millis().min(i64::MAX as u128) as i64))
 }
 
 /// `KEY=VALUE`, with a key a script can write as `params.KEY`.

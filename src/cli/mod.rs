@@ -1,18 +1,22 @@
 //! The `ferry` command line: parse flags, open the journal, dispatch.
 
 mod args;
+mod describe;
+mod follow;
 mod inspect;
 #[cfg(feature = "lab")]
 mod lab;
+mod lifecycle;
+mod output;
 mod reference;
 
 #[cfg(feature = "lab")]
 pub use args::LabCommand;
 pub use args::{Cli, Command, GlobalArgs};
 
-use crate::error::{Result, exit};
+use crate::error::{Error, Result, exit};
 use crate::events::{EventSink, JsonSink, NullSink, PlainSink, ProgressSink};
-use crate::journal::SqliteStore;
+use crate::journal::{SqliteStore, Store};
 use crate::runner::{EnvironmentChoice, Outcome, Runner, StartRequest};
 use crate::settings::Settings;
 use clap::{CommandFactory, Parser};
@@ -35,6 +39,7 @@ pub fn run() -> i32 {
     };
     match dispatch(cli) {
         Ok(code) => code,
+        Err(Error::OutputClosed) => exit::SUCCEEDED,
         Err(e) => {
             eprintln!("error: {}", e.to_string().trim_start_matches("error: "));
             e.exit_code()
@@ -86,20 +91,111 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(report(&run, outcome))
         }
         Command::Approve { run, gate } => {
-            let approved = runner(global)?.approve(&run, &gate)?;
+            let approval = runner(global)?.approve(&run, &gate)?;
             if !global.quiet {
-                println!(
-                    "approved gate `{gate}` of run {run} ({}); continue with: ferry resume {run}",
-                    approved.approved_by.unwrap_or_default()
-                );
+                let by = approval.gate.approved_by.clone().unwrap_or_default();
+                let what = if approval.already {
+                    format!(
+                        "gate `{}` of run {run} was already approved ({by}, {})",
+                        output::line(&gate),
+                        approval
+                            .gate
+                            .approved_at
+                            .map(crate::journal::format_ms)
+                            .unwrap_or_default()
+                    )
+                } else {
+                    format!(
+                        "approved gate `{}` of run {run} ({by})",
+                        output::line(&gate)
+                    )
+                };
+                let next = if crate::runner::finished(approval.status) {
+                    format!("; the run is {}: nothing to resume", approval.status)
+                } else {
+                    format!("; continue with: ferry resume {run}")
+                };
+                output::emit(&format!("{what}{next}\n"))?;
             }
             Ok(exit::SUCCEEDED)
         }
-        Command::Status { run } => {
-            inspect::status(&open_store(global)?, run.as_deref(), global.json)
+        Command::Status { run, watch, output } => {
+            let store = open_for_reading(global)?;
+            let format = output.format(global.json);
+            let id = match run {
+                Some(id) => id,
+                None => match inspect::newest(&store)? {
+                    Some(id) => id,
+                    None => {
+                        output::emit(&format!("no runs in {}\n", store.location().display()))?;
+                        return Ok(exit::SUCCEEDED);
+                    }
+                },
+            };
+            if watch {
+                follow::watch(&store, &id, format)
+            } else {
+                inspect::status(&store, &id, format)
+            }
         }
-        Command::Runs => inspect::runs(&open_store(global)?, global.json),
-        Command::Log { run } => inspect::log(&open_store(global)?, &run, global.json),
+        Command::Runs {
+            statuses,
+            script,
+            since,
+            output,
+        } => {
+            let filter = inspect::RunFilter {
+                statuses,
+                script,
+                since,
+            };
+            inspect::runs(
+                &open_for_reading(global)?,
+                &filter,
+                output.format(global.json),
+            )
+        }
+        Command::Log {
+            run,
+            follow,
+            output,
+        } => {
+            let store = open_for_reading(global)?;
+            // `--json` keeps its JSON lines (one record per line); `-o json` is one document.
+            let json_lines = global.json && output.output.is_none();
+            if follow {
+                follow::follow_log(
+                    &store,
+                    &run,
+                    json_lines || output.output == Some(args::Format::Json),
+                )
+            } else {
+                inspect::log(&store, &run, output.format(global.json), json_lines)
+            }
+        }
+        Command::Describe { run, step, output } => describe::describe(
+            &open_for_reading(global)?,
+            &run,
+            step.as_deref(),
+            output.format(global.json),
+        ),
+        Command::Abort { run, force } => {
+            lifecycle::abort(&open_store(global)?, &run, force, global.quiet)
+        }
+        Command::Delete { run, force } => {
+            lifecycle::delete(&open_store(global)?, &run, force, global.quiet)
+        }
+        Command::Prune {
+            older_than,
+            any_status,
+            dry_run,
+        } => lifecycle::prune(
+            &open_store(global)?,
+            older_than,
+            any_status,
+            dry_run,
+            global.quiet,
+        ),
         Command::Check { scripts } => reference::check(&scripts, &global.libs, global.quiet),
         Command::Docs => reference::docs(global.json),
         #[cfg(feature = "lab")]
@@ -120,6 +216,11 @@ fn state_dir(global: &GlobalArgs) -> PathBuf {
 
 fn open_store(global: &GlobalArgs) -> Result<SqliteStore> {
     SqliteStore::open(&state_dir(global))
+}
+
+/// For commands that only read: a state this user cannot write is read read-only.
+fn open_for_reading(global: &GlobalArgs) -> Result<SqliteStore> {
+    SqliteStore::open_for_reading(&state_dir(global))
 }
 
 fn runner(global: &GlobalArgs) -> Result<Runner> {
@@ -150,21 +251,26 @@ fn sink(global: &GlobalArgs) -> Arc<dyn EventSink> {
 
 /// Tells the user how the run ended and what to do next; returns the exit code.
 fn report(id: &str, outcome: Outcome) -> i32 {
+    use output::line;
     match &outcome {
         Outcome::Succeeded | Outcome::RolledBack => {}
         Outcome::StepFailed { step, rendered } => {
             eprintln!(
-                "{rendered}\nstep `{step}` failed; fix the cause and continue with: ferry resume {id}"
+                "{rendered}\nstep `{}` failed; fix the cause and continue with: ferry resume {id}",
+                line(step)
             );
         }
         Outcome::UndoFailed { step, error } => {
             eprintln!(
-                "error: undo of `{step}` failed: {error}\nfix the cause and continue with: ferry rollback {id}"
+                "error: undo of `{}` failed: {error}\nfix the cause and continue with: ferry rollback {id}",
+                line(step)
             );
         }
         Outcome::Paused { gate, message } => {
             eprintln!(
-                "run {id} paused at gate `{gate}`: {message}\n  approve: ferry approve {id} {gate}\n  then:    ferry resume {id}"
+                "run {id} paused at gate `{0}`: {1}\n  approve: ferry approve {id} {0}\n  then:    ferry resume {id}",
+                line(gate),
+                line(message)
             );
         }
         Outcome::Interrupted => eprintln!("run {id} interrupted; continue with: ferry resume {id}"),

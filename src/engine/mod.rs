@@ -53,6 +53,14 @@ impl Script {
             path: path.to_owned(),
             source,
         };
+        // A run records the script's path for resume to read it again, so
+        // a pipe or device (`/dev/stdin`) is refused before it is consumed.
+        let meta = std::fs::metadata(path).map_err(read_err)?;
+        if !meta.is_file() {
+            return Err(Error::ScriptNotAFile {
+                path: path.to_owned(),
+            });
+        }
         let text = std::fs::read_to_string(path).map_err(read_err)?;
         let abs = path.canonicalize().map_err(read_err)?;
         let label = abs

@@ -36,7 +36,17 @@ impl RunLock {
             .truncate(false)
             .open(path)
             .map_err(journal_err)?;
-        match file.try_lock() {
+        // `lock_state` probes a lock with a shared lock held for an instant;
+        // retrying briefly keeps that probe from passing for a live holder.
+        let mut result = file.try_lock();
+        for _ in 0..20 {
+            if !matches!(result, Err(TryLockError::WouldBlock)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            result = file.try_lock();
+        }
+        match result {
             Ok(()) => {
                 file.set_len(0).map_err(journal_err)?;
                 file.rewind().map_err(journal_err)?;
@@ -62,6 +72,118 @@ impl RunLock {
     }
 }
 
+/// Who holds (or last held) a run's lock, and whether that process still does.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LockState {
+    /// A live process holds the lock now.
+    pub held: bool,
+    /// The last holder, as it described itself when it took the lock.
+    pub holder: Option<Holder>,
+}
+
+/// A lock holder: the process, its host and when it took the lock.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Holder {
+    pub pid: Option<u32>,
+    pub host: Option<String>,
+    pub since: Option<String>,
+    /// The description as written (`pid 123 on host since 2026-11-21T06:00:00Z`).
+    pub description: String,
+}
+
+impl Holder {
+    /// Reads a [`holder_description`]; fields it cannot find stay `None`.
+    pub fn parse(description: &str) -> Holder {
+        let words: Vec<&str> = description.split_whitespace().collect();
+        let after = |key: &str| {
+            words
+                .iter()
+                .position(|w| *w == key)
+                .and_then(|i| words.get(i + 1))
+                .map(|w| (*w).to_owned())
+        };
+        Holder {
+            pid: after("pid").and_then(|p| p.parse().ok()),
+            host: after("on"),
+            since: after("since"),
+            description: description.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+/// The state of the file lock at `path` without taking it: from the
+/// kernel's lock table where there is one, else by a shared lock held for an
+/// instant (it succeeds only if no process holds the exclusive one). Opens
+/// the file read-only, so it works on a state directory this user cannot write.
+pub(crate) fn file_state(path: &Path) -> Result<LockState> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(LockState {
+                held: false,
+                holder: None,
+            });
+        }
+        Err(source) => {
+            return Err(Error::Journal {
+                path: path.to_owned(),
+                source: super::JournalError::Io {
+                    action: "read the run's lock",
+                    source,
+                },
+            });
+        }
+    };
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    let holder = (!text.trim().is_empty()).then(|| Holder::parse(text.trim()));
+    if let Some(held) = held_per_proc_locks(&file, holder.as_ref().and_then(|h| h.pid)) {
+        return Ok(LockState { held, holder });
+    }
+    let held = match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            false
+        }
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(source)) => {
+            return Err(Error::Journal {
+                path: path.to_owned(),
+                source: super::JournalError::Io {
+                    action: "read the run's lock",
+                    source,
+                },
+            });
+        }
+    };
+    Ok(LockState { held, holder })
+}
+
+/// Whether the kernel's lock table (Linux `/proc/locks`) lists an exclusive
+/// flock on this file, by the holder's pid when known; `None` where there
+/// is no such table. Unlike a probe, reading it never contends with a
+/// driver taking the lock at that instant.
+fn held_per_proc_locks(file: &std::fs::File, pid: Option<u32>) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let table = std::fs::read_to_string("/proc/locks").ok()?;
+    let inode = file.metadata().ok()?.ino();
+    // `1: FLOCK  ADVISORY  WRITE 4944 fe:00:10010643 0 EOF`; waiters read `1: -> FLOCK ...`.
+    Some(table.lines().any(|entry| {
+        let fields: Vec<&str> = entry.split_whitespace().collect();
+        fields.len() >= 6
+            && fields[1] == "FLOCK"
+            && fields[3] == "WRITE"
+            && fields[5].rsplit(':').next().and_then(|i| i.parse().ok()) == Some(inode)
+            && pid.is_none_or(|pid| fields[4].parse() == Ok(pid))
+    }))
+}
+
 /// `pid 123 on host since 2026-11-21T06:00:00Z`
 pub fn holder_description() -> String {
     format!(
@@ -70,6 +192,14 @@ pub fn holder_description() -> String {
         hostname(),
         super::format_ms(super::now_ms())
     )
+}
+
+/// `user@host`, for who approved a gate or aborted a run.
+pub fn user_at_host() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{}", hostname())
 }
 
 pub fn hostname() -> String {

@@ -1,15 +1,16 @@
 //! An in-memory [`Store`]: for `ferry check`, `ferry docs` and tests.
 
-use super::{Gate, Run, RunLock, Step, Store};
+use super::{Gate, Holder, LockState, Run, RunLock, Step, Store};
 use crate::error::{Error, Result};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
-    locks: Arc<Mutex<HashSet<String>>>,
+    /// Held locks by run, with their holder's description.
+    locks: Arc<Mutex<HashMap<String, String>>>,
     location: PathBuf,
 }
 
@@ -37,7 +38,7 @@ impl MemoryStore {
 }
 
 struct MemoryLock {
-    locks: Arc<Mutex<HashSet<String>>>,
+    locks: Arc<Mutex<HashMap<String, String>>>,
     run: String,
 }
 
@@ -150,15 +151,31 @@ impl Store for MemoryStore {
 
     fn lock(&self, run: &str) -> Result<RunLock> {
         let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        if !locks.insert(run.to_owned()) {
+        if locks.contains_key(run) {
             return Err(Error::Locked {
                 run: run.to_owned(),
                 holder: "this process".into(),
             });
         }
+        locks.insert(run.to_owned(), super::lock::holder_description());
         Ok(RunLock::new(MemoryLock {
             locks: self.locks.clone(),
             run: run.to_owned(),
         }))
+    }
+
+    fn lock_state(&self, run: &str) -> Result<LockState> {
+        let locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(LockState {
+            held: locks.contains_key(run),
+            holder: locks.get(run).map(|d| Holder::parse(d)),
+        })
+    }
+
+    fn delete_run(&self, id: &str) -> Result<bool> {
+        let mut state = self.state();
+        state.steps.remove(id);
+        state.gates.remove(id);
+        Ok(state.runs.remove(id).is_some())
     }
 }

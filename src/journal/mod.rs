@@ -9,7 +9,7 @@ mod memory;
 mod sqlite;
 
 pub use crate::error::JournalError;
-pub use lock::RunLock;
+pub use lock::{Holder, LockState, RunLock};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
@@ -237,4 +237,10 @@ pub trait Store: Send + Sync {
     /// Takes the run's lock: only one process drives a run at a time. A lock
     /// whose holder died is free again.
     fn lock(&self, run: &str) -> Result<RunLock>;
+    /// Whether a live process holds the run's lock, and who last took it,
+    /// without taking it (`status` tells a running run from a dead driver).
+    fn lock_state(&self, run: &str) -> Result<LockState>;
+    /// Removes a run with its records and gates; `false` if there was none.
+    /// The caller decides whether the run may go (`ferry delete`, `prune`).
+    fn delete_run(&self, id: &str) -> Result<bool>;
 }

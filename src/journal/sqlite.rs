@@ -7,10 +7,11 @@
 //! earlier record. That keeps one fsync per step.
 
 use super::{
-    Gate, JournalError, Run, RunLock, RunStatus, Step, StepKind, StepStatus, Store, UndoStatus,
+    Gate, JournalError, LockState, Run, RunLock, RunStatus, Step, StepKind, StepStatus, Store,
+    UndoStatus,
 };
 use crate::error::{Error, Result};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -131,11 +132,74 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Opens the store for reading (`status`, `runs`, `log`, `describe`):
+    /// as [`SqliteStore::open`] does, or read-only when this user cannot
+    /// write the state, so a teammate's read-only copy can still be read.
+    pub fn open_for_reading(dir: &Path) -> Result<Self> {
+        match Self::open(dir) {
+            Err(e) if cannot_write(&e) && dir.join("state.db").is_file() => {
+                Self::open_read_only(dir).map_err(|_| e)
+            }
+            other => other,
+        }
+    }
+
+    /// Opens an existing journal without writing anything, not even WAL's
+    /// shared-memory file: when SQLite cannot create it (a read-only folder
+    /// with no writer, since a writer would have created it), the file is
+    /// read as immutable.
+    pub fn open_read_only(dir: &Path) -> Result<Self> {
+        let db = dir.join("state.db");
+        let fail = |e: rusqlite::Error| Error::Journal {
+            path: db.clone(),
+            source: database(&e),
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        let version =
+            |c: &Connection| c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0));
+        let conn = match Connection::open_with_flags(&db, flags) {
+            Ok(conn) if version(&conn).is_ok() => conn,
+            _ => {
+                let uri = format!("file:{}?immutable=1", uri_path(&db));
+                Connection::open_with_flags(uri, flags).map_err(fail)?
+            }
+        };
+        let found = version(&conn).map_err(fail)?;
+        let known = MIGRATIONS.len() as i64;
+        if found != known {
+            return Err(Error::Journal {
+                path: db,
+                source: if found > known {
+                    JournalError::NewerSchema { found, known }
+                } else {
+                    JournalError::OlderSchemaReadOnly { found, known }
+                },
+            });
+        }
+        Ok(SqliteStore {
+            dir: dir.to_owned(),
+            db,
+            conn: Mutex::new(Conn {
+                conn,
+                sync_full: true,
+            }),
+        })
+    }
+
     fn init(&self) -> Result<()> {
         let mut guard = self.lock_conn();
         let conn = &mut guard.conn;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| self.fail(e))?;
+        // Before anything is written (WAL mode included): a database that is
+        // not ferry's is refused untouched.
+        let foreign = retry_busy(|| foreign_tables(conn)).map_err(|e| self.fail(e))?;
+        if !foreign.is_empty() {
+            return Err(Error::Journal {
+                path: self.db.clone(),
+                source: JournalError::Foreign { tables: foreign },
+            });
+        }
         // Switching a fresh file to WAL takes an exclusive lock and does not
         // wait on the busy handler, so a second process opening the same new
         // state directory retries it.
@@ -195,6 +259,53 @@ impl SqliteStore {
         let guard = self.lock_conn();
         f(&guard.conn).map_err(|e| self.fail(e))
     }
+}
+
+/// Tables of a database that ferry never migrated (`user_version` 0): a
+/// fresh file has none; anything else is someone else's database.
+fn foreign_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    // One statement, so the version and the tables come from one snapshot
+    // even while another process migrates a fresh file.
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' \
+         AND (SELECT user_version FROM pragma_user_version) = 0 ORDER BY name",
+    )?;
+    stmt.query_map([], |r| r.get(0))?.collect()
+}
+
+/// Whether opening the state failed because this user may not write it.
+fn cannot_write(e: &Error) -> bool {
+    match e {
+        Error::Journal {
+            source: JournalError::Io { source, .. },
+            ..
+        } => matches!(
+            source.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        ),
+        Error::Journal {
+            source: JournalError::Database {
+                code: Some(code), ..
+            },
+            ..
+        } => matches!(
+            code.as_str(),
+            "ReadOnly" | "CannotOpen" | "PermissionDenied"
+        ),
+        _ => false,
+    }
+}
+
+/// A path as the path part of an SQLite `file:` URI.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// SQLite's error as a journal error: its code and its words.
@@ -539,5 +650,28 @@ impl Store for SqliteStore {
             },
         })?;
         RunLock::file(&dir.join(format!("{run}.lock")), run)
+    }
+
+    fn lock_state(&self, run: &str) -> Result<LockState> {
+        super::lock::file_state(&self.dir.join("locks").join(format!("{run}.lock")))
+    }
+
+    fn delete_run(&self, id: &str) -> Result<bool> {
+        let deleted = {
+            let mut guard = self.lock_conn();
+            let tx = guard.conn.transaction().map_err(|e| self.fail(e))?;
+            tx.execute("DELETE FROM steps WHERE run_id = ?1", [id])
+                .map_err(|e| self.fail(e))?;
+            tx.execute("DELETE FROM gates WHERE run_id = ?1", [id])
+                .map_err(|e| self.fail(e))?;
+            let deleted = tx
+                .execute("DELETE FROM runs WHERE id = ?1", [id])
+                .map_err(|e| self.fail(e))?;
+            tx.commit().map_err(|e| self.fail(e))?;
+            deleted > 0
+        };
+        // The lock file goes with the run (its last holder is all it says).
+        let _ = std::fs::remove_file(self.dir.join("locks").join(format!("{id}.lock")));
+        Ok(deleted)
     }
 }

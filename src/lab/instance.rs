@@ -92,7 +92,10 @@ fn random_hex(bytes: usize) -> String {
 impl Lab {
     /// Starts the lab (on the current tokio runtime), seeding it the first time.
     pub async fn start(options: LabOptions) -> std::io::Result<Lab> {
-        let dir = options.dir.clone();
+        // Absolute, because every path the lab hands out (its kubeconfig and
+        // TSIG key in the profile it writes) is read from other folders: a
+        // relative `ferry.toml` entry resolves against the file's own folder.
+        let dir = std::path::absolute(&options.dir)?;
         std::fs::create_dir_all(&dir)?;
         let fresh = !dir.join("clusters").exists();
         let token = read_or_create(&dir.join("token"), || random_hex(24))?;

@@ -82,6 +82,15 @@ impl ChangeLog {
     }
 }
 
+/// Reads `dir/<name>.json` + `dir/<name>.log` as they stand, writing
+/// nothing: safe while a lab serves them (`ferry lab status`).
+pub fn read(dir: &Path, name: &str) -> std::io::Result<Table> {
+    load(
+        &dir.join(format!("{name}.json")),
+        &dir.join(format!("{name}.log")),
+    )
+}
+
 fn load(snapshot: &Path, log: &Path) -> std::io::Result<Table> {
     let mut table: Table = match std::fs::read(snapshot) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,

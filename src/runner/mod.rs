@@ -7,10 +7,12 @@ mod changes;
 mod engine_thread;
 mod id;
 mod labs;
+mod lifecycle;
 mod undo;
 
 pub use engine_thread::shutdown_signal;
 pub use id::{new_run_id, validate_run_id};
+pub use lifecycle::{abort, delete, finished, prune};
 
 use crate::engine::control::Control;
 use crate::engine::diagnostic::Sources;
@@ -70,6 +72,16 @@ impl Outcome {
             Outcome::RolledBack => RunStatus::RolledBack,
         }
     }
+}
+
+/// What `ferry approve` did.
+#[derive(Debug)]
+pub struct Approval {
+    pub gate: Gate,
+    /// The gate had been approved before: nothing changed.
+    pub already: bool,
+    /// The run's status, which says whether a resume has anything to do.
+    pub status: RunStatus,
 }
 
 /// Where a new run's targets come from.
@@ -178,8 +190,21 @@ impl Runner {
             Replay::default(),
         )?;
         self.store.create_run(&run)?;
-        let _lock = self.store.lock(&id)?;
-        let outcome = self.drive(&host, &ast, &mut run, &script, "run")?;
+        let lock = self.store.lock(&id)?;
+        let outcome = match self.drive(&host, &ast, &mut run, &script, "run") {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // Stopped before it recorded anything (a cluster context or
+                // DNS zone the profile lacks, a script error before the
+                // first step): nothing happened, so no run is kept to
+                // resume or clean up; `ferry run` again once it is fixed.
+                if self.store.steps(&id).is_ok_and(|s| s.is_empty()) {
+                    let _ = lifecycle::remove(&*self.store, &run);
+                }
+                drop(lock);
+                return Err(e);
+            }
+        };
         Ok((id, outcome))
     }
 
@@ -308,10 +333,11 @@ impl Runner {
         }
     }
 
-    /// `ferry approve`: records the approval of a gate.
-    pub fn approve(&self, id: &str, gate: &str) -> Result<Gate> {
+    /// `ferry approve`: records the approval of a gate (once: approving it
+    /// again changes nothing). A gate of a run that has ended is refused.
+    pub fn approve(&self, id: &str, gate: &str) -> Result<Approval> {
         let id = validate_run_id(id)?;
-        self.existing(&id)?;
+        let run = self.existing(&id)?;
         let gates = self.store.gates(&id)?;
         let Some(mut found) = gates.iter().find(|g| g.name == gate).cloned() else {
             return Err(Error::UnknownGate {
@@ -324,15 +350,24 @@ impl Runner {
                     .collect(),
             });
         };
-        if found.approved_at.is_none() {
+        let already = found.approved_at.is_some();
+        if !already {
+            if finished(run.status) {
+                return Err(Error::NotResumable {
+                    run: id,
+                    status: run.status.to_string(),
+                    hint: format!("it has ended, so nothing waits at gate `{gate}` any more"),
+                });
+            }
             found.approved_at = Some(now_ms());
-            let user = std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                .unwrap_or_else(|_| "unknown".into());
-            found.approved_by = Some(format!("{user}@{}", crate::journal::lock::hostname()));
+            found.approved_by = Some(crate::journal::lock::user_at_host());
             self.store.put_gate(&id, &found)?;
         }
-        Ok(found)
+        Ok(Approval {
+            gate: found,
+            already,
+            status: run.status,
+        })
     }
 
     fn existing(&self, id: &str) -> Result<Run> {

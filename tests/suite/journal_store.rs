@@ -195,13 +195,43 @@ fn suite(store: &dyn Store) {
     store.put_gate("r1", &gate).unwrap();
     assert_eq!(store.gates("r1").unwrap(), vec![gate]);
 
-    // locks: exclusive while held, free once dropped
+    // locks: exclusive while held, free once dropped; their state is
+    // readable without taking them
+    assert!(!store.lock_state("r1").unwrap().held);
     let held = store.lock("r1").unwrap();
     assert!(matches!(store.lock("r1"), Err(Error::Locked { .. })));
+    let state = store.lock_state("r1").unwrap();
+    assert!(state.held, "a held lock reads as held");
+    assert_eq!(
+        state.holder.and_then(|h| h.pid),
+        Some(std::process::id()),
+        "and names its holder"
+    );
+    assert!(!store.lock_state("r2").unwrap().held);
     let other = store.lock("r2").unwrap();
     drop(held);
+    assert!(!store.lock_state("r1").unwrap().held, "free once dropped");
     store.lock("r1").unwrap();
     drop(other);
+
+    // deleting a run removes its records and gates, nothing of other runs
+    store
+        .put_step("r2", &completed("z", serde_json::json!(0)), true)
+        .unwrap();
+    assert!(store.delete_run("r1").unwrap());
+    assert_eq!(store.run("r1").unwrap(), None);
+    assert!(store.steps("r1").unwrap().is_empty());
+    assert!(store.gates("r1").unwrap().is_empty());
+    assert!(
+        !store.delete_run("r1").unwrap(),
+        "a second delete finds nothing"
+    );
+    assert_eq!(store.steps("r2").unwrap().len(), 1);
+    let ids: Vec<String> = store.runs().unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["r2"]);
+    // the id can be used again
+    store.create_run(&RunBuilder::new("r1").build()).unwrap();
+    assert!(store.steps("r1").unwrap().is_empty());
 }
 
 #[test]

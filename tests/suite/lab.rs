@@ -320,3 +320,85 @@ fn a_lab_run_pauses_and_resumes_against_the_same_lab() {
         .stdout_has("mark says before the gate")
         .run();
 }
+
+#[test]
+fn kubectl_get_all_lists_workloads_through_the_all_category() {
+    let sb = Sandbox::new();
+    let running = LabFixture::open(&sb.file("lab"));
+    let all = kubectl_ok(&running.lab, "old", &["get", "all", "-A"]);
+    for expected in ["pod/app1-", "service/app1", "deployment.apps/app1"] {
+        assert!(all.contains(expected), "`get all` lacks {expected}: {all}");
+    }
+    assert!(
+        !all.contains("configmap/"),
+        "config maps are not in `all`: {all}"
+    );
+}
+
+#[test]
+fn lab_up_with_a_relative_dir_serves_what_it_prints() {
+    use crate::common::{await_condition, finish, signal};
+    let sb = Sandbox::new();
+    let lab = sb.spawn(["lab", "up", "--dir", ".ferry/lab"]);
+    await_condition("the lab to publish itself", || {
+        sb.file(".ferry/lab/lab.pid").exists() && sb.file(".ferry/lab/ferry.toml").exists()
+    });
+    let profile = sb.read(".ferry/lab/ferry.toml");
+    assert!(
+        profile.contains(&sb.file(".ferry/lab/kubeconfig").display().to_string()),
+        "absolute paths in the profile: {profile}"
+    );
+    sb.write(
+        "get.rhai",
+        r#"let svc = cluster("old").get("svc", "app1-ns", "app1"); print(`got ${svc.metadata.name}`);"#,
+    );
+    sb.ferry(["run", "get.rhai", "--lab-dir", ".ferry/lab"])
+        .stdout_has("got app1")
+        .run();
+    sb.ferry(["lab", "status", "--dir", ".ferry/lab"])
+        .stdout_has(": running (pid ")
+        .stdout_has(&format!(
+            "kubeconfig  {}",
+            sb.file(".ferry/lab/kubeconfig").display()
+        ))
+        .stdout_has("cluster     old  https://127.0.0.1:")
+        .stdout_has("apps in old app1 (app1-ns), app2 (app2-ns)")
+        .run();
+    sb.ferry([
+        "lab",
+        "kubectl",
+        "--dir",
+        ".ferry/lab",
+        "--",
+        "--context",
+        "old",
+        "get",
+        "svc",
+        "-n",
+        "app1-ns",
+    ])
+    .stdout_has("app1")
+    .run();
+    let json = sb
+        .ferry(["lab", "status", "--dir", ".ferry/lab", "-o", "json"])
+        .run();
+    let status: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(status["running"], true);
+    assert_eq!(status["clusters"].as_array().unwrap().len(), 2);
+
+    signal(&lab, libc::SIGINT);
+    let out = finish(lab);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("ferry run SCRIPT --lab-dir .ferry/lab"),
+        "{}",
+        out.stdout
+    );
+    sb.ferry(["lab", "status", "--dir", ".ferry/lab"])
+        .stdout_has("not running; its state stays")
+        .run();
+    sb.ferry(["lab", "kubectl", "--dir", ".ferry/lab", "--", "get", "ns"])
+        .code(2)
+        .stderr_has("no lab runs in")
+        .run();
+}

@@ -32,11 +32,11 @@ fn rollback_runs_undos_of_completed_steps_newest_first() {
     assert_eq!(sb.step("u", "b")["undo"], "none");
 
     sb.ferry(["rollback", "u"])
-        .code(2)
+        .code(4)
         .stderr_has("already rolled back")
         .run();
     sb.ferry(["resume", "u"])
-        .code(2)
+        .code(4)
         .stderr_has("rolled-back")
         .run();
 }

@@ -77,7 +77,7 @@ fn a_failed_step_resumes_without_rerunning_completed_steps() {
     assert_eq!(sb.run_status("f"), "succeeded");
 
     sb.ferry(["resume", "f"])
-        .code(2)
+        .code(4)
         .stderr_has("nothing left to do")
         .run();
 }

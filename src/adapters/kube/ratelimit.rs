@@ -16,8 +16,12 @@ impl RateLimiter {
             return RateLimiter(None);
         }
         let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
-        let quota =
-            Quota::with_period(Duration::from_secs_f64(1.0 / qps)).map(|q| q.allow_burst(burst));
+        // The flag and the profile are checked (`settings::check_qps`); an
+        // interval no Duration holds still must not panic: it limits to nothing.
+        let quota = Duration::try_from_secs_f64(1.0 / qps)
+            .ok()
+            .and_then(Quota::with_period)
+            .map(|q| q.allow_burst(burst));
         RateLimiter(quota.map(governor::RateLimiter::direct))
     }
 

@@ -15,7 +15,24 @@ pub struct Resource {
     pub namespaced: bool,
     pub short_names: Vec<String>,
     pub subresources: Vec<String>,
+    /// Groups of resources kubectl expands a category name to (`kubectl get
+    /// all` asks for every resource in `all`), as a real server lists them.
+    pub categories: Vec<String>,
 }
+
+/// The built-in resources kube-apiserver puts in the category `all`.
+const IN_ALL: &[&str] = &[
+    "pods",
+    "services",
+    "replicationcontrollers",
+    "deployments",
+    "replicasets",
+    "statefulsets",
+    "daemonsets",
+    "jobs",
+    "cronjobs",
+    "horizontalpodautoscalers",
+];
 
 impl Resource {
     fn builtin(
@@ -36,6 +53,11 @@ impl Resource {
             namespaced,
             short_names: short.iter().map(|s| s.to_string()).collect(),
             subresources: subs.iter().map(|s| s.to_string()).collect(),
+            categories: if IN_ALL.contains(&plural) {
+                vec!["all".into()]
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -78,6 +100,12 @@ impl Resource {
             .flatten()
             .filter_map(|s| s.as_str().map(str::to_owned))
             .collect();
+        let categories: Vec<String> = names["categories"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_owned))
+            .collect();
         let namespaced = spec["scope"].as_str() != Some("Cluster");
         spec["versions"]
             .as_array()
@@ -94,6 +122,7 @@ impl Resource {
                 namespaced,
                 short_names: short_names.clone(),
                 subresources: vec!["status".into()],
+                categories: categories.clone(),
             })
             .collect()
     }
@@ -109,14 +138,18 @@ impl Resource {
             "update",
             "watch",
         ];
-        let mut entries = vec![json!({
+        let mut entry = json!({
             "name": self.plural,
             "singularName": self.singular,
             "namespaced": self.namespaced,
             "kind": self.kind,
             "verbs": verbs,
             "shortNames": self.short_names,
-        })];
+        });
+        if !self.categories.is_empty() {
+            entry["categories"] = json!(self.categories);
+        }
+        let mut entries = vec![entry];
         for sub in &self.subresources {
             let (kind, verbs): (&str, Vec<&str>) = match sub.as_str() {
                 "exec" => ("PodExecOptions", vec!["create", "get"]),
@@ -207,6 +240,25 @@ pub fn builtins() -> Vec<Resource> {
             true,
             &["rs"],
             &["status", "scale"],
+        ),
+        Resource::builtin(
+            "apps",
+            "v1",
+            "DaemonSet",
+            "daemonsets",
+            true,
+            &["ds"],
+            &["status"],
+        ),
+        Resource::builtin("batch", "v1", "Job", "jobs", true, &[], &["status"]),
+        Resource::builtin(
+            "batch",
+            "v1",
+            "CronJob",
+            "cronjobs",
+            true,
+            &["cj"],
+            &["status"],
         ),
         Resource::builtin(
             "networking.k8s.io",
