@@ -48,6 +48,7 @@ fn main() {
                 id: Some(id.clone()),
                 dry_run: false,
                 environment: Default::default(),
+                allow_unknown_params: false,
             })
             .unwrap();
         let run_time = started.elapsed();
@@ -144,6 +145,7 @@ fn main() {
                 id: Some(format!("push-{n}")),
                 dry_run: false,
                 environment: Default::default(),
+                allow_unknown_params: false,
             })
             .unwrap();
         assert_eq!(outcome.exit_code(), 0);

@@ -33,6 +33,28 @@ pub enum Error {
     )]
     MissingParams { names: Vec<String> },
 
+    #[error(
+        "--set {}: the script never reads {} (it reads: {}){}; pass --allow-unknown-params to set {} anyway",
+        names.join(", "),
+        if names.len() == 1 { "it" } else { "them" },
+        if read.is_empty() { "no parameter".to_owned() } else { read.join(", ") },
+        hint,
+        if names.len() == 1 { "it" } else { "them" },
+    )]
+    UnknownParams {
+        names: Vec<String>,
+        read: Vec<String>,
+        /// `; did you mean `x`?` for the first name, or empty.
+        hint: String,
+    },
+
+    #[error("--set {key} is given twice (`{first}` and `{second}`): give each key once")]
+    RepeatedParam {
+        key: String,
+        first: String,
+        second: String,
+    },
+
     #[error("no run `{id}` in {}", state.display())]
     UnknownRun { id: String, state: PathBuf },
 

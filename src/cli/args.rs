@@ -60,6 +60,9 @@ pub enum Command {
         /// A parameter the script reads as params.KEY (repeatable)
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_param)]
         params: Vec<(String, String)>,
+        /// Accept --set keys the script never reads (as params.KEY, params.get/has/require)
+        #[arg(long)]
+        allow_unknown_params: bool,
         /// Run id to use instead of a generated one
         #[arg(long, value_name = "RUN_ID")]
         id: Option<String>,

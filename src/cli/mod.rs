@@ -53,6 +53,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run {
             script,
             params,
+            allow_unknown_params,
             id,
             dry_run,
             env,
@@ -68,10 +69,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let runner = runner(global)?;
             let (id, outcome) = runner.start(StartRequest {
                 script,
-                params: params.into_iter().collect(),
+                params: once_each(params)?,
                 id,
                 dry_run,
                 environment,
+                allow_unknown_params,
             })?;
             Ok(report(&id, outcome))
         }
@@ -276,4 +278,21 @@ fn report(id: &str, outcome: Outcome) -> i32 {
         Outcome::Interrupted => eprintln!("run {id} interrupted; continue with: ferry resume {id}"),
     }
     outcome.exit_code()
+}
+
+/// `--set` pairs as a map, refusing a key given twice (the last one would
+/// win silently otherwise).
+fn once_each(pairs: Vec<(String, String)>) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut params = std::collections::BTreeMap::new();
+    for (key, value) in pairs {
+        if let Some(first) = params.get(&key) {
+            return Err(Error::RepeatedParam {
+                first: format!("{key}={first}"),
+                second: format!("{key}={value}"),
+                key,
+            });
+        }
+        params.insert(key, value);
+    }
+    Ok(params)
 }

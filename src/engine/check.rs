@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 type SharedModule = Arc<Module>;
 use rhai::ASTNode;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Functions Rhai handles itself, outside any package.
 const KEYWORDS: &[&str] = &[
@@ -31,6 +31,10 @@ pub struct Analysis {
     pub findings: Vec<String>,
     /// Parameters named in literal `params.require([...])` calls.
     pub required_params: Vec<String>,
+    /// Every parameter the script reads (`params.x`, `params["x"]`,
+    /// `params.get("x")`, `has`, `require`), or `None` when it also hands
+    /// `params` on or reads it with a computed key, so any key may be read.
+    pub read_params: Option<BTreeSet<String>>,
 }
 
 pub fn analyze(host: &Host, ast: &AST, label: &str) -> Analysis {
@@ -84,14 +88,57 @@ pub fn analyze(host: &Host, ast: &AST, label: &str) -> Analysis {
         })
         .collect();
 
+    // Methods: any registered or script function callable on a value.
+    let methods: HashSet<String> = known
+        .iter()
+        .filter(|n| !n.contains("::"))
+        .cloned()
+        .collect();
     let mut step_names: HashMap<String, Position> = HashMap::new();
+    let (mut params_seen, mut params_understood) = (0usize, 0usize);
+    let mut params_read = BTreeSet::new();
+    let mut params_dynamic = false;
     ast.walk(&mut |path: &[ASTNode]| {
         let node = path.last();
+        if let Some(ASTNode::Expr(Expr::Variable(var, _, _))) = node
+            && var.1 == "params"
+        {
+            params_seen += 1;
+        }
+        match params_use(node) {
+            Some(ParamsUse::Keys(keys)) => {
+                params_understood += 1;
+                params_read.extend(keys);
+            }
+            Some(ParamsUse::Dynamic) => params_dynamic = true,
+            None => {}
+        }
+        if let Some((call, pos)) = method_call(node) {
+            let name = call.name.as_str();
+            let hint = suggest(name, &methods);
+            // A name close to a known one is a typo; any other unknown name
+            // may be a closure kept in a map property, which Rhai calls too.
+            if !methods.contains(name) && !hint.is_empty() {
+                analysis
+                    .findings
+                    .push(finding(format!("unknown method `{name}`{hint}"), *pos));
+            }
+        }
         if let Some((call, pos)) = function_call(node) {
             let name = call.name.as_str();
             if !call.namespace.is_empty() {
                 let root = call.namespace.root();
-                if let Some(names) = exports.get(root)
+                let statics: HashSet<String> = known
+                    .iter()
+                    .filter_map(|k| k.strip_prefix(&format!("{root}::")).map(str::to_owned))
+                    .collect();
+                if !statics.is_empty() && !statics.contains(name) {
+                    let message = format!(
+                        "module `{root}` has no function `{name}`{}",
+                        suggest(name, &statics)
+                    );
+                    analysis.findings.push(finding(message, *pos));
+                } else if let Some(names) = exports.get(root)
                     && !names.contains(name)
                 {
                     let message = format!(
@@ -125,7 +172,58 @@ pub fn analyze(host: &Host, ast: &AST, label: &str) -> Analysis {
         analysis.required_params.extend(required_params(node));
         true
     });
+    // Every `params` the walk met must be one of the reads counted.
+    analysis.read_params =
+        (!params_dynamic && params_seen == params_understood).then_some(params_read);
     analysis
+}
+
+enum ParamsUse {
+    Keys(Vec<String>),
+    Dynamic,
+}
+
+/// A read of `params` the checker understands: `params.x`, `params["x"]`,
+/// `params.get("x", ..)`, `params.has("x")`, `params.require([..])`.
+fn params_use(node: Option<&ASTNode>) -> Option<ParamsUse> {
+    let (lhs, rhs, index) = match node? {
+        ASTNode::Expr(Expr::Dot(x, _, _)) => (&x.lhs, &x.rhs, false),
+        ASTNode::Expr(Expr::Index(x, _, _)) => (&x.lhs, &x.rhs, true),
+        _ => return None,
+    };
+    let Expr::Variable(var, _, _) = lhs else {
+        return None;
+    };
+    if var.1 != "params" {
+        return None;
+    }
+    Some(match rhs {
+        Expr::StringConstant(key, _) if index => ParamsUse::Keys(vec![key.to_string()]),
+        Expr::Property(p, _) if !index => ParamsUse::Keys(vec![p.2.to_string()]),
+        Expr::MethodCall(call, _) if !index => match call.name.as_str() {
+            "get" | "has" => match call.args.first() {
+                Some(Expr::StringConstant(key, _)) => ParamsUse::Keys(vec![key.to_string()]),
+                _ => ParamsUse::Dynamic,
+            },
+            "require" => match required_params(node) {
+                keys if !keys.is_empty() => ParamsUse::Keys(keys),
+                _ => ParamsUse::Dynamic,
+            },
+            _ => ParamsUse::Dynamic,
+        },
+        _ => ParamsUse::Dynamic,
+    })
+}
+
+/// A method call node (`value.name(...)`).
+fn method_call<'a>(node: Option<&'a ASTNode>) -> Option<(&'a rhai::FnCallExpr, &'a Position)> {
+    match node? {
+        ASTNode::Expr(Expr::Dot(x, _, _)) => match &x.rhs {
+            Expr::MethodCall(call, pos) => Some((call, pos)),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// A function call node: an expression, or a statement when its value is unused.

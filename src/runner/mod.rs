@@ -103,6 +103,9 @@ pub struct StartRequest {
     /// Send every mutation with server-side dry run; the run is recorded as a dry run.
     pub dry_run: bool,
     pub environment: EnvironmentChoice,
+    /// Accept `--set` keys the script never reads (it may read them in a way
+    /// the check cannot see).
+    pub allow_unknown_params: bool,
 }
 
 pub struct Runner {
@@ -181,7 +184,7 @@ impl Runner {
             created_at: now,
             updated_at: now,
         };
-        let (host, ast, _lab) = self.prepare(
+        let (host, ast, _lab, read) = self.prepare(
             &script,
             &run,
             Mode::Run,
@@ -189,6 +192,11 @@ impl Runner {
             Vec::new(),
             Replay::default(),
         )?;
+        if !request.allow_unknown_params
+            && let Some(read) = read
+        {
+            refuse_unread(&run.params, &read)?;
+        }
         self.store.create_run(&run)?;
         let lock = self.store.lock(&id)?;
         let outcome = match self.drive(&host, &ast, &mut run, &script, "run") {
@@ -289,7 +297,7 @@ impl Runner {
         let script = Script::load(&run.script)?;
         let libs = library_roots(&self.libs_for(run))?;
         let replay = Replay { allow_changed };
-        let (host, ast, lab) = self.prepare(&script, run, mode, &libs, records, replay)?;
+        let (host, ast, lab, _) = self.prepare(&script, run, mode, &libs, records, replay)?;
         self.refuse_changed(run, &host, &script, allow_changed)?;
         Ok((script, host, ast, lab))
     }
@@ -450,7 +458,12 @@ impl Runner {
         libs: &[PathBuf],
         records: Vec<Step>,
         replay: Replay,
-    ) -> Result<(Host, AST, Option<labs::LabGuard>)> {
+    ) -> Result<(
+        Host,
+        AST,
+        Option<labs::LabGuard>,
+        Option<std::collections::BTreeSet<String>>,
+    )> {
         let (environment, lab) = self.environment(run)?;
         let session = Session::new(SessionConfig {
             run_id: run.id.clone(),
@@ -488,7 +501,7 @@ impl Runner {
         if !missing.is_empty() {
             return Err(Error::MissingParams { names: missing });
         }
-        Ok((host, ast, lab))
+        Ok((host, ast, lab, analysis.read_params))
     }
 
     /// Runs the script (and, for a rollback, the undos) on the engine thread,
@@ -631,4 +644,32 @@ impl Runner {
         self.sink.finish();
         outcome
     }
+}
+
+/// Refuses `--set` keys the script never reads: a typo (`clinet`) must not
+/// run the migration with the default it meant to replace.
+fn refuse_unread(
+    params: &BTreeMap<String, String>,
+    read: &std::collections::BTreeSet<String>,
+) -> Result<()> {
+    let names: Vec<String> = params
+        .keys()
+        .filter(|k| !read.contains(*k))
+        .cloned()
+        .collect();
+    let Some(first) = names.first() else {
+        return Ok(());
+    };
+    let hint = read
+        .iter()
+        .map(|k| (strsim::levenshtein(first, k), k))
+        .filter(|(d, _)| *d <= (first.len() / 3).max(2))
+        .min()
+        .map(|(_, k)| format!("; did you mean `{k}`?"))
+        .unwrap_or_default();
+    Err(Error::UnknownParams {
+        names,
+        read: read.iter().cloned().collect(),
+        hint,
+    })
 }

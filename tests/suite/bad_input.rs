@@ -208,3 +208,68 @@ fn errors_inside_modules_show_the_call_chain() {
         .stderr_has("in call to `explode` at main.rhai:2:")
         .run();
 }
+
+#[test]
+fn check_names_misspelt_methods_and_probe_functions_with_a_suggestion() {
+    let sb = Sandbox::new();
+    sb.write(
+        "typos.rhai",
+        "let old = cluster(\"old\");\nlet zone = dns(\"private\");\nstep(\"a\", || old.to_externalname(\"ns\", \"app\", \"old.x\"));\nstep(\"b\", || zone.upsrt(\"old\", \"A\", [\"1.2.3.4\"], 60));\nlet r = probe::htp(\"http://x/\");\nlet m = #{ later: || 1 };\nm.later();\n",
+    );
+    let out = sb
+        .ferry(["check", "typos.rhai"])
+        .code(2)
+        .stderr_has("unknown method `to_externalname`; did you mean `to_external_name`?")
+        .stderr_has("typos.rhai:3:18")
+        .stderr_has("unknown method `upsrt`; did you mean `upsert`?")
+        .stderr_has("module `probe` has no function `htp`; did you mean `http`?")
+        .run();
+    assert!(
+        !out.stderr.contains("`later`"),
+        "a closure kept in a map is called as a method: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_set_key_the_script_never_reads_is_refused_with_a_suggestion() {
+    let sb = Sandbox::new();
+    sb.write(
+        "p.rhai",
+        "let ns = params.get(\"client_ns\", \"default\");\nstep(\"a\", || test_mutate(\"log\", ns));\nif params.has(\"app\") { print(params.app); }\n",
+    );
+    sb.ferry(["run", "p.rhai", "--set", "clinet_ns=app2-ns"])
+        .code(2)
+        .stderr_has("--set clinet_ns: the script never reads it (it reads: app, client_ns); did you mean `client_ns`?")
+        .run();
+    assert!(sb.lines("log").is_empty(), "nothing ran");
+    sb.ferry(["runs"]).stdout_has("no runs").run();
+    sb.ferry(["run", "p.rhai", "--set", "client_ns=a", "--set", "client_ns=b"])
+        .code(2)
+        .stderr_has("--set client_ns is given twice (`client_ns=a` and `client_ns=b`)")
+        .run();
+    sb.ferry(["run", "p.rhai", "--id", "ok", "--set", "client_ns=app2-ns"])
+        .run();
+    assert_eq!(sb.lines("log"), ["app2-ns"]);
+    sb.ferry([
+        "run",
+        "p.rhai",
+        "--id",
+        "allowed",
+        "--set",
+        "extra=1",
+        "--allow-unknown-params",
+    ])
+    .run();
+}
+
+#[test]
+fn params_handed_on_whole_switch_the_unknown_key_check_off() {
+    let sb = Sandbox::new();
+    sb.write(
+        "whole.rhai",
+        "fn pick(p, key) { p[key] }\nlet key = \"colour\";\nstep(\"a\", || test_mutate(\"log\", pick(params.to_map(), key)));\n",
+    );
+    sb.ferry(["run", "whole.rhai", "--set", "colour=blue"]).run();
+    assert_eq!(sb.lines("log"), ["blue"]);
+}

@@ -142,6 +142,7 @@ impl World {
                 id: Some("r".into()),
                 dry_run,
                 environment: Default::default(),
+                allow_unknown_params: false,
             })
             .map(|(_, o)| o);
         (outcome, sink)

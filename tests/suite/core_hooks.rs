@@ -130,6 +130,7 @@ fn zones_open_through_the_injected_opener() {
         id: Some("z".into()),
         dry_run: false,
         environment: Default::default(),
+        allow_unknown_params: false,
     });
     let err = outcome.expect_err("the opener refuses");
     assert!(
