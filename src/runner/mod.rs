@@ -108,6 +108,15 @@ pub struct StartRequest {
     pub allow_unknown_params: bool,
 }
 
+/// A run ready to drive: its engine, compiled script, lab (if any) and the
+/// parameters the script reads (`None`: it may read any).
+type Prepared = (
+    Host,
+    AST,
+    Option<labs::LabGuard>,
+    Option<std::collections::BTreeSet<String>>,
+);
+
 pub struct Runner {
     store: Arc<dyn Store>,
     sink: Arc<dyn EventSink>,
@@ -458,12 +467,7 @@ impl Runner {
         libs: &[PathBuf],
         records: Vec<Step>,
         replay: Replay,
-    ) -> Result<(
-        Host,
-        AST,
-        Option<labs::LabGuard>,
-        Option<std::collections::BTreeSet<String>>,
-    )> {
+    ) -> Result<Prepared> {
         let (environment, lab) = self.environment(run)?;
         let session = Session::new(SessionConfig {
             run_id: run.id.clone(),
