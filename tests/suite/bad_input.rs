@@ -244,10 +244,17 @@ fn a_set_key_the_script_never_reads_is_refused_with_a_suggestion() {
         .run();
     assert!(sb.lines("log").is_empty(), "nothing ran");
     sb.ferry(["runs"]).stdout_has("no runs").run();
-    sb.ferry(["run", "p.rhai", "--set", "client_ns=a", "--set", "client_ns=b"])
-        .code(2)
-        .stderr_has("--set client_ns is given twice (`client_ns=a` and `client_ns=b`)")
-        .run();
+    sb.ferry([
+        "run",
+        "p.rhai",
+        "--set",
+        "client_ns=a",
+        "--set",
+        "client_ns=b",
+    ])
+    .code(2)
+    .stderr_has("--set client_ns is given twice (`client_ns=a` and `client_ns=b`)")
+    .run();
     sb.ferry(["run", "p.rhai", "--id", "ok", "--set", "client_ns=app2-ns"])
         .run();
     assert_eq!(sb.lines("log"), ["app2-ns"]);
@@ -270,6 +277,7 @@ fn params_handed_on_whole_switch_the_unknown_key_check_off() {
         "whole.rhai",
         "fn pick(p, key) { p[key] }\nlet key = \"colour\";\nstep(\"a\", || test_mutate(\"log\", pick(params.to_map(), key)));\n",
     );
-    sb.ferry(["run", "whole.rhai", "--set", "colour=blue"]).run();
+    sb.ferry(["run", "whole.rhai", "--set", "colour=blue"])
+        .run();
     assert_eq!(sb.lines("log"), ["blue"]);
 }

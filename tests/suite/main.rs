@@ -17,6 +17,7 @@ mod dns_probes;
 mod dns_rfc2136;
 mod fleet;
 mod gates;
+mod gitops;
 mod guard;
 mod http_from;
 mod journal_store;
