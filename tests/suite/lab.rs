@@ -402,3 +402,21 @@ fn lab_up_with_a_relative_dir_serves_what_it_prints() {
         .stderr_has("no lab runs in")
         .run();
 }
+
+/// Traefik 2 and 3 both installed (as during an upgrade, and in the lab):
+/// the bare kind `IngressRoute` names two resources, and ferry says so
+/// instead of picking one; the qualified kind works.
+#[test]
+fn a_kind_two_groups_serve_is_refused_as_ambiguous() {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    sb.write(
+        "amb.rhai",
+        "let old = cluster(\"old\");\nprint(`routes=${old.list(\"traefik.io/v1alpha1/IngressRoute\", \"\", #{}).len()}`);\nstep(\"ambiguous\", || old.list(\"IngressRoute\", \"\", #{}));\n",
+    );
+    sb.ferry(["run", "amb.rhai", "--lab-dir", &lab.dir_arg()])
+        .code(1)
+        .stdout_has("routes=0")
+        .stderr_has("cluster `old`: resolve kind IngressRoute failed: AmbiguousKind: `IngressRoute` is served by `traefik.containo.us/v1alpha1/IngressRoute` and `traefik.io/v1alpha1/IngressRoute`: name one of them")
+        .run();
+}

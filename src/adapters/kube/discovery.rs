@@ -263,14 +263,43 @@ impl Discovery {
             };
             let cache = self.cache.lock().await;
             let mut all = Vec::new();
+            let mut found: Vec<&Resource> = Vec::new();
             for gv in &preferred {
                 for e in cache.by_gv.get(gv).into_iter().flatten() {
-                    if e.matches(name) && group.is_none_or(|g| e.resource.group == g) {
-                        return Ok(e.resource.clone());
+                    if e.matches(name)
+                        && group.is_none_or(|g| e.resource.group == g)
+                        && !found.iter().any(|f| f.group == e.resource.group)
+                    {
+                        found.push(&e.resource);
                     }
                     all.push(e.resource.kind.clone());
                     all.push(e.resource.plural.clone());
                     all.extend(e.short_names.iter().cloned());
+                }
+            }
+            // The core group wins as in kubectl (`events`); two other groups
+            // serving the name (Traefik 2 and 3 side by side during an
+            // upgrade) would make the choice silent, so it is refused.
+            if let Some(core) = found.iter().find(|r| r.group.is_empty()) {
+                return Ok((*core).clone());
+            }
+            match found.as_slice() {
+                [one] => return Ok((*one).clone()),
+                [] => {}
+                many => {
+                    let names: Vec<String> = many
+                        .iter()
+                        .map(|r| format!("`{}/{}`", r.api_version, r.kind))
+                        .collect();
+                    return Err(target.error(
+                        &t.cluster,
+                        None,
+                        "AmbiguousKind",
+                        format!(
+                            "`{wanted}` is served by {}: name one of them",
+                            names.join(" and ")
+                        ),
+                    ));
                 }
             }
             if refresh {
