@@ -420,3 +420,67 @@ fn a_kind_two_groups_serve_is_refused_as_ambiguous() {
         .stderr_has("cluster `old`: resolve kind IngressRoute failed: AmbiguousKind: `IngressRoute` is served by `traefik.containo.us/v1alpha1/IngressRoute` and `traefik.io/v1alpha1/IngressRoute`: name one of them")
         .run();
 }
+
+/// Validation as kube-apiserver 1.36 answers it (messages as recorded from
+/// the real server): Service names are DNS-1035 labels, ports 1-65535.
+#[test]
+fn the_lab_validates_service_names_and_ports_like_the_api_server() {
+    use ferry::lab::apiserver::Write;
+    let sb = Sandbox::new();
+    let running = LabFixture::open(&sb.file("lab"));
+    let old = running.lab.cluster("old").unwrap();
+    let services = old.resource("", "v1", "services").unwrap();
+    let service = |name: &str, port: u64| {
+        serde_json::json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": name },
+                            "spec": { "ports": [{ "port": port }] } })
+    };
+    let err = old
+        .create(
+            &services,
+            Some("default"),
+            service("badport", 70000),
+            Write::default(),
+        )
+        .unwrap_err();
+    assert_eq!((err.code, err.reason), (422, "Invalid"));
+    assert_eq!(
+        err.message,
+        "Service \"badport\" is invalid: spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive"
+    );
+    let err = old
+        .create(
+            &services,
+            Some("default"),
+            service("1abc", 80),
+            Write::default(),
+        )
+        .unwrap_err();
+    assert!(
+        err.message.starts_with("Service \"1abc\" is invalid: metadata.name: Invalid value: \"1abc\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character"),
+        "{}",
+        err.message
+    );
+    let long = "a".repeat(64);
+    let err = old
+        .create(
+            &services,
+            Some("default"),
+            service(&long, 80),
+            Write::default(),
+        )
+        .unwrap_err();
+    assert!(
+        err.message.ends_with("must be no more than 63 characters"),
+        "{}",
+        err.message
+    );
+    // Other kinds stay RFC 1123 subdomains: dots allowed.
+    let configmaps = old.resource("", "v1", "configmaps").unwrap();
+    old.create(
+        &configmaps,
+        Some("default"),
+        serde_json::json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": "a.b-c" } }),
+        Write::default(),
+    )
+    .unwrap();
+}

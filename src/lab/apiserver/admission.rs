@@ -103,12 +103,25 @@ fn service(
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request("spec must be an object"))?;
 
-    for port in spec
+    for (i, port) in spec
         .get_mut("ports")
         .and_then(Value::as_array_mut)
         .into_iter()
         .flatten()
+        .enumerate()
     {
+        for field in ["port", "targetPort"] {
+            if let Some(n) = port[field].as_i64()
+                && !(1..=65535).contains(&n)
+            {
+                return Err(ApiError::invalid(
+                    resource,
+                    &name,
+                    &format!("spec.ports[{i}].{field}"),
+                    format!("Invalid value: {n}: must be between 1 and 65535, inclusive"),
+                ));
+            }
+        }
         if port["protocol"].is_null() {
             port["protocol"] = json!("TCP");
         }

@@ -71,26 +71,50 @@ pub(super) fn object_name(
     ))
 }
 
-/// DNS-1123 subdomain names, as the API server validates them.
+/// Names as the API server validates them: Services are DNS-1035 labels,
+/// Namespaces RFC 1123 labels, everything else RFC 1123 subdomains, with
+/// the real server's messages.
 fn valid_name(resource: &Resource, name: &str) -> Result<(), ApiError> {
-    let ok = name.len() <= 253
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
+    let lower_alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let label_chars = name.chars().all(|c| lower_alnum(c) || c == '-');
+    let ends_ok = name.ends_with(lower_alnum);
+    let (ok, max, rule) = match (resource.group.as_str(), resource.kind.as_str()) {
+        ("", "Service") => (
+            label_chars && name.starts_with(|c: char| c.is_ascii_lowercase()) && ends_ok,
+            63,
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
+        ),
+        ("", "Namespace") => (
+            label_chars && name.starts_with(lower_alnum) && ends_ok,
+            63,
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        ),
+        _ => (
+            name.split('.').all(|part| {
+                !part.is_empty()
+                    && part.chars().all(|c| lower_alnum(c) || c == '-')
+                    && part.starts_with(lower_alnum)
+                    && part.ends_with(lower_alnum)
+            }),
+            253,
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        ),
+    };
+    let invalid = |why: String| {
         Err(ApiError::invalid(
             resource,
             name,
             "metadata.name",
-            format!(
-                "Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
-            ),
+            format!("Invalid value: \"{name}\": {why}"),
         ))
+    };
+    if name.len() > max {
+        return invalid(format!("must be no more than {max} characters"));
     }
+    if !ok {
+        return invalid(rule.to_owned());
+    }
+    Ok(())
 }
 
 /// The namespace a write lands in: the URL's, which the body may repeat but not contradict.
