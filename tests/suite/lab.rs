@@ -484,3 +484,44 @@ fn the_lab_validates_service_names_and_ports_like_the_api_server() {
     )
     .unwrap();
 }
+
+/// kube-apiserver stores no write that changes nothing: a repeated
+/// server-side apply (or merge patch) keeps the resourceVersion.
+#[test]
+fn a_write_that_changes_nothing_keeps_the_resource_version() {
+    use ferry::lab::apiserver::Write;
+    use ferry::lab::apiserver::patch::PatchKind;
+    let sb = Sandbox::new();
+    let running = LabFixture::open(&sb.file("lab"));
+    let old = running.lab.cluster("old").unwrap();
+    let configmaps = old.resource("", "v1", "configmaps").unwrap();
+    let body = serde_json::json!({ "apiVersion": "v1", "kind": "ConfigMap",
+                                   "metadata": { "name": "same", "namespace": "default" }, "data": { "k": "v" } });
+    let apply = |body: &serde_json::Value| {
+        old.patch(
+            &configmaps,
+            Some("default"),
+            "same",
+            PatchKind::Apply,
+            body,
+            Write {
+                field_manager: Some("ferry"),
+                ..Write::default()
+            },
+        )
+        .unwrap()
+    };
+    let first = apply(&body);
+    let again = apply(&body);
+    assert_eq!(
+        again["metadata"]["resourceVersion"],
+        first["metadata"]["resourceVersion"]
+    );
+    let mut changed = body.clone();
+    changed["data"]["k"] = "w".into();
+    let third = apply(&changed);
+    assert_ne!(
+        third["metadata"]["resourceVersion"],
+        first["metadata"]["resourceVersion"]
+    );
+}

@@ -457,6 +457,22 @@ impl ClusterStore {
         // A deletion held by finalizers completes once the last one is removed.
         let finishing =
             !live["metadata"]["deletionTimestamp"].is_null() && finalizers(object).is_empty();
+        // A write that changes nothing is not stored, as kube-apiserver skips
+        // it: the resourceVersion stays and no watch event is sent.
+        let mut unchanged = object.clone();
+        for field in ["resourceVersion", "managedFields"] {
+            match live["metadata"].get(field) {
+                Some(v) => unchanged["metadata"][field] = v.clone(),
+                None => {
+                    if let Some(meta) = unchanged["metadata"].as_object_mut() {
+                        meta.remove(field);
+                    }
+                }
+            }
+        }
+        if !finishing && unchanged == *live {
+            return Ok(present(resource, live));
+        }
         if !opts.dry_run {
             if finishing {
                 self.commit(&mut state, key, None, ChangeKind::Deleted, resource);
