@@ -22,6 +22,10 @@ pub use spec::ProbeSpec;
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// How long an exec'd probe may take beyond its own timeout (the exec
+/// session's set-up through the API server and the kubelet).
+pub const EXEC_SLACK: Duration = Duration::from_secs(5);
+
 /// How much of a body a probe returns.
 pub const BODY_LIMIT: usize = 2048;
 
@@ -154,10 +158,27 @@ pub async fn run(spec: &ProbeSpec, client: Option<&reqwest::Client>) -> ProbeRes
                 Err(e) => ProbeResult::failed(ErrorKind::Other, e, Duration::ZERO),
             },
         },
-        ProbeSpec::HttpFrom(h, at) => match http_from::from_vantage(at, h).await {
-            Ok(outcome) => outcome,
-            Err(e) => ProbeResult::failed(ErrorKind::Other, e, Duration::ZERO),
-        },
+        ProbeSpec::HttpFrom(h, at) => {
+            // The exec itself may hang (a container runtime that stopped
+            // answering): a probe that never returns is a failure, not silence.
+            let started = std::time::Instant::now();
+            let limit = h.timeout + EXEC_SLACK;
+            match tokio::time::timeout(limit, http_from::from_vantage(at, h)).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(e)) => ProbeResult::failed(ErrorKind::Other, e, started.elapsed()),
+                Err(_) => ProbeResult::failed(
+                    ErrorKind::Timeout,
+                    format!(
+                        "{}: the exec into pod {}/{} did not return within {}ms",
+                        h.target(),
+                        at.namespace,
+                        at.pod,
+                        limit.as_millis()
+                    ),
+                    started.elapsed(),
+                ),
+            }
+        }
         ProbeSpec::Tcp(t) => tcp::probe(t).await,
         ProbeSpec::Dns(d) => dns::probe(d).await,
     }

@@ -132,6 +132,22 @@ impl Stats {
         if self.requests == 0 {
             broken.push("no request completed, so nothing was proven".into());
         }
+        // Far fewer requests than the rate asked for (under a tenth: a
+        // loaded machine may lag, a hung vantage pod answers nothing): the
+        // window was not watched.
+        let asked = (self.rate * self.duration_ms as f64 / 1000.0).floor() as u64;
+        if self.requests > 0 && asked >= 10 && self.requests * 10 < asked {
+            broken.push(format!(
+                "only {} requests of the {asked} its rate of {}/s asked for completed, so the window was not watched",
+                self.requests, self.rate
+            ));
+        }
+        if self.skipped > 0 {
+            broken.push(format!(
+                "{} requests were not fired because too many were still in flight",
+                self.skipped
+            ));
+        }
         broken
     }
 
@@ -327,7 +343,7 @@ mod tests {
             10.0,
             limits,
             &mut samples,
-            Duration::from_secs(1),
+            Duration::from_millis(310),
             0,
             false,
         );
@@ -389,5 +405,35 @@ mod tests {
             false,
         );
         assert!(without.paths.is_empty() && without.last_path.is_none());
+    }
+
+    #[test]
+    fn a_guard_that_made_far_fewer_requests_than_asked_or_skipped_some_breaks() {
+        let mut samples: Vec<Sample> = (0..10).map(|i| sample(i * 100, true, 1)).collect();
+        let at = |rate: f64, skipped: u64, samples: &mut [Sample]| {
+            Stats::from_samples(
+                "t".into(),
+                rate,
+                LIMITS,
+                samples,
+                Duration::from_secs(1),
+                skipped,
+                false,
+            )
+            .violations()
+        };
+        assert!(at(10.0, 0, &mut samples).is_empty(), "10 of 10 asked");
+        let broken = at(200.0, 0, &mut samples);
+        assert_eq!(
+            broken,
+            [
+                "only 10 requests of the 200 its rate of 200/s asked for completed, so the window was not watched"
+            ]
+        );
+        let broken = at(10.0, 3, &mut samples);
+        assert_eq!(
+            broken,
+            ["3 requests were not fired because too many were still in flight"]
+        );
     }
 }
