@@ -56,6 +56,8 @@ pub struct Lab {
     pub clouddns_zone: String,
     cloud_dns: FakeCloudDns,
     shutdown: watch::Sender<bool>,
+    /// `DIR/lab.lock`, held while this lab runs: one lab per directory.
+    _lock: std::fs::File,
 }
 
 /// The Cloud DNS managed zone name of a zone: `mycompany.internal.` ->
@@ -97,6 +99,7 @@ impl Lab {
         // relative `ferry.toml` entry resolves against the file's own folder.
         let dir = std::path::absolute(&options.dir)?;
         std::fs::create_dir_all(&dir)?;
+        let lock = lock_dir(&dir)?;
         let fresh = !dir.join("clusters").exists();
         let token = read_or_create(&dir.join("token"), || random_hex(24))?;
         // The lab's TSIG key: base64 of 32 random bytes, in a file the lab
@@ -178,6 +181,7 @@ impl Lab {
             clouddns_zone,
             cloud_dns,
             shutdown,
+            _lock: lock,
         })
     }
 
@@ -288,6 +292,38 @@ pub fn served_environment(dir: &Path) -> Option<crate::environment::Environment>
     env.source = format!("lab:{}", dir.display());
     env.lab = Some(dir.to_path_buf());
     Some(env)
+}
+
+/// Takes `DIR/lab.lock` for this process, or says who runs the lab there:
+/// two labs on the same files would tear each other's state.
+fn lock_dir(dir: &Path) -> std::io::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = dir.join("lab.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0)?;
+            file.seek(std::io::SeekFrom::Start(0))?;
+            write!(file, "{}", std::process::id())?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            Err(std::io::Error::other(format!(
+                "the lab in {} already runs in another process (pid {}): serve it once with `ferry lab up --dir {}` and point every run at it, or wait for that run to end",
+                dir.display(),
+                holder.trim(),
+                dir.display()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 /// Whether `pid` runs (a zombie left by a killed `lab up` does not count).

@@ -525,3 +525,30 @@ fn a_write_that_changes_nothing_keeps_the_resource_version() {
         first["metadata"]["resourceVersion"]
     );
 }
+
+/// One lab per directory: a run that would start a second lab on files
+/// another process's lab is using is refused, naming that process, and the
+/// lab's state is left alone.
+#[test]
+fn a_second_lab_on_the_same_directory_is_refused() {
+    let sb = Sandbox::new();
+    let dir = sb.file("lab");
+    let running = LabFixture::open(&dir);
+    sb.write("s.rhai", "let old = cluster(\"old\");\nprint(old.context());\n");
+    let out = sb
+        .ferry(["run", "s.rhai", "--lab-dir", dir.to_str().unwrap()])
+        .code(2)
+        .stderr_has("already runs in another process (pid ")
+        .stderr_has("ferry lab up --dir")
+        .run();
+    assert!(
+        out.stderr.contains(&std::process::id().to_string()),
+        "names the process holding it: {}",
+        out.stderr
+    );
+    drop(running);
+    // Once that lab stopped, the directory's lab starts again.
+    sb.ferry(["run", "s.rhai", "--lab-dir", dir.to_str().unwrap()])
+        .stdout_has("old")
+        .run();
+}
