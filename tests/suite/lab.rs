@@ -534,7 +534,10 @@ fn a_second_lab_on_the_same_directory_is_refused() {
     let sb = Sandbox::new();
     let dir = sb.file("lab");
     let running = LabFixture::open(&dir);
-    sb.write("s.rhai", "let old = cluster(\"old\");\nprint(old.context());\n");
+    sb.write(
+        "s.rhai",
+        "let old = cluster(\"old\");\nprint(old.context());\n",
+    );
     let out = sb
         .ferry(["run", "s.rhai", "--lab-dir", dir.to_str().unwrap()])
         .code(2)
