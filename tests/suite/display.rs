@@ -155,3 +155,53 @@ fn plain_output_keeps_its_lines_and_escapes_names() {
         "{json}"
     );
 }
+
+/// A run that stops (a failed guarded step, a gate) leaves no live line either.
+#[test]
+fn a_run_that_fails_or_pauses_leaves_no_live_line() {
+    let sb = Sandbox::new();
+    let backend = Backend::start("display-stop");
+    sb.write(
+        "fail.rhai",
+        &format!(
+            "step(\"before\", || 1);\nstep(\"flip\", || guard(#{{ http: \"{}\" }}, #{{ rate: 20 }}, || {{ sleep(0.3); throw \"flip failed\"; }}));\n",
+            backend.url("/")
+        ),
+    );
+    sb.write("gate.rhai", "step(\"before\", || sleep(0.3));\npause(\"cutover\", \"check the dashboards\");\nstep(\"after\", || 2);\n");
+    for (script, code, finished) in [
+        ("fail.rhai", 1, "✖ flip ("),
+        ("gate.rhai", 3, "⏸ gate cutover"),
+    ] {
+        let mut cmd = sb.command();
+        cmd.args(["run", script]).env("TERM", "xterm-256color");
+        let (exit, bytes) = pty::run(cmd, 80, 50);
+        let mut screen = Screen::new(80);
+        screen.feed(&bytes);
+        let lines = screen.lines();
+        let shown = lines.join("\n");
+        assert_eq!(exit, code, "{script}:\n{shown}");
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.chars().any(|c| pty::SPINNER.contains(&c) || c == '⏳')),
+            "{script} left a live line:\n{shown}"
+        );
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.trim_start().starts_with(finished))
+                .count(),
+            1,
+            "{script}:\n{shown}"
+        );
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.trim_start().starts_with("✔ before ("))
+                .count(),
+            1,
+            "{script}:\n{shown}"
+        );
+    }
+}
