@@ -1,4 +1,12 @@
 //! `ferry check` and `ferry docs`: the engine without a run.
+//!
+//! The reference is read from the engine's own metadata and the embedded
+//! stdlib, so it cannot drift from what is registered; what Rhai registers
+//! without docs (getters, indexers, `to_string`) and what is not a
+//! registered function at all (`print`, `debug`, the `params` constant) is
+//! documented in [`BUILTINS`], and a unit test fails on any registered
+//! function the reference lacks. Rhai keeps functions in hash maps, so
+//! everything is sorted before it is printed: two runs print the same bytes.
 
 use crate::engine::diagnostic::Sources;
 use crate::engine::session::Mode;
@@ -92,8 +100,8 @@ pub struct Entry {
     pub name: String,
     pub arity: usize,
     /// The type of the first parameter (`DnsZone`, `i64`), which tells
-    /// overloads and methods of different types apart.
-    #[serde(skip_serializing_if = "String::is_empty")]
+    /// overloads and methods of different types apart (the signature shows it).
+    #[serde(skip)]
     pub receiver: String,
     /// How a script writes it: `step(name: &str, body: FnPtr) -> Dynamic`, `zone.origin -> String`.
     pub signature: String,
