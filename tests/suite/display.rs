@@ -113,6 +113,15 @@ fn check(cols: u16) {
         "{} live lines at once for {LIMIT} branches",
         screen.most_spinners
     );
+    // A branch's live line names its item's step and the step it is in.
+    for app in APPS {
+        let lane = format!("move {app} › bridge {app}");
+        assert!(
+            screen.live.iter().any(|l| l.contains(&lane)),
+            "no live line `{lane}`: {:#?}",
+            screen.live
+        );
+    }
     assert!(lines.last().unwrap().contains("succeeded"), "{shown}");
 }
 

@@ -75,6 +75,8 @@ pub struct Screen {
     pub overflows: Vec<String>,
     /// The most spinner lines on screen at once, just before a redraw.
     pub most_spinners: usize,
+    /// Every live (spinner) line seen just before a redraw.
+    pub live: std::collections::BTreeSet<String>,
 }
 
 /// indicatif's default spinner frames.
@@ -89,6 +91,7 @@ impl Screen {
             col: 0,
             overflows: Vec::new(),
             most_spinners: 0,
+            live: Default::default(),
         }
     }
 
@@ -123,11 +126,23 @@ impl Screen {
         self.col += width;
     }
 
-    fn spinners(&self) -> usize {
-        self.rows
+    /// Counts the live lines on screen now and remembers them.
+    fn spinners(&mut self) -> usize {
+        let live: Vec<String> = self
+            .rows
             .iter()
             .filter(|r| r.iter().any(|c| SPINNER.contains(c) || *c == '⏳'))
-            .count()
+            .map(|r| {
+                r.iter()
+                    .filter(|c| **c != '\0')
+                    .collect::<String>()
+                    .trim_end()
+                    .to_owned()
+            })
+            .collect();
+        let count = live.len();
+        self.live.extend(live);
+        count
     }
 
     pub fn feed(&mut self, bytes: &[u8]) {
@@ -158,7 +173,8 @@ impl Screen {
                     let n: usize = params.parse().unwrap_or(0);
                     match end {
                         'A' => {
-                            self.most_spinners = self.most_spinners.max(self.spinners());
+                            let now = self.spinners();
+                            self.most_spinners = self.most_spinners.max(now);
                             self.row = self.row.saturating_sub(n.max(1));
                         }
                         'B' => self.row += n.max(1),
@@ -186,7 +202,8 @@ impl Screen {
                 c => self.put(c),
             }
         }
-        self.most_spinners = self.most_spinners.max(self.spinners());
+        let now = self.spinners();
+        self.most_spinners = self.most_spinners.max(now);
     }
 
     /// The screen's rows, trailing blanks removed.
