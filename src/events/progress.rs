@@ -93,13 +93,14 @@ fn columns() -> usize {
         .max(20)
 }
 
-/// `label 3.2s`, or `label [━━━━──] 12s left` for a countdown, in `room` columns.
-fn render(text: &Text, elapsed: Duration, room: usize, out: &mut dyn std::fmt::Write) {
-    match text.countdown {
+/// `label 3.2s`, or `label [━━━━──] 12s left` for a countdown, in at most
+/// `room` columns: the label gives way first, then the bar.
+fn render(text: &Text, elapsed: Duration, room: usize) -> String {
+    let line = match text.countdown {
         None => {
             let took = format_duration(elapsed.as_millis() as u64);
             let label = fit(&text.label, room.saturating_sub(took.len() + 1));
-            let _ = write!(out, "{label} {}", console::style(took).dim());
+            format!("{label} {}", console::style(took).dim())
         }
         Some((total, remaining)) => {
             let left = format!(" {} left", format_duration(remaining));
@@ -119,9 +120,11 @@ fn render(text: &Text, elapsed: Duration, room: usize, out: &mut dyn std::fmt::W
                     console::style("─".repeat(bar_room - done)).blue()
                 )
             };
-            let _ = write!(out, "{label}{bar}{left}");
+            format!("{label}{bar}{left}")
         }
-    }
+    };
+    // Whatever the parts, never wider than the room (a very narrow terminal).
+    fit(&line, room)
 }
 
 /// A live line at `depth`, drawing `text` fitted to the terminal on every tick.
@@ -143,12 +146,8 @@ fn live(multi: &MultiProgress, depth: usize, text: Text) -> Live {
             "line",
             move |state: &ProgressState, out: &mut dyn std::fmt::Write| {
                 let text = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                render(
-                    &text,
-                    state.elapsed(),
-                    columns().saturating_sub(lead_width),
-                    out,
-                );
+                let room = columns().saturating_sub(lead_width);
+                let _ = out.write_str(&render(&text, state.elapsed(), room));
             },
         );
     let bar = multi.add(ProgressBar::new_spinner().with_style(style));
@@ -410,5 +409,51 @@ impl EventSink for ProgressSink {
             }
         }
         let _ = self.multi.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_live_line_never_exceeds_its_room() {
+        let long = Text {
+            label: "cut over app1 with a step name long enough to be cut ".repeat(4),
+            countdown: None,
+        };
+        let wait = Text {
+            countdown: Some((60_000, 12_000)),
+            ..long.clone()
+        };
+        for room in 0..200 {
+            for text in [&long, &wait] {
+                let line = render(text, Duration::from_secs(75), room);
+                assert!(width(&line) <= room.max(1), "{room}: {line}");
+            }
+        }
+        let line = render(&wait, Duration::ZERO, 120);
+        assert!(line.contains('…') && line.contains("12.0s left"), "{line}");
+    }
+
+    #[test]
+    fn a_lane_shows_its_outermost_and_current_step() {
+        let mut lane = Lane::default();
+        for name in ["move app3", "prepare app3", "cut over app3"] {
+            lane.stack.push((name.into(), name.into()));
+        }
+        lane.detail = Some(Detail::Text(
+            "guard http://x: 3 requests, 0 failures".into(),
+        ));
+        assert_eq!(
+            lane_label(&lane),
+            "move app3 › … › cut over app3 · guard http://x: 3 requests, 0 failures"
+        );
+        lane.stack.truncate(1);
+        lane.detail = Some(Detail::Wait {
+            label: "sleep 2s".into(),
+            remaining_ms: 1_500,
+        });
+        assert_eq!(lane_label(&lane), "move app3 · ⏳ sleep 2s: 1.5s left");
     }
 }
