@@ -51,6 +51,9 @@ struct Lane {
     live: Option<Live>,
     /// Open steps, outermost first: (name, label).
     stack: Vec<(String, String)>,
+    /// The outermost step's depth: the live line is indented under the
+    /// step that called `parallel`, like the lines it will leave.
+    depth: usize,
     /// The running guard's counts or wait's countdown, shown after the step.
     detail: Option<Detail>,
     /// Finished lines, printed when the outermost step ends.
@@ -197,7 +200,10 @@ impl ProgressSink {
     fn in_lane(&self, state: &mut State, id: ThreadId, event: &Event, shown: Shown) {
         let lane = state.lanes.entry(id).or_default();
         match (event, shown) {
-            (Event::StepStarted { step, .. }, Shown::Start { label, .. }) => {
+            (Event::StepStarted { step, .. }, Shown::Start { label, depth, .. }) => {
+                if lane.stack.is_empty() {
+                    lane.depth = depth;
+                }
                 lane.stack.push((step.clone(), label));
                 state.lane_of.insert(step.clone(), id);
             }
@@ -264,7 +270,7 @@ impl ProgressSink {
             None => {
                 lane.live = Some(live(
                     &self.multi,
-                    0,
+                    lane.depth,
                     Text {
                         label,
                         countdown: None,
