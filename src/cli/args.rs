@@ -11,7 +11,9 @@ use std::path::PathBuf;
     about = "Move applications between Kubernetes clusters without downtime",
     long_about = "ferry runs migration scripts (Rhai) with a durable step journal: a run that halts \
                   (failure, approval gate, Ctrl-C, kill -9) resumes later, by anyone, from where it stopped.",
-    after_help = "Exit codes: 0 succeeded, 1 a step failed, 2 usage or script error, 3 paused at a gate, \
+    // Global flags sit under their own heading; `Options` is only -h/-V here.
+    after_help = "Examples:\n  ferry run migrate.rhai --set app=app1 --lab\n  ferry status\n  \
+                  ferry approve RUN cutover && ferry resume RUN\n\nExit codes: 0 succeeded, 1 a step failed, 2 usage or script error, 3 paused at a gate, \
                   4 refused (lock held, run ended, changed script, identity mismatch), 130 interrupted."
 )]
 pub struct Cli {
@@ -21,7 +23,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Flags every command takes, shown under their own heading in each
+/// command's `--help` so a command's own options stand out.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Directory holding the journal (state.db) [default: .ferry]
     #[arg(long, global = true, env = "FERRY_STATE", value_name = "DIR")]
@@ -54,8 +59,13 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start a new run of a script
+    #[command(after_help = "Examples:\n  \
+        ferry run migrate.rhai --set app=app1 --set ns=app1-ns\n  \
+        ferry run migrate.rhai --lab --set app=app1 --set ns=app1-ns   # against a lab of its own\n  \
+        ferry run fleet.rhai --env prod.toml --id fleet-2026-11")]
     Run {
-        /// The migration script (.rhai)
+        /// The migration script (a .rhai file; its folder is searched for modules first)
+        #[arg(value_name = "SCRIPT")]
         script: PathBuf,
         /// A parameter the script reads as params.KEY (repeatable)
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_param)]
@@ -80,23 +90,47 @@ pub enum Command {
         lab_dir: Option<PathBuf>,
     },
     /// Continue a run from its journal
+    #[command(
+        after_help = "Examples:\n  ferry resume migrate-20261121-060000-a1b2\n  \
+        ferry resume RUN --allow-changed   # after editing the script, match steps by name"
+    )]
     Resume {
+        /// The run id (`ferry runs` lists them)
+        #[arg(value_name = "RUN")]
         run: String,
         /// Continue even though the script changed, matching steps by name
         #[arg(long)]
         allow_changed: bool,
     },
     /// Approve a gate a run waits at
-    Approve { run: String, gate: String },
+    #[command(after_help = "Examples:\n  ferry approve RUN cutover-app1 && ferry resume RUN")]
+    Approve {
+        /// The run id (`ferry runs` lists them)
+        #[arg(value_name = "RUN")]
+        run: String,
+        /// The gate's name, as `pause("NAME", ...)` gave it (`ferry status RUN` shows the one waited at)
+        #[arg(value_name = "GATE")]
+        gate: String,
+    },
     /// Undo a run: run the undo closures of its completed steps, newest first
+    #[command(
+        after_help = "Examples:\n  ferry rollback RUN\n  ferry status RUN   # rolling-back, rolled-back or rollback-failed"
+    )]
     Rollback {
+        /// The run id (`ferry runs` lists them)
+        #[arg(value_name = "RUN")]
         run: String,
         /// Roll back even though the script changed, matching steps by name
         #[arg(long)]
         allow_changed: bool,
     },
     /// Show a run (the most recent one without RUN): its state, step, lock holder and gate
+    #[command(
+        after_help = "Examples:\n  ferry status\n  ferry status RUN --watch\n  ferry status RUN -o json"
+    )]
     Status {
+        /// The run id (`ferry runs` lists them) [default: the most recent run]
+        #[arg(value_name = "RUN")]
         run: Option<String>,
         /// Refresh whenever the journal changes, until the run stops (Ctrl-C to leave)
         #[arg(long, short)]
@@ -105,6 +139,10 @@ pub enum Command {
         output: OutputArg,
     },
     /// List runs, newest first
+    #[command(
+        after_help = "Examples:\n  ferry runs --status paused --status failed\n  \
+        ferry runs --script migrate --since 2d -o json"
+    )]
     Runs {
         /// Only runs in this state (repeatable): running, paused, failed, interrupted, succeeded,
         /// rolling-back, rolled-back, rollback-failed, aborted
@@ -120,7 +158,12 @@ pub enum Command {
         output: OutputArg,
     },
     /// Show every journal record of a run, values in full
+    #[command(
+        after_help = "Examples:\n  ferry log RUN\n  ferry log RUN -f   # follow a running run\n  ferry log RUN --json | jq .name"
+    )]
     Log {
+        /// The run id (`ferry runs` lists them)
+        #[arg(value_name = "RUN")]
         run: String,
         /// Keep printing records as they change until the run stops
         #[arg(long, short)]
@@ -130,28 +173,47 @@ pub enum Command {
     },
     /// Everything recorded about a run, or about one of its steps: value, error, attempts,
     /// timings and guard statistics, untruncated
+    #[command(
+        after_help = "Examples:\n  ferry describe RUN\n  ferry describe RUN \"cutover app1\" -o yaml"
+    )]
     Describe {
+        /// The run id (`ferry runs` lists them)
+        #[arg(value_name = "RUN")]
         run: String,
-        /// A step, gate or timer name [default: every record]
+        /// A step, gate or timer name, as `ferry log RUN` shows it [default: every record]
+        #[arg(value_name = "STEP")]
         step: Option<String>,
         #[command(flatten)]
         output: OutputArg,
     },
     /// End a paused, failed or interrupted run as aborted; its journal stays
+    #[command(
+        after_help = "Examples:\n  ferry abort RUN\n  ferry abort RUN --force   # stop the process driving it first"
+    )]
     Abort {
+        /// The run id (`ferry runs` lists them)
+        #[arg(value_name = "RUN")]
         run: String,
         /// Abort even if a live process on this host drives it (it is stopped with SIGTERM first)
         #[arg(long)]
         force: bool,
     },
     /// Delete a finished or aborted run and its journal records
+    #[command(
+        after_help = "Examples:\n  ferry delete RUN\n  ferry delete RUN --force   # a paused, failed or interrupted run too"
+    )]
     Delete {
+        /// The run id (`ferry runs` lists them)
+        #[arg(value_name = "RUN")]
         run: String,
         /// Delete a run that is not finished (paused, failed, interrupted, ...) too
         #[arg(long)]
         force: bool,
     },
     /// Delete finished and aborted runs not updated within DURATION
+    #[command(
+        after_help = "Examples:\n  ferry prune --older-than 30d --dry-run\n  ferry prune --older-than 90d --any-status"
+    )]
     Prune {
         /// Age of the last update (`30d`, `12h`)
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -164,14 +226,26 @@ pub enum Command {
         dry_run: bool,
     },
     /// Compile scripts, resolve imports and report unknown functions and duplicate step names, without running
+    #[command(
+        after_help = "Examples:\n  ferry check migrate.rhai\n  ferry check scripts/*.rhai --lib ../recipes"
+    )]
     Check {
-        #[arg(required = true)]
+        /// The scripts to check (.rhai files)
+        #[arg(required = true, value_name = "SCRIPT")]
         scripts: Vec<PathBuf>,
     },
     /// Print the reference of every script primitive and stdlib module (Markdown; JSON with --json)
+    #[command(
+        after_help = "Examples:\n  ferry docs > REFERENCE.md\n  ferry docs --json | jq '.functions[].signature'"
+    )]
     Docs,
     /// Print a shell completion script
-    Completions { shell: clap_complete::Shell },
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions {
+        /// The shell to complete for
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
     /// The lab: the article's two clusters, private DNS and ingress on loopback
     #[cfg(feature = "lab")]
     #[command(subcommand)]
@@ -182,6 +256,10 @@ pub enum Command {
 #[cfg(feature = "lab")]
 pub enum LabCommand {
     /// Serve a lab in the foreground until Ctrl-C (state kept in DIR)
+    #[command(
+        after_help = "Examples:\n  ferry lab up --dir .ferry/lab --apps 10\n  \
+        ferry run migrate.rhai --lab-dir .ferry/lab --set app=app1 --set ns=app1-ns   # in another terminal"
+    )]
     Up {
         /// Where the lab keeps its state [default: <state dir>/lab]
         #[arg(long, value_name = "DIR")]
@@ -195,19 +273,30 @@ pub enum LabCommand {
         apps: String,
     },
     /// Discard a lab's state
+    #[command(after_help = "Examples:\n  ferry lab reset --dir .ferry/lab")]
     Reset {
+        /// Where the lab keeps its state [default: <state dir>/lab]
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
     /// Whether a lab runs, its addresses, kubeconfig and apps
+    #[command(
+        after_help = "Examples:\n  ferry lab status\n  ferry lab status --dir .ferry/lab -o json"
+    )]
     Status {
+        /// Where the lab keeps its state [default: <state dir>/lab]
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
         #[command(flatten)]
         output: OutputArg,
     },
     /// Run kubectl with the lab's kubeconfig: `ferry lab kubectl -- --context old get all -A`
+    #[command(
+        after_help = "Examples:\n  ferry lab kubectl -- --context old get all -A\n  \
+        ferry lab kubectl -- --context new -n app1-ns get svc,endpointslices"
+    )]
     Kubectl {
+        /// Where the lab keeps its state [default: <state dir>/lab]
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
         /// Arguments for kubectl
@@ -219,6 +308,17 @@ pub enum LabCommand {
         args: Vec<String>,
     },
 }
+
+/// Where each shell looks for completion files (the help of `ferry completions`).
+const COMPLETIONS_HELP: &str = "Examples (where each shell looks for the file):
+  bash        ferry completions bash > ~/.local/share/bash-completion/completions/ferry
+              (bash-completion loads it on first use; or `source <(ferry completions bash)` in ~/.bashrc)
+  zsh         ferry completions zsh > ~/.zfunc/_ferry
+              (with `fpath=(~/.zfunc $fpath)` before `autoload -U compinit && compinit` in ~/.zshrc)
+  fish        ferry completions fish > ~/.config/fish/completions/ferry.fish
+  elvish      ferry completions elvish >> ~/.config/elvish/rc.elv
+  powershell  ferry completions powershell >> $PROFILE
+Open a new shell afterwards.";
 
 /// `-o text|json|yaml` of the commands that print data.
 #[derive(Debug, Clone, Copy, Args)]

@@ -36,20 +36,9 @@ pub fn document(format: Format, value: &serde_json::Value) -> Result<bool> {
 
 /// A name or message as one safe line: control characters (ANSI escapes,
 /// newlines, tabs) are shown escaped (`\u{1b}`, `\n`) instead of acting on
-/// the terminal or breaking the layout.
+/// the terminal or breaking the layout. The live display escapes the same way.
 pub fn line(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
-        return text.to_owned();
-    }
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::events::text::escape(text)
 }
 
 /// A multi-line text (an error with its caret, a value) indented under a

@@ -6,6 +6,7 @@ mod json;
 mod plain;
 mod progress;
 mod show;
+pub mod text;
 
 pub use json::JsonSink;
 pub use plain::PlainSink;

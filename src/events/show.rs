@@ -1,6 +1,10 @@
 //! What each event shows to a person, shared by the terminal and plain
 //! sinks: they differ only in whether a start is a live bar or a line.
+//! Names, messages and printed text come from scripts and servers: they are
+//! escaped here, once for both sinks, so an ANSI escape or a newline in a
+//! step name cannot act on the terminal or break a line.
 
+use super::text::escape as esc;
 use super::{Event, format_duration, indent, summarize_value};
 
 pub enum Shown {
@@ -41,7 +45,9 @@ fn lines(key: Option<String>, lines: Vec<String>) -> Option<Shown> {
 /// How `event` of run `run` shows; `None` when it does not (at this verbosity).
 pub fn show(run: &str, event: &Event, verbose: bool) -> Option<Shown> {
     match event {
-        Event::RunStarted { script, mode } => lines(None, vec![format!("{mode} {run} ({script})")]),
+        Event::RunStarted { script, mode } => {
+            lines(None, vec![format!("{mode} {run} ({})", esc(script))])
+        }
         Event::StepStarted {
             step,
             depth,
@@ -52,7 +58,7 @@ pub fn show(run: &str, event: &Event, verbose: bool) -> Option<Shown> {
             } else {
                 String::new()
             };
-            let label = format!("{step}{again}");
+            let label = format!("{}{again}", esc(step));
             Some(Shown::Start {
                 key: step_key(step),
                 depth: *depth,
@@ -63,7 +69,7 @@ pub fn show(run: &str, event: &Event, verbose: bool) -> Option<Shown> {
         }
         Event::StepReplayed { step, depth } if verbose => lines(
             None,
-            vec![format!("{}↷ {step} (done before)", indent(*depth))],
+            vec![format!("{}↷ {} (done before)", indent(*depth), esc(step))],
         ),
         Event::StepCompleted {
             step,
@@ -77,8 +83,9 @@ pub fn show(run: &str, event: &Event, verbose: bool) -> Option<Shown> {
             lines(
                 Some(step_key(step)),
                 vec![format!(
-                    "{}✔ {step} ({}){value}",
+                    "{}✔ {} ({}){value}",
                     indent(*depth),
+                    esc(step),
                     format_duration(*ms)
                 )],
             )
@@ -93,22 +100,24 @@ pub fn show(run: &str, event: &Event, verbose: bool) -> Option<Shown> {
             lines(
                 Some(step_key(step)),
                 vec![format!(
-                    "{}✖ {step} ({}): {first}",
+                    "{}✖ {} ({}): {}",
                     indent(*depth),
-                    format_duration(*ms)
+                    esc(step),
+                    format_duration(*ms),
+                    esc(first)
                 )],
             )
         }
         Event::StepInterrupted { step, depth } => lines(
             Some(step_key(step)),
-            vec![format!("{}■ {step} interrupted", indent(*depth))],
+            vec![format!("{}■ {} interrupted", indent(*depth), esc(step))],
         ),
         Event::Output {
             depth, text, debug, ..
         } if !debug || verbose => lines(
             None,
             text.lines()
-                .map(|line| format!("{}{line}", indent(*depth + 1)))
+                .map(|line| format!("{}{}", indent(*depth + 1), esc(line)))
                 .collect(),
         ),
         Event::WaitStarted {
@@ -120,10 +129,11 @@ pub fn show(run: &str, event: &Event, verbose: bool) -> Option<Shown> {
         } => Some(Shown::Start {
             key: sub_key("wait", step, label),
             depth: depth + 1,
-            label: label.clone(),
+            label: esc(label),
             line: format!(
-                "{}⏳ {label}: {} left",
+                "{}⏳ {}: {} left",
                 indent(*depth + 1),
+                esc(label),
                 format_duration(*remaining_ms)
             ),
             countdown: Some((*total_ms, *remaining_ms)),
@@ -146,8 +156,8 @@ pub fn show(run: &str, event: &Event, verbose: bool) -> Option<Shown> {
         } => Some(Shown::Start {
             key: sub_key("guard", step, target),
             depth: depth + 1,
-            label: format!("guard {target} at {rate}/s: 0 requests, 0 failures"),
-            line: format!("{}🛡 guard {target} at {rate}/s", indent(*depth + 1)),
+            label: format!("guard {} at {rate}/s: 0 requests, 0 failures", esc(target)),
+            line: format!("{}🛡 guard {} at {rate}/s", indent(*depth + 1), esc(target)),
             countdown: None,
         }),
         Event::GuardProgress {
@@ -158,7 +168,8 @@ pub fn show(run: &str, event: &Event, verbose: bool) -> Option<Shown> {
         } => Some(Shown::Progress {
             key: sub_key("guard", step, target),
             message: Some(format!(
-                "guard {target}: {requests} requests, {failures} failures"
+                "guard {}: {requests} requests, {failures} failures",
+                esc(target)
             )),
             remaining_ms: None,
         }),
@@ -172,28 +183,31 @@ pub fn show(run: &str, event: &Event, verbose: bool) -> Option<Shown> {
         } => lines(
             Some(sub_key("guard", step, target)),
             vec![format!(
-                "{}{} guard {target}: {summary}",
+                "{}{} guard {}: {}",
                 indent(*depth + 1),
-                if *ok { "✔" } else { "✖" }
+                if *ok { "✔" } else { "✖" },
+                esc(target),
+                esc(summary)
             )],
         ),
-        Event::GateWaiting { gate, message } => {
-            lines(None, vec![format!("⏸ gate {gate}: {message}")])
-        }
+        Event::GateWaiting { gate, message } => lines(
+            None,
+            vec![format!("⏸ gate {}: {}", esc(gate), esc(message))],
+        ),
         Event::UndoStarted { step } => Some(Shown::Start {
             key: format!("undo:{step}"),
             depth: 0,
-            label: format!("undo {step}"),
-            line: format!("↶ undo {step}"),
+            label: format!("undo {}", esc(step)),
+            line: format!("↶ undo {}", esc(step)),
             countdown: None,
         }),
         Event::UndoCompleted { step, ms } => lines(
             Some(format!("undo:{step}")),
-            vec![format!("✔ undo {step} ({})", format_duration(*ms))],
+            vec![format!("✔ undo {} ({})", esc(step), format_duration(*ms))],
         ),
         Event::UndoFailed { step, error } => lines(
             Some(format!("undo:{step}")),
-            vec![format!("✖ undo {step}: {error}")],
+            vec![format!("✖ undo {}: {}", esc(step), esc(error))],
         ),
         Event::RunFinished {
             status,

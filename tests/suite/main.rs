@@ -12,6 +12,7 @@ mod cluster_adapter;
 mod cluster_live;
 mod cluster_scripts;
 mod core_hooks;
+mod display;
 mod dns_clouddns;
 mod dns_probes;
 mod dns_rfc2136;
