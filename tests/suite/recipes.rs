@@ -344,11 +344,13 @@ fn rollback_after_cutover_restores_the_lab_while_app2_keeps_answers() {
     let mut args = vec!["run", &migrate, "--id", "r", "--lab-dir", &dir];
     args.extend(base);
     sb.ferry(args).code(3).run();
+    let mut last = String::new();
     for gate in ["prepare", "cutover"] {
         sb.ferry(["approve", "r", gate]).run();
-        sb.ferry(["resume", "r"]).any_code().run();
+        let out = sb.ferry(["resume", "r"]).any_code().run();
+        last = format!("{}\n{}", out.stdout, out.stderr);
     }
-    assert_eq!(sb.run_status("r"), "succeeded");
+    assert_eq!(sb.run_status("r"), "succeeded", "{last}");
     assert_eq!(
         lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
         "Hello, I'm app1 (cluster new)"
