@@ -300,3 +300,65 @@ fn the_externalname_bridge_warns_watches_the_cache_and_shows_its_failures() {
         "watched at least the cache window (2 s + 1 s) after the flip: {guard}"
     );
 }
+
+#[test]
+fn rolling_back_a_finalize_then_the_move_loses_no_call() {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    let dir = lab.dir_arg();
+    let caller = lab.caller("old");
+    let url = "http://app1.app1-ns/";
+    let migrate = script("migrate-app.rhai");
+    let set = [
+        "--set",
+        "app=app1",
+        "--set",
+        "ns=app1-ns",
+        "--set",
+        "client_ns=callers",
+        "--set",
+        "client_labels=app=caller",
+    ];
+    let mut args = vec!["run", &migrate, "--id", "m", "--lab-dir", &dir];
+    args.extend(set);
+    sb.ferry(args).code(3).run();
+    for gate in ["prepare", "cutover"] {
+        sb.ferry(["approve", "m", gate]).run();
+        sb.ferry(["resume", "m"]).any_code().run();
+    }
+    let finalize = script("finalize-app.rhai");
+    let mut args = vec!["run", &finalize, "--id", "f", "--lab-dir", &dir];
+    args.extend(&set[..4]);
+    sb.ferry(args).run();
+    let deployment = "deployments.apps/app1-ns/app1";
+    assert_eq!(
+        lab.object("old", deployment).unwrap()["spec"]["replicas"],
+        0
+    );
+
+    let poller = Poller::start(
+        lab.lab.network.clone(),
+        "old",
+        "callers",
+        &caller,
+        &[url],
+        EVERY,
+    );
+    sb.ferry(["rollback", "f"]).run();
+    assert_eq!(
+        lab.object("old", deployment).unwrap()["spec"]["replicas"],
+        1
+    );
+    assert!(
+        lab.object("old", "services/app1-ns/app1-internal")
+            .is_some()
+    );
+    sb.ferry(["rollback", "m"]).run();
+    let calls = poller.stop();
+
+    assert_eq!(failures(&calls).len(), 0, "{:?}", failures(&calls));
+    assert_eq!(answered_from(&calls, url), ["new", "old"]);
+    let app1 = lab.object("old", "services/app1-ns/app1").unwrap();
+    assert_eq!(app1["spec"]["selector"]["app"], "app1");
+    assert!(app1["metadata"]["annotations"]["ferry.dev/finalized"].is_null());
+}
