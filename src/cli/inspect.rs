@@ -117,6 +117,7 @@ impl Snapshot {
             "current_step": current,
             "waiting_gate": self.waiting_gate().map(|g| &g.name),
             "counts": counts(&self.steps),
+            "apps": super::phases::to_json(&self.steps),
             "next": next_command(self),
             "steps": self.steps,
             "gates": self.gates,
@@ -308,6 +309,7 @@ pub fn render_status(snap: &Snapshot) -> String {
         steps.len(),
         parts.join(", ")
     );
+    text.push_str(&super::phases::render(&snap.steps));
     if let Some(step) = snap.current_step() {
         let label = if matches!(step.status, StepStatus::Running | StepStatus::Waiting) {
             "current"

@@ -8,6 +8,7 @@ mod inspect;
 mod lab;
 mod lifecycle;
 mod output;
+mod phases;
 mod reference;
 
 #[cfg(feature = "lab")]

@@ -322,6 +322,30 @@ fn two_apps_runs_the_article_and_finalizes_both() {
         "Hello, I'm app1 (cluster new)"
     );
     assert_clean_guards(&sb, "t", 4);
+
+    // `ferry status` shows the board: every app through every phase, with
+    // each flip's guard.
+    let out = sb.ferry(["status", "t"]).run();
+    let row = |app: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(app))
+            .unwrap_or_else(|| panic!("no row for {app}: {}", out.stdout))
+            .to_owned()
+    };
+    for app in ["app1", "app2"] {
+        let row = row(app);
+        assert_eq!(row.matches('✔').count(), 4, "{row}");
+        assert_eq!(row.matches(" 0/").count(), 2, "{row}");
+    }
+    let json = sb.ferry(["status", "t", "-o", "json"]).run();
+    let status: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        status["apps"]["app1"]["cut over"]["failures"], 0,
+        "{status}"
+    );
+    assert_eq!(status["apps"]["app1"]["cut over"]["last_path"], "new");
+    assert_eq!(status["apps"]["app2"]["finalized"], true);
 }
 
 #[test]
