@@ -28,6 +28,12 @@ pub(super) fn secs(opts: &Map, key: &str, default: u64, pos: Position) -> Res<Du
     )
 }
 
+/// A wait's `options.interval`: 2 s unless set, never under 10 ms (a
+/// tighter loop would only load the API server).
+pub(super) fn interval(opts: &Map, pos: Position) -> Res<Duration> {
+    Ok(secs(opts, "interval", 2, pos)?.max(Duration::from_millis(10)))
+}
+
 /// `labels` as a selector string: `"app=a"` or `#{ app: "a" }`.
 pub(super) fn selector(opts: &Map, key: &str, pos: Position) -> Res<Option<String>> {
     match opts.get(key) {

@@ -4,7 +4,7 @@
 //! Service is given (what the private DNS record points at).
 
 use super::handle::{ClusterHandle, Res, Shared, what};
-use super::options::{DEFAULT_WAIT, secs};
+use super::options::{DEFAULT_WAIT, interval, secs};
 use super::waiting::dry_look;
 use super::waits::{self, Seen, Wait};
 use crate::engine::value::from_json;
@@ -12,7 +12,6 @@ use crate::primitives::options::{known_keys, with_options};
 use crate::primitives::require_step;
 use rhai::{Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext};
 use serde_json::Value;
-use std::time::Duration;
 
 pub(super) fn register(engine: &mut Engine, h: &Shared) {
     let s = h.clone();
@@ -88,7 +87,7 @@ pub(super) fn register_ingress_address(engine: &mut Engine, h: &Shared) {
             name,
             label: format!("address of LoadBalancer {}", what("Service", ns, name)),
             timeout: secs(opts, "timeout", DEFAULT_WAIT, pos)?,
-            interval: secs(opts, "interval", 2, pos)?.max(Duration::from_millis(10)),
+            interval: interval(opts, pos)?,
         };
         let look = || -> Res<Seen<String>> {
             let Some(svc) = s.block(pos, c.inner.get("v1/Service", ns, name))? else {

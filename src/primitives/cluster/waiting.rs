@@ -4,14 +4,13 @@
 //! `ingress_address`; this file is their Rhai side.
 
 use super::handle::{ClusterHandle, Clusters, Res, Shared, api_error, what};
-use super::options::{DEFAULT_ROLLOUT, DEFAULT_WAIT, opt_str, secs};
+use super::options::{DEFAULT_ROLLOUT, DEFAULT_WAIT, interval, opt_str, secs};
 use super::waits::{self, Seen, Wait};
 use crate::engine::control::runtime_error;
 use crate::engine::value::from_json;
 use crate::ports::cluster::ClusterError;
 use crate::primitives::options::{known_keys, with_options};
 use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext};
-use std::time::Duration;
 
 /// Waits only look once in a dry run: nothing they wait for will happen.
 pub(super) fn dry_look<T>(
@@ -58,7 +57,7 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
             name,
             label: format!("wait for {}", what(&resource.kind, ns, name)),
             timeout: secs(opts, "timeout", DEFAULT_WAIT, pos)?,
-            interval: secs(opts, "interval", 2, pos)?.max(Duration::from_millis(10)),
+            interval: interval(opts, pos)?,
         };
         let look = || -> Res<Seen<Dynamic>> {
             let obj = s
@@ -159,7 +158,7 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
             name,
             label: format!("rollout {}", what(&resource.kind, ns, name)),
             timeout: secs(opts, "timeout", DEFAULT_ROLLOUT, pos)?,
-            interval: secs(opts, "interval", 2, pos)?.max(Duration::from_millis(10)),
+            interval: interval(opts, pos)?,
         };
         let look = || -> Res<Seen<Dynamic>> {
             let Some(obj) = s.block(pos, c.inner.get(&kind, ns, name))? else {

@@ -7,7 +7,7 @@ use super::options::{DEFAULT_DELETE_WAIT, json, opt_str, secs};
 use super::waits::{Seen, Wait};
 use crate::engine::control::{host_error, runtime_error};
 use crate::engine::value::from_json;
-use crate::ports::cluster::{Deleted, PatchType};
+use crate::ports::cluster::{Cluster, ClusterFuture, Deleted, PatchType};
 use crate::primitives::options::{known_keys, with_options};
 use crate::primitives::require_step;
 use rhai::{
@@ -32,17 +32,22 @@ fn describe(obj: &Value) -> (String, String, String) {
     (format!("{api}/{kind}"), meta("namespace"), meta("name"))
 }
 
-fn apply_one(
+/// The whole-object writes (`apply`, `create`, `replace`): the object as
+/// JSON, the live one read first for the dry run's diff, the write, the report.
+fn write_one(
     s: &Clusters,
     ctx: &NativeCallContext,
     c: &ClusterHandle,
     obj: &Dynamic,
+    verb: &str,
+    write: for<'a> fn(&'a dyn Cluster, Value) -> ClusterFuture<'a, Value>,
 ) -> Res<Dynamic> {
+    require_step(ctx, verb)?;
     let pos = ctx.call_position();
-    let obj = json(obj, "apply", pos)?;
+    let obj = json(obj, verb, pos)?;
     let (kind, ns, name) = describe(&obj);
     let before = s.before(c, pos, &kind, &ns, &name)?;
-    let live = s.block(pos, c.inner.apply(obj))?;
+    let live = s.block(pos, write(c.inner.as_ref(), obj))?;
     s.report(c, &what(&kind, &ns, &name), before, &live);
     Ok(from_json(&live))
 }
@@ -69,8 +74,9 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
         .register_into_engine(
             engine,
             move |ctx: NativeCallContext, c: &mut ClusterHandle, obj: Map| {
-                require_step(&ctx, "apply")?;
-                apply_one(&s, &ctx, c, &Dynamic::from_map(obj))
+                write_one(&s, &ctx, c, &Dynamic::from_map(obj), "apply", |c, o| {
+                    c.apply(o)
+                })
             },
         );
     let s = h.clone();
@@ -84,7 +90,7 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
             move |ctx: NativeCallContext, c: &mut ClusterHandle, objs: Array| {
                 require_step(&ctx, "apply")?;
                 objs.iter()
-                    .map(|o| apply_one(&s, &ctx, c, o))
+                    .map(|o| write_one(&s, &ctx, c, o, "apply", |c, o| c.apply(o)))
                     .collect::<Res<Array>>()
             },
         );
@@ -99,14 +105,9 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
         .register_into_engine(
             engine,
             move |ctx: NativeCallContext, c: &mut ClusterHandle, obj: Map| {
-                require_step(&ctx, "create")?;
-                let pos = ctx.call_position();
-                let obj = json(&Dynamic::from_map(obj), "create", pos)?;
-                let (kind, ns, name) = describe(&obj);
-                let before = s.before(c, pos, &kind, &ns, &name)?;
-                let live = s.block(pos, c.inner.create(obj))?;
-                s.report(c, &what(&kind, &ns, &name), before, &live);
-                Ok::<_, Box<EvalAltResult>>(from_json(&live))
+                write_one(&s, &ctx, c, &Dynamic::from_map(obj), "create", |c, o| {
+                    c.create(o)
+                })
             },
         );
     let s = h.clone();
@@ -119,14 +120,9 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
         .register_into_engine(
             engine,
             move |ctx: NativeCallContext, c: &mut ClusterHandle, obj: Map| {
-                require_step(&ctx, "replace")?;
-                let pos = ctx.call_position();
-                let obj = json(&Dynamic::from_map(obj), "replace", pos)?;
-                let (kind, ns, name) = describe(&obj);
-                let before = s.before(c, pos, &kind, &ns, &name)?;
-                let live = s.block(pos, c.inner.replace(obj))?;
-                s.report(c, &what(&kind, &ns, &name), before, &live);
-                Ok::<_, Box<EvalAltResult>>(from_json(&live))
+                write_one(&s, &ctx, c, &Dynamic::from_map(obj), "replace", |c, o| {
+                    c.replace(o)
+                })
             },
         );
     for with_type in [false, true] {
@@ -396,5 +392,5 @@ fn copy(
         }
         obj = json(&out, "transform", pos)?;
     }
-    apply_one(s, ctx, c, &from_json(&obj))
+    write_one(s, ctx, c, &from_json(&obj), "apply", |c, o| c.apply(o))
 }
