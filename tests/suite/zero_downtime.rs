@@ -25,6 +25,20 @@ fn cluster_ip(lab: &LabFixture, ns: &str, app: &str) -> Value {
     lab.object("old", &format!("services/{ns}/{app}")).unwrap()["spec"]["clusterIP"].clone()
 }
 
+/// A caller pod in the old cluster (`callers/caller`, started once) calling
+/// `urls` every 100 ms.
+fn call(lab: &LabFixture, urls: &[&str]) -> Poller {
+    let caller = lab.caller("old");
+    Poller::start(
+        lab.lab.network.clone(),
+        "old",
+        "callers",
+        &caller,
+        urls,
+        EVERY,
+    )
+}
+
 fn failures(calls: &[Call]) -> Vec<&Call> {
     calls.iter().filter(|c| !c.ok()).collect()
 }
@@ -89,21 +103,11 @@ fn the_externalname_flip_fails_callers_that_hold_the_cached_cluster_ip() {
             Write::default(),
         )
         .unwrap();
-    let caller = lab.caller("old");
     let url = "http://app1.app1-ns/";
-    let poller = Poller::start(
-        lab.lab.network.clone(),
-        "old",
-        "callers",
-        &caller,
-        &[url],
-        EVERY,
-    );
+    let poller = call(&lab, &[url]);
     let started = Instant::now();
     // Some answers through the ClusterIP first, cached by the cluster DNS.
-    while started.elapsed() < Duration::from_millis(1500) {
-        std::thread::sleep(EVERY);
-    }
+    std::thread::sleep(Duration::from_millis(1500));
     let flipped_at = started.elapsed();
     store
         .patch(
@@ -116,9 +120,7 @@ fn the_externalname_flip_fails_callers_that_hold_the_cached_cluster_ip() {
         )
         .unwrap();
     // Longer than the cache (2 s) plus the TTL (2 s) it hands out.
-    while started.elapsed() < flipped_at + Duration::from_secs(6) {
-        std::thread::sleep(EVERY);
-    }
+    std::thread::sleep(Duration::from_secs(6));
     let calls = poller.stop();
 
     let failed = failures(&calls);
@@ -152,20 +154,12 @@ fn two_apps_moves_both_apps_without_one_failed_call_and_keeps_their_cluster_ips(
     let sb = Sandbox::new();
     let lab = LabFixture::serve(&sb.file("lab"));
     let dir = lab.dir_arg();
-    let caller = lab.caller("old");
     let before = (
         cluster_ip(&lab, "app1-ns", "app1"),
         cluster_ip(&lab, "app2-ns", "app2"),
     );
     let urls = ["http://app1.app1-ns/", "http://app2.app2-ns/"];
-    let poller = Poller::start(
-        lab.lab.network.clone(),
-        "old",
-        "callers",
-        &caller,
-        &urls,
-        EVERY,
-    );
+    let poller = call(&lab, &urls);
     sb.ferry([
         "run",
         &script("two-apps.rhai"),
@@ -180,10 +174,7 @@ fn two_apps_moves_both_apps_without_one_failed_call_and_keeps_their_cluster_ips(
     sb.ferry(["approve", "t", "app2-ready"]).run();
     sb.ferry(["resume", "t"]).run();
     // Callers left in the old cluster keep reaching both apps after finalize.
-    let finalized = Instant::now();
-    while finalized.elapsed() < Duration::from_secs(1) {
-        std::thread::sleep(EVERY);
-    }
+    std::thread::sleep(Duration::from_secs(1));
     let calls = poller.stop();
 
     assert!(calls.len() > 20, "the caller kept calling: {}", calls.len());
@@ -213,7 +204,8 @@ fn rollback_from_every_phase_loses_no_call() {
     let sb = Sandbox::new();
     let lab = LabFixture::serve(&sb.file("lab"));
     let dir = lab.dir_arg();
-    let caller = lab.caller("old");
+    // The guards watch from the caller pod, so it exists before the run.
+    lab.caller("old");
     let before = cluster_ip(&lab, "app1-ns", "app1");
     let url = "http://app1.app1-ns/";
     // Paused after bridging, after preparing, and finished (cut over).
@@ -232,14 +224,7 @@ fn rollback_from_every_phase_loses_no_call() {
             sb.ferry(["approve", run, gate]).run();
             sb.ferry(["resume", run]).any_code().run();
         }
-        let poller = Poller::start(
-            lab.lab.network.clone(),
-            "old",
-            "callers",
-            &caller,
-            &[url],
-            EVERY,
-        );
+        let poller = call(&lab, &[url]);
         sb.ferry(["rollback", run]).run();
         let calls = poller.stop();
         assert_eq!(sb.run_status(run), "rolled-back");
@@ -306,7 +291,8 @@ fn rolling_back_a_finalize_then_the_move_loses_no_call() {
     let sb = Sandbox::new();
     let lab = LabFixture::serve(&sb.file("lab"));
     let dir = lab.dir_arg();
-    let caller = lab.caller("old");
+    // The guards watch from the caller pod, so it exists before the run.
+    lab.caller("old");
     let url = "http://app1.app1-ns/";
     let migrate = script("migrate-app.rhai");
     let set = [
@@ -336,14 +322,7 @@ fn rolling_back_a_finalize_then_the_move_loses_no_call() {
         0
     );
 
-    let poller = Poller::start(
-        lab.lab.network.clone(),
-        "old",
-        "callers",
-        &caller,
-        &[url],
-        EVERY,
-    );
+    let poller = call(&lab, &[url]);
     sb.ferry(["rollback", "f"]).run();
     assert_eq!(
         lab.object("old", deployment).unwrap()["spec"]["replicas"],
