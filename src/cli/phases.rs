@@ -36,10 +36,9 @@ pub fn apps(steps: &[Step]) -> BTreeMap<String, [Option<Value>; 4]> {
         };
         // Undone when this step, or an earlier one of the app (the route a
         // proof went through), was rolled back.
+        let prefix = format!("{app}: ");
         let undone = steps.iter().any(|s| {
-            s.seq <= step.seq
-                && s.undo == UndoStatus::Done
-                && s.name.starts_with(&format!("{app}: "))
+            s.seq <= step.seq && s.undo == UndoStatus::Done && s.name.starts_with(&prefix)
         });
         let entry = apps.entry(app.to_owned()).or_default();
         if step.status == StepStatus::Completed && !undone {

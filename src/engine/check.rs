@@ -94,6 +94,11 @@ pub fn analyze(host: &Host, ast: &AST, label: &str) -> Analysis {
         .filter(|n| !n.contains("::"))
         .cloned()
         .collect();
+    // Static modules (`probe::`): their functions by module, found once.
+    let mut statics: HashMap<&str, HashSet<String>> = HashMap::new();
+    for (root, name) in known.iter().filter_map(|k| k.split_once("::")) {
+        statics.entry(root).or_default().insert(name.to_owned());
+    }
     let mut step_names: HashMap<String, Position> = HashMap::new();
     let (mut params_seen, mut params_understood) = (0usize, 0usize);
     let mut params_read = BTreeSet::new();
@@ -128,14 +133,12 @@ pub fn analyze(host: &Host, ast: &AST, label: &str) -> Analysis {
             let name = call.name.as_str();
             if !call.namespace.is_empty() {
                 let root = call.namespace.root();
-                let statics: HashSet<String> = known
-                    .iter()
-                    .filter_map(|k| k.strip_prefix(&format!("{root}::")).map(str::to_owned))
-                    .collect();
-                if !statics.is_empty() && !statics.contains(name) {
+                if let Some(names) = statics.get(root)
+                    && !names.contains(name)
+                {
                     let message = format!(
                         "module `{root}` has no function `{name}`{}",
-                        suggest(name, &statics)
+                        suggest(name, names)
                     );
                     analysis.findings.push(finding(message, *pos));
                 } else if let Some(names) = exports.get(root)
@@ -275,7 +278,7 @@ fn required_params(node: Option<&ASTNode>) -> Vec<String> {
 }
 
 /// `; did you mean `x`?` for the closest known name, if close enough.
-fn suggest(name: &str, known: &HashSet<String>) -> String {
+pub fn suggest(name: &str, known: &HashSet<String>) -> String {
     known
         .iter()
         .map(|k| (strsim::levenshtein(name, k), k))

@@ -664,13 +664,7 @@ fn refuse_unread(
     let Some(first) = names.first() else {
         return Ok(());
     };
-    let hint = read
-        .iter()
-        .map(|k| (strsim::levenshtein(first, k), k))
-        .filter(|(d, _)| *d <= (first.len() / 3).max(2))
-        .min()
-        .map(|(_, k)| format!("; did you mean `{k}`?"))
-        .unwrap_or_default();
+    let hint = check::suggest(first, &read.iter().cloned().collect());
     Err(Error::UnknownParams {
         names,
         read: read.iter().cloned().collect(),
