@@ -18,6 +18,7 @@
 
 pub mod adapters;
 pub mod cli;
+pub mod corefile;
 pub mod engine;
 pub mod environment;
 pub mod error;

@@ -128,7 +128,7 @@ pub fn seed(cluster: &ClusterStore, apps: &[App], with_apps: bool) -> std::io::R
         json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": { "name": "coredns", "namespace": "kube-system" },
-            "data": { "Corefile": crate::lab::dns::cache::KUBEADM_COREFILE },
+            "data": { "Corefile": crate::corefile::KUBEADM_COREFILE },
         }),
     )?;
     create(cluster, "namespaces", None, namespace("traefik"))?;

@@ -4,6 +4,7 @@
 //! held here.
 
 pub mod cluster;
+pub mod corefile;
 pub mod dns;
 pub mod guard;
 pub mod options;
@@ -30,6 +31,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     parallel::register(engine);
     params::register(engine);
     yaml::register(engine);
+    corefile::register(engine);
     cluster::register(engine, session);
     dns::register(engine, session);
     probe::register(engine, session);

@@ -4,6 +4,8 @@
 //! `reload` plugin does, so a test (or a user) changes them the way a
 //! cluster admin would: by editing the Corefile.
 //!
+//! The Corefile's meaning is `crate::corefile`'s.
+//!
 //! The cache is what makes the article's ExternalName flip lose requests
 //! on real clusters: a caller that resolved `app1.app1-ns` to its ClusterIP
 //! keeps that answer for up to the cache's lifetime after the flip
@@ -16,87 +18,13 @@
 use super::authority::{Answer, Authority};
 use super::cluster::ClusterAuthority;
 use super::records::name_key;
+use crate::corefile::Corefile;
 use crate::lab::apiserver::ClusterStore;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// The kubeadm Corefile the lab seeds into `kube-system/coredns`.
-pub const KUBEADM_COREFILE: &str = "\
-.:53 {
-    errors
-    health {
-       lameduck 5s
-    }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf {
-       max_concurrent 1000
-    }
-    cache 30
-    loop
-    reload
-    loadbalance
-}
-";
-
-/// What CoreDNS's Corefile says about answer lifetimes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Corefile {
-    /// The `ttl` of the kubernetes plugin: the TTL of Service records
-    /// (CoreDNS's default is 5 s; kubeadm writes 30).
-    pub ttl: u32,
-    /// The `cache` plugin's cap on how long an answer is kept: `None`
-    /// without the plugin (every query is answered afresh).
-    pub cache: Option<u32>,
-}
-
-impl Corefile {
-    /// Without a Corefile: CoreDNS's own defaults, no cache.
-    pub const DEFAULT: Corefile = Corefile {
-        ttl: 5,
-        cache: None,
-    };
-
-    /// Reads `ttl` inside the `kubernetes` block and `cache [SECONDS]`
-    /// (3600 without a number, CoreDNS's maximum). Anything else is ignored.
-    pub fn parse(text: &str) -> Corefile {
-        let mut found = Corefile::DEFAULT;
-        let mut in_kubernetes = false;
-        for line in text.lines() {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            match words.as_slice() {
-                ["kubernetes", ..] if line.contains('{') => in_kubernetes = true,
-                ["}"] => in_kubernetes = false,
-                ["ttl", n] if in_kubernetes => {
-                    found.ttl = n.parse().unwrap_or(found.ttl);
-                }
-                ["cache"] | ["cache", "{"] => found.cache = Some(3600),
-                ["cache", n, ..] => found.cache = n.parse().ok().or(Some(3600)),
-                _ => {}
-            }
-        }
-        found
-    }
-
-    /// The Corefile of `cluster`'s `kube-system/coredns` ConfigMap.
-    pub fn of(cluster: &ClusterStore) -> Corefile {
-        cluster
-            .with_state(|s| {
-                s.objects
-                    .get("configmaps/kube-system/coredns")
-                    .and_then(|cm| cm.pointer("/data/Corefile")?.as_str().map(Corefile::parse))
-            })
-            .unwrap_or(Corefile::DEFAULT)
-    }
-}
 
 /// A cluster's CoreDNS: the kubernetes plugin's answers behind the cache.
 pub struct ClusterDns {
@@ -127,7 +55,7 @@ impl ClusterDns {
 
 impl Authority for ClusterDns {
     fn answer(&self, name: &Name, rtype: RecordType) -> Answer {
-        let corefile = Corefile::of(&self.authority.cluster);
+        let corefile = corefile_of(&self.authority.cluster);
         let Some(cap) = corefile.cache.filter(|c| *c > 0) else {
             return self.authority.answer_with_ttl(name, rtype, corefile.ttl);
         };
@@ -178,31 +106,13 @@ fn aged(answer: &Answer, left: Duration) -> Answer {
     answer
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_kubeadm_corefile_caches_30_s_with_30_s_records() {
-        assert_eq!(
-            Corefile::parse(KUBEADM_COREFILE),
-            Corefile {
-                ttl: 30,
-                cache: Some(30)
-            }
-        );
-        let edited = KUBEADM_COREFILE
-            .replace("ttl 30", "ttl 2")
-            .replace("cache 30", "cache 3");
-        assert_eq!(
-            Corefile::parse(&edited),
-            Corefile {
-                ttl: 2,
-                cache: Some(3)
-            }
-        );
-        let uncached = KUBEADM_COREFILE.replace("    cache 30\n", "");
-        assert_eq!(Corefile::parse(&uncached).cache, None);
-        assert_eq!(Corefile::parse("").ttl, 5);
-    }
+/// The Corefile of `cluster`'s `kube-system/coredns` ConfigMap.
+fn corefile_of(cluster: &ClusterStore) -> Corefile {
+    cluster
+        .with_state(|s| {
+            s.objects
+                .get("configmaps/kube-system/coredns")
+                .and_then(|cm| cm.pointer("/data/Corefile")?.as_str().map(Corefile::parse))
+        })
+        .unwrap_or(Corefile::DEFAULT)
 }

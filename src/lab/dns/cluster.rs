@@ -68,7 +68,7 @@ impl Authority for ClusterAuthority {
     /// With CoreDNS's default TTL; the lab's pods ask through
     /// [`ClusterDns`](super::cache::ClusterDns), which reads the Corefile's.
     fn answer(&self, name: &Name, rtype: RecordType) -> Answer {
-        self.answer_with_ttl(name, rtype, super::cache::Corefile::DEFAULT.ttl)
+        self.answer_with_ttl(name, rtype, crate::corefile::Corefile::DEFAULT.ttl)
     }
 }
 

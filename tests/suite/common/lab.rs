@@ -103,7 +103,7 @@ impl LabFixture {
     pub fn set_dns_cache(&self, cluster: &str, cache: u32, ttl: u32) {
         let store = self.lab.cluster(cluster).unwrap();
         let configmaps = store.resource("", "v1", "configmaps").unwrap();
-        let corefile = ferry::lab::dns::cache::KUBEADM_COREFILE
+        let corefile = ferry::corefile::KUBEADM_COREFILE
             .replace("cache 30", &format!("cache {cache}"))
             .replace("ttl 30", &format!("ttl {ttl}"));
         store
