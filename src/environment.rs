@@ -76,6 +76,9 @@ impl Environment {
             clusters: BTreeMap<String, ClusterTarget>,
             #[serde(default)]
             dns: BTreeMap<String, toml::Table>,
+            /// Where the journal lives: read by `crate::state`.
+            #[serde(default, rename = "state")]
+            _state: Option<toml::Table>,
         }
         let file: File = toml::from_str(&text)
             .map_err(|e| format!("{}: {}", path.display(), e.to_string().trim()))?;

@@ -55,8 +55,8 @@ pub enum Error {
         second: String,
     },
 
-    #[error("no run `{id}` in {}", state.display())]
-    UnknownRun { id: String, state: PathBuf },
+    #[error("no run `{id}` in {state}")]
+    UnknownRun { id: String, state: String },
 
     #[error("run `{id}` already exists; continue it with `ferry resume {id}`")]
     RunExists { id: String },
@@ -83,11 +83,26 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("state at {}: {source}", path.display())]
-    Journal { path: PathBuf, source: JournalError },
+    /// `state` is where the journal lives, as [`crate::journal::Store::location`]
+    /// says it (a path, or a URL without its password).
+    #[error("state at {state}: {source}")]
+    Journal { state: String, source: JournalError },
 
     #[error("run `{run}` is held by {holder}; wait for it to finish or stop that process")]
     Locked { run: String, holder: String },
+
+    /// Another run holds an app (any claim key) this run wants to touch.
+    #[error(
+        "`{key}` is claimed by run `{holder}` ({status}, started by {by} at {since}); \
+         finish, roll back or abort that run first (ferry status {holder})"
+    )]
+    Claimed {
+        key: String,
+        holder: String,
+        status: String,
+        by: String,
+        since: String,
+    },
 
     /// A command that must not act on a run a live process drives.
     #[error("cannot {action} run `{run}`: {holder} drives it; {hint}")]
@@ -182,6 +197,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Locked { .. }
+            | Error::Claimed { .. }
             | Error::ScriptChanged { .. }
             | Error::SourcesChanged { .. }
             | Error::RollbackUnderway { .. }
@@ -240,4 +256,11 @@ pub enum JournalError {
     /// A record could not be written while a run was under way.
     #[error("{message}")]
     Write { message: String },
+    /// The backend could not be reached or refused the credentials.
+    #[error("{message}")]
+    Unreachable { message: String },
+    /// Someone else wrote the record between this process's read and write
+    /// (a resourceVersion or row-version conflict), or a record is not ferry's.
+    #[error("{message}")]
+    Conflict { message: String },
 }

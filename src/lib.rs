@@ -31,6 +31,7 @@ pub mod primitives;
 pub mod probes;
 pub mod runner;
 pub mod settings;
+pub mod state;
 pub mod tls;
 
 pub use cli::run;

@@ -17,6 +17,9 @@ pub struct Settings {
     /// The run's environment profile (ferry.toml, --env, --lab): logical
     /// names of clusters and zones -> real targets.
     pub environment: std::sync::Arc<crate::environment::Environment>,
+    /// A local folder for what never leaves this machine (labs started for
+    /// a run): see [`crate::state::StateChoice::work_dir`].
+    pub work_dir: PathBuf,
 }
 
 impl Default for Settings {
@@ -28,6 +31,7 @@ impl Default for Settings {
             explicit_limits: false,
             dry_run: false,
             environment: Default::default(),
+            work_dir: PathBuf::from(".ferry"),
         }
     }
 }

@@ -28,9 +28,11 @@ pub struct Cli {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Directory holding the journal (state.db) [default: .ferry]
-    #[arg(long, global = true, env = "FERRY_STATE", value_name = "DIR")]
-    pub state: Option<PathBuf>,
+    /// Where the journal lives: a directory (or sqlite:DIR), postgres://…,
+    /// or kubernetes://CONTEXT/NAMESPACE [default: the nearest ferry.toml's
+    /// [state], else .ferry beside it or here]
+    #[arg(long, global = true, env = "FERRY_STATE", value_name = "STATE")]
+    pub state: Option<String>,
     /// Print events as JSON lines on stdout instead of progress
     #[arg(long, global = true)]
     pub json: bool,

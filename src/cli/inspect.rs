@@ -147,7 +147,7 @@ pub fn state_label(run: &Run, lock: &LockState) -> String {
 pub fn unknown(store: &dyn Store, id: &str) -> Error {
     Error::UnknownRun {
         id: id.to_owned(),
-        state: store.location().to_owned(),
+        state: store.location(),
     }
 }
 
@@ -201,7 +201,7 @@ pub fn runs(store: &dyn Store, filter: &RunFilter, format: Format) -> Result<i32
         } else {
             "no runs match"
         };
-        emit(&format!("{what} in {}\n", store.location().display()))?;
+        emit(&format!("{what} in {}\n", store.location()))?;
         return Ok(exit::SUCCEEDED);
     }
     let id_width = rows.iter().map(|r| r.0.id.len()).max().unwrap_or(2).max(2);

@@ -17,9 +17,10 @@ pub use args::{Cli, Command, GlobalArgs};
 
 use crate::error::{Error, Result, exit};
 use crate::events::{EventSink, JsonSink, NullSink, PlainSink, ProgressSink};
-use crate::journal::{SqliteStore, Store};
+use crate::journal::Store;
 use crate::runner::{EnvironmentChoice, Outcome, Runner, StartRequest};
 use crate::settings::Settings;
+use crate::state::{OpenSettings, StateChoice};
 use clap::{CommandFactory, Parser};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -127,18 +128,18 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let format = output.format(global.json);
             let id = match run {
                 Some(id) => id,
-                None => match inspect::newest(&store)? {
+                None => match inspect::newest(&*store)? {
                     Some(id) => id,
                     None => {
-                        output::emit(&format!("no runs in {}\n", store.location().display()))?;
+                        output::emit(&format!("no runs in {}\n", store.location()))?;
                         return Ok(exit::SUCCEEDED);
                     }
                 },
             };
             if watch {
-                follow::watch(&store, &id, format)
+                follow::watch(&*store, &id, format)
             } else {
-                inspect::status(&store, &id, format)
+                inspect::status(&*store, &id, format)
             }
         }
         Command::Runs {
@@ -153,7 +154,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 since,
             };
             inspect::runs(
-                &open_for_reading(global)?,
+                &*open_for_reading(global)?,
                 &filter,
                 output.format(global.json),
             )
@@ -168,32 +169,32 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let json_lines = global.json && output.output.is_none();
             if follow {
                 follow::follow_log(
-                    &store,
+                    &*store,
                     &run,
                     json_lines || output.output == Some(args::Format::Json),
                 )
             } else {
-                inspect::log(&store, &run, output.format(global.json), json_lines)
+                inspect::log(&*store, &run, output.format(global.json), json_lines)
             }
         }
         Command::Describe { run, step, output } => describe::describe(
-            &open_for_reading(global)?,
+            &*open_for_reading(global)?,
             &run,
             step.as_deref(),
             output.format(global.json),
         ),
         Command::Abort { run, force } => {
-            lifecycle::abort(&open_store(global)?, &run, force, global.quiet)
+            lifecycle::abort(&*open_store(global)?, &run, force, global.quiet)
         }
         Command::Delete { run, force } => {
-            lifecycle::delete(&open_store(global)?, &run, force, global.quiet)
+            lifecycle::delete(&*open_store(global)?, &run, force, global.quiet)
         }
         Command::Prune {
             older_than,
             any_status,
             dry_run,
         } => lifecycle::prune(
-            &open_store(global)?,
+            &*open_store(global)?,
             older_than,
             any_status,
             dry_run,
@@ -202,7 +203,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Check { scripts } => reference::check(&scripts, &global.libs, global.quiet),
         Command::Docs => reference::docs(global.json),
         #[cfg(feature = "lab")]
-        Command::Lab(command) => lab::run(command, &state_dir(global), global.quiet),
+        Command::Lab(command) => lab::run(command, &state_dir(global)?, global.quiet),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
             Ok(exit::SUCCEEDED)
@@ -210,25 +211,42 @@ fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
-fn state_dir(global: &GlobalArgs) -> PathBuf {
-    global
-        .state
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(".ferry"))
+/// The state this command uses: `--state`, else the nearest `ferry.toml`.
+fn state_choice(global: &GlobalArgs) -> Result<StateChoice> {
+    let cwd = std::env::current_dir().map_err(|source| Error::Io {
+        action: "read the working directory",
+        path: PathBuf::from("."),
+        source,
+    })?;
+    StateChoice::find(global.state.as_deref(), &cwd)
 }
 
-fn open_store(global: &GlobalArgs) -> Result<SqliteStore> {
-    SqliteStore::open(&state_dir(global))
+/// The local folder labs live in (`ferry lab up` without `--dir`).
+#[cfg(feature = "lab")]
+fn state_dir(global: &GlobalArgs) -> Result<PathBuf> {
+    Ok(state_choice(global)?.work_dir)
+}
+
+fn open_settings(global: &GlobalArgs) -> OpenSettings {
+    OpenSettings {
+        kubeconfig: global.kubeconfig.clone(),
+    }
+}
+
+fn open_store(global: &GlobalArgs) -> Result<Arc<dyn Store>> {
+    state_choice(global)?.open(&open_settings(global), false)
 }
 
 /// For commands that only read: a state this user cannot write is read read-only.
-fn open_for_reading(global: &GlobalArgs) -> Result<SqliteStore> {
-    SqliteStore::open_for_reading(&state_dir(global))
+fn open_for_reading(global: &GlobalArgs) -> Result<Arc<dyn Store>> {
+    state_choice(global)?.open(&open_settings(global), true)
 }
 
 fn runner(global: &GlobalArgs) -> Result<Runner> {
-    let store = Arc::new(open_store(global)?);
+    let choice = state_choice(global)?;
+    let store = choice.open(&open_settings(global), false)?;
     let settings = Settings {
+        work_dir: choice.work_dir.clone(),
         kubeconfig: global.kubeconfig.clone(),
         qps: global.qps.unwrap_or(Settings::default().qps),
         burst: global.burst.unwrap_or(Settings::default().burst),

@@ -23,7 +23,7 @@ impl RunLock {
     /// so a refused process can name the holder.
     pub(crate) fn file(path: &Path, run: &str) -> Result<Self> {
         let journal_err = |source: std::io::Error| Error::Journal {
-            path: path.to_owned(),
+            state: path.display().to_string(),
             source: super::JournalError::Io {
                 action: "take the run's lock",
                 source,
@@ -132,7 +132,7 @@ pub(crate) fn file_state(path: &Path) -> Result<LockState> {
         }
         Err(source) => {
             return Err(Error::Journal {
-                path: path.to_owned(),
+                state: path.display().to_string(),
                 source: super::JournalError::Io {
                     action: "read the run's lock",
                     source,
@@ -154,7 +154,7 @@ pub(crate) fn file_state(path: &Path) -> Result<LockState> {
         Err(TryLockError::WouldBlock) => true,
         Err(TryLockError::Error(source)) => {
             return Err(Error::Journal {
-                path: path.to_owned(),
+                state: path.display().to_string(),
                 source: super::JournalError::Io {
                     action: "read the run's lock",
                     source,

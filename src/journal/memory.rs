@@ -1,9 +1,8 @@
 //! An in-memory [`Store`]: for `ferry check`, `ferry docs` and tests.
 
-use super::{Gate, Holder, LockState, Run, RunLock, Step, Store};
+use super::{Claim, Gate, Holder, LockState, Run, RunLock, Step, Store};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
@@ -11,7 +10,6 @@ pub struct MemoryStore {
     state: Mutex<State>,
     /// Held locks by run, with their holder's description.
     locks: Arc<Mutex<HashMap<String, String>>>,
-    location: PathBuf,
 }
 
 #[derive(Default)]
@@ -19,15 +17,13 @@ struct State {
     runs: BTreeMap<String, Run>,
     steps: BTreeMap<String, Vec<Step>>,
     gates: BTreeMap<String, Vec<Gate>>,
+    claims: BTreeMap<String, Claim>,
     next_seq: i64,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
-        MemoryStore {
-            location: PathBuf::from("<memory>"),
-            ..Default::default()
-        }
+        MemoryStore::default()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -52,8 +48,8 @@ impl Drop for MemoryLock {
 }
 
 impl Store for MemoryStore {
-    fn location(&self) -> &Path {
-        &self.location
+    fn location(&self) -> String {
+        "<memory>".into()
     }
 
     fn create_run(&self, run: &Run) -> Result<()> {
@@ -82,7 +78,7 @@ impl Store for MemoryStore {
             None => {
                 return Err(Error::UnknownRun {
                     id: run.id.clone(),
-                    state: self.location.clone(),
+                    state: self.location(),
                 });
             }
         }
@@ -176,6 +172,31 @@ impl Store for MemoryStore {
         let mut state = self.state();
         state.steps.remove(id);
         state.gates.remove(id);
+        state.claims.retain(|_, c| c.run != id);
         Ok(state.runs.remove(id).is_some())
+    }
+
+    fn claim(&self, key: &str, run: &str, at: i64) -> Result<Claim> {
+        let mut state = self.state();
+        Ok(state
+            .claims
+            .entry(key.to_owned())
+            .or_insert_with(|| Claim {
+                key: key.to_owned(),
+                run: run.to_owned(),
+                claimed_at: at,
+            })
+            .clone())
+    }
+
+    fn release_claims(&self, run: &str) -> Result<usize> {
+        let mut state = self.state();
+        let before = state.claims.len();
+        state.claims.retain(|_, c| c.run != run);
+        Ok(before - state.claims.len())
+    }
+
+    fn claims(&self) -> Result<Vec<Claim>> {
+        Ok(self.state().claims.values().cloned().collect())
     }
 }

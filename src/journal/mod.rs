@@ -16,7 +16,7 @@ pub use sqlite::SqliteStore;
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -153,8 +153,50 @@ pub struct Run {
     /// label, as of the last run or resume: a resume compares against them,
     /// and they are what a teammate needs to see what the run executed.
     pub sources: BTreeMap<String, String>,
+    /// Who started, resumed, approved, rolled back or aborted the run, oldest
+    /// first: a team sharing one journal sees who did what.
+    pub actions: Vec<Action>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl Run {
+    /// Who started the run (the first action's operator).
+    pub fn started_by(&self) -> Option<&str> {
+        self.actions.first().map(|a| a.by.as_str())
+    }
+}
+
+string_enum!(
+    /// What an operator did to a run.
+    ActionKind {
+        Start = "start",
+        Resume = "resume",
+        Rollback = "rollback",
+        Abort = "abort",
+    }
+);
+
+/// One thing an operator did to a run: what, who (`user@host`, with the
+/// Kubernetes identity where one is known) and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    pub action: ActionKind,
+    pub by: String,
+    pub at: i64,
+    /// What it was about, e.g. the gate approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A key (an app a recipe moves: `<cluster identity>/<namespace>/<app>`)
+/// that one run holds for its whole life, across gates and weeks, so a
+/// second run cannot drive the same app at the same time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Claim {
+    pub key: String,
+    pub run: String,
+    pub claimed_at: i64,
 }
 
 /// One journal record: a step, a gate or a durable timer.
@@ -216,8 +258,9 @@ pub struct Gate {
 /// The journal port. Every write is one transaction; `durable` writes are on
 /// disk when the call returns.
 pub trait Store: Send + Sync {
-    /// Where the state lives, for messages.
-    fn location(&self) -> &Path;
+    /// Where the state lives, for messages: a path, or a URL without its
+    /// password.
+    fn location(&self) -> String;
     /// Records a new run; fails with [`crate::error::Error::RunExists`] if the id is taken.
     fn create_run(&self, run: &Run) -> Result<()>;
     fn run(&self, id: &str) -> Result<Option<Run>>;
@@ -243,4 +286,40 @@ pub trait Store: Send + Sync {
     /// Removes a run with its records and gates; `false` if there was none.
     /// The caller decides whether the run may go (`ferry delete`, `prune`).
     fn delete_run(&self, id: &str) -> Result<bool>;
+    /// Claims `key` for `run` atomically: returns the claim that holds the
+    /// key afterwards, which is `run`'s own (new, or kept from an earlier
+    /// call) unless another run held it already.
+    fn claim(&self, key: &str, run: &str, at: i64) -> Result<Claim>;
+    /// Releases every claim `run` holds; returns how many there were.
+    fn release_claims(&self, run: &str) -> Result<usize>;
+    /// Every claim held, by key.
+    fn claims(&self) -> Result<Vec<Claim>>;
+    /// Who the backend knows this process as (the Kubernetes user of the
+    /// `kubernetes://` backend), to record beside `user@host`.
+    fn identity(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Who is acting: `user@host`, and the backend's identity where it has one
+/// (`alice@laptop (kubernetes: alice@example.com)`).
+pub fn operator(store: &dyn Store) -> String {
+    let local = lock::user_at_host();
+    match store.identity() {
+        Some(identity) => format!("{local} (kubernetes: {identity})"),
+        None => local,
+    }
+}
+
+impl Run {
+    /// Records that the operator did `action` (pushed before the next
+    /// `update_run` writes it).
+    pub fn record(&mut self, store: &dyn Store, action: ActionKind, detail: Option<String>) {
+        self.actions.push(Action {
+            action,
+            by: operator(store),
+            at: now_ms(),
+            detail,
+        });
+    }
 }

@@ -7,8 +7,8 @@
 //! earlier record. That keeps one fsync per step.
 
 use super::{
-    Gate, JournalError, LockState, Run, RunLock, RunStatus, Step, StepKind, StepStatus, Store,
-    UndoStatus,
+    Claim, Gate, JournalError, LockState, Run, RunLock, RunStatus, Step, StepKind, StepStatus,
+    Store, UndoStatus,
 };
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -89,6 +89,16 @@ ALTER TABLE steps_v3 RENAME TO steps;
 CREATE INDEX steps_by_run ON steps (run_id, seq);
 ALTER TABLE runs ADD COLUMN sources TEXT NOT NULL DEFAULT '{}';
 "#,
+    // 4: who did what to a run; the apps (claim keys) runs hold.
+    r#"
+ALTER TABLE runs ADD COLUMN actions TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE claims (
+    key        TEXT PRIMARY KEY,
+    run_id     TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    claimed_at INTEGER NOT NULL
+);
+CREATE INDEX claims_by_run ON claims (run_id);
+"#,
 ];
 
 pub struct SqliteStore {
@@ -110,14 +120,14 @@ impl SqliteStore {
         let io = |path: &Path, action: &'static str| {
             let path = path.to_owned();
             move |source| Error::Journal {
-                path,
+                state: path.display().to_string(),
                 source: JournalError::Io { action, source },
             }
         };
         create_private_dir(dir).map_err(io(dir, "create the state directory"))?;
         create_private_file(&db).map_err(io(&db, "create the state file"))?;
         let conn = Connection::open(&db).map_err(|e| Error::Journal {
-            path: db.clone(),
+            state: db.display().to_string(),
             source: database(&e),
         })?;
         let store = SqliteStore {
@@ -151,7 +161,7 @@ impl SqliteStore {
     pub fn open_read_only(dir: &Path) -> Result<Self> {
         let db = dir.join("state.db");
         let fail = |e: rusqlite::Error| Error::Journal {
-            path: db.clone(),
+            state: db.display().to_string(),
             source: database(&e),
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
@@ -168,7 +178,7 @@ impl SqliteStore {
         let known = MIGRATIONS.len() as i64;
         if found != known {
             return Err(Error::Journal {
-                path: db,
+                state: db.display().to_string(),
                 source: if found > known {
                     JournalError::NewerSchema { found, known }
                 } else {
@@ -196,7 +206,7 @@ impl SqliteStore {
         let foreign = retry_busy(|| foreign_tables(conn)).map_err(|e| self.fail(e))?;
         if !foreign.is_empty() {
             return Err(Error::Journal {
-                path: self.db.clone(),
+                state: self.db.display().to_string(),
                 source: JournalError::Foreign { tables: foreign },
             });
         }
@@ -208,7 +218,7 @@ impl SqliteStore {
                 .map_err(|e| self.fail(e))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::Journal {
-                path: self.db.clone(),
+                state: self.db.display().to_string(),
                 source: JournalError::NoWal { mode },
             });
         }
@@ -225,7 +235,7 @@ impl SqliteStore {
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(Error::Journal {
-                path: self.db.clone(),
+                state: self.db.display().to_string(),
                 source: JournalError::NewerSchema {
                     found: version,
                     known,
@@ -250,7 +260,7 @@ impl SqliteStore {
 
     fn fail(&self, e: rusqlite::Error) -> Error {
         Error::Journal {
-            path: self.db.clone(),
+            state: self.db.display().to_string(),
             source: database(&e),
         }
     }
@@ -432,6 +442,7 @@ fn run_from_row(row: &Row) -> rusqlite::Result<Run> {
         identities: parse_json(row.get("identities")?),
         environment: parse_json(row.get("environment")?),
         sources: parse_json(row.get("sources")?),
+        actions: parse_json(row.get("actions")?),
         created_at: row.get("created_at")?,
         updated_at: row.get("updated_at")?,
     })
@@ -470,15 +481,15 @@ fn step_from_row(row: &Row) -> rusqlite::Result<Step> {
 }
 
 impl Store for SqliteStore {
-    fn location(&self) -> &Path {
-        &self.dir
+    fn location(&self) -> String {
+        self.dir.display().to_string()
     }
 
     fn create_run(&self, run: &Run) -> Result<()> {
         let inserted = self.with_conn(|c| {
             c.execute(
-                "INSERT INTO runs (id, script, script_hash, params, libs, status, dry_run, error, identities, created_at, updated_at, environment, sources)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT(id) DO NOTHING",
+                "INSERT INTO runs (id, script, script_hash, params, libs, status, dry_run, error, identities, created_at, updated_at, environment, sources, actions)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT(id) DO NOTHING",
                 params![
                     run.id,
                     run.script.to_string_lossy(),
@@ -492,7 +503,8 @@ impl Store for SqliteStore {
                     run.created_at,
                     run.updated_at,
                     json_col(&run.environment),
-                    json_col(&run.sources)
+                    json_col(&run.sources),
+                    json_col(&run.actions)
                 ],
             )
         })?;
@@ -519,14 +531,14 @@ impl Store for SqliteStore {
     fn update_run(&self, run: &Run) -> Result<()> {
         let updated = self.with_conn(|c| {
             c.execute(
-                "UPDATE runs SET script_hash = ?2, status = ?3, error = ?4, identities = ?5, updated_at = ?6, sources = ?7 WHERE id = ?1",
-                params![run.id, run.script_hash, run.status.as_str(), run.error, json_col(&run.identities), run.updated_at, json_col(&run.sources)],
+                "UPDATE runs SET script_hash = ?2, status = ?3, error = ?4, identities = ?5, updated_at = ?6, sources = ?7, actions = ?8 WHERE id = ?1",
+                params![run.id, run.script_hash, run.status.as_str(), run.error, json_col(&run.identities), run.updated_at, json_col(&run.sources), json_col(&run.actions)],
             )
         })?;
         if updated == 0 {
             return Err(Error::UnknownRun {
                 id: run.id.clone(),
-                state: self.dir.clone(),
+                state: self.location(),
             });
         }
         Ok(())
@@ -643,7 +655,7 @@ impl Store for SqliteStore {
     fn lock(&self, run: &str) -> Result<RunLock> {
         let dir = self.dir.join("locks");
         std::fs::create_dir_all(&dir).map_err(|source| Error::Journal {
-            path: dir.clone(),
+            state: dir.display().to_string(),
             source: JournalError::Io {
                 action: "create the locks directory",
                 source,
@@ -664,6 +676,8 @@ impl Store for SqliteStore {
                 .map_err(|e| self.fail(e))?;
             tx.execute("DELETE FROM gates WHERE run_id = ?1", [id])
                 .map_err(|e| self.fail(e))?;
+            tx.execute("DELETE FROM claims WHERE run_id = ?1", [id])
+                .map_err(|e| self.fail(e))?;
             let deleted = tx
                 .execute("DELETE FROM runs WHERE id = ?1", [id])
                 .map_err(|e| self.fail(e))?;
@@ -674,4 +688,47 @@ impl Store for SqliteStore {
         let _ = std::fs::remove_file(self.dir.join("locks").join(format!("{id}.lock")));
         Ok(deleted)
     }
+
+    fn claim(&self, key: &str, run: &str, at: i64) -> Result<Claim> {
+        // One statement inserts or keeps the holder; the read in the same
+        // transaction sees whichever run won.
+        let mut guard = self.lock_conn();
+        let tx = guard
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| self.fail(e))?;
+        tx.execute(
+            "INSERT INTO claims (key, run_id, claimed_at) VALUES (?1, ?2, ?3) ON CONFLICT(key) DO NOTHING",
+            params![key, run, at],
+        )
+        .map_err(|e| self.fail(e))?;
+        let claim = tx
+            .query_row(
+                "SELECT key, run_id, claimed_at FROM claims WHERE key = ?1",
+                [key],
+                claim_from_row,
+            )
+            .map_err(|e| self.fail(e))?;
+        tx.commit().map_err(|e| self.fail(e))?;
+        Ok(claim)
+    }
+
+    fn release_claims(&self, run: &str) -> Result<usize> {
+        self.with_conn(|c| c.execute("DELETE FROM claims WHERE run_id = ?1", [run]))
+    }
+
+    fn claims(&self) -> Result<Vec<Claim>> {
+        self.with_conn(|c| {
+            let mut stmt = c.prepare("SELECT key, run_id, claimed_at FROM claims ORDER BY key")?;
+            stmt.query_map([], claim_from_row)?.collect()
+        })
+    }
+}
+
+fn claim_from_row(row: &Row) -> rusqlite::Result<Claim> {
+    Ok(Claim {
+        key: row.get(0)?,
+        run: row.get(1)?,
+        claimed_at: row.get(2)?,
+    })
 }

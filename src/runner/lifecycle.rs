@@ -59,9 +59,15 @@ pub fn abort(store: &dyn Store, id: &str, force: bool) -> Result<RunStatus> {
     run.status = RunStatus::Aborted;
     run.error = Some(format!(
         "aborted by {} at {} (was {was})",
-        crate::journal::lock::user_at_host(),
+        crate::journal::operator(store),
         crate::journal::format_ms(now_ms())
     ));
+    run.record(
+        store,
+        crate::journal::ActionKind::Abort,
+        Some(format!("was {was}")),
+    );
+    store.release_claims(&run.id)?;
     run.updated_at = now_ms();
     store.update_run(&run)?;
     Ok(was)
@@ -177,9 +183,10 @@ pub fn prune(
 /// Removes a run and what belongs to it alone.
 pub(super) fn remove(store: &dyn Store, run: &Run) -> Result<()> {
     store.delete_run(&run.id)?;
-    let own_lab = store.location().join("labs").join(&run.id);
+    // A lab started for this run alone lives in `<work dir>/labs/<run id>`.
     if let Some(lab) = &run.environment.lab
-        && (lab == &own_lab || own_lab.canonicalize().is_ok_and(|own| &own == lab))
+        && lab.file_name() == Some(std::ffi::OsStr::new(&run.id))
+        && lab.parent().and_then(|p| p.file_name()) == Some(std::ffi::OsStr::new("labs"))
     {
         let _ = std::fs::remove_dir_all(lab);
     }
@@ -189,6 +196,6 @@ pub(super) fn remove(store: &dyn Store, run: &Run) -> Result<()> {
 fn existing(store: &dyn Store, id: &str) -> Result<Run> {
     store.run(id)?.ok_or_else(|| Error::UnknownRun {
         id: id.to_owned(),
-        state: store.location().to_owned(),
+        state: store.location(),
     })
 }

@@ -22,7 +22,9 @@ use crate::engine::{Host, Script, Session, SessionConfig, check, library_roots};
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::events::{Event, EventSink, Events};
-use crate::journal::{Gate, Run, RunStatus, Step, StepKind, StepStatus, Store, UndoStatus, now_ms};
+use crate::journal::{
+    ActionKind, Gate, Run, RunStatus, Step, StepKind, StepStatus, Store, UndoStatus, now_ms,
+};
 use crate::settings::Settings;
 use rhai::AST;
 use std::collections::BTreeMap;
@@ -190,9 +192,11 @@ impl Runner {
             identities: BTreeMap::new(),
             environment: self.choose_environment(&request.environment, &script, &id)?,
             sources: BTreeMap::from([(script.label.clone(), script.text.to_string())]),
+            actions: Vec::new(),
             created_at: now,
             updated_at: now,
         };
+        run.record(&*self.store, ActionKind::Start, None);
         let (host, ast, _lab, read) = self.prepare(
             &script,
             &run,
@@ -272,6 +276,11 @@ impl Runner {
             // What this execution loads is what the run now is.
             run.sources.clear();
         }
+        run.record(
+            &*self.store,
+            ActionKind::Resume,
+            allow_changed.then(|| "--allow-changed".to_owned()),
+        );
         self.drive(&host, &ast, &mut run, &script, "resume")
     }
 
@@ -291,6 +300,7 @@ impl Runner {
         let records = self.store.steps(&id)?;
         let (script, host, ast, _lab) =
             self.reopen(&run, Mode::Rollback, records, allow_changed)?;
+        run.record(&*self.store, ActionKind::Rollback, None);
         self.drive(&host, &ast, &mut run, &script, "rollback")
     }
 
@@ -377,7 +387,7 @@ impl Runner {
                 });
             }
             found.approved_at = Some(now_ms());
-            found.approved_by = Some(crate::journal::lock::user_at_host());
+            found.approved_by = Some(crate::journal::operator(&*self.store));
             self.store.put_gate(&id, &found)?;
         }
         Ok(Approval {
@@ -390,7 +400,7 @@ impl Runner {
     fn existing(&self, id: &str) -> Result<Run> {
         self.store.run(id)?.ok_or_else(|| Error::UnknownRun {
             id: id.to_owned(),
-            state: self.store.location().to_owned(),
+            state: self.store.location(),
         })
     }
 
@@ -438,7 +448,7 @@ impl Runner {
             EnvironmentChoice::Lab(dir) => {
                 let dir = match dir {
                     Some(dir) => dir.clone(),
-                    None => self.store.location().join("labs").join(id),
+                    None => self.settings.work_dir.join("labs").join(id),
                 };
                 std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
                     action: "create the lab directory",
@@ -581,7 +591,7 @@ impl Runner {
                 }),
                 Some(Control::MissingParams { names }) => Err(Error::MissingParams { names }),
                 Some(Control::Journal { message }) => Err(Error::Journal {
-                    path: self.store.location().to_owned(),
+                    state: self.store.location(),
                     source: crate::journal::JournalError::Write { message },
                 }),
                 Some(Control::RollbackCollected | Control::CollectStopped { .. }) | None => {
@@ -637,6 +647,10 @@ impl Runner {
             }
             run.updated_at = now_ms();
             self.store.update_run(run)?;
+            if finished(run.status) {
+                // The run has ended: the apps it held are free again.
+                self.store.release_claims(&run.id)?;
+            }
             let (steps_run, steps_replayed) = session.ledger.counts();
             session.events.emit(Event::RunFinished {
                 status: run.status.to_string(),

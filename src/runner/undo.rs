@@ -33,7 +33,7 @@ pub(super) fn run_undos(host: &Host, store: &dyn Store, run: &mut Run) -> Result
     }
     let undos = ledger.take_undos();
     let journal = |err: &rhai::EvalAltResult| Error::Journal {
-        path: store.location().to_owned(),
+        state: store.location(),
         source: crate::journal::JournalError::Write {
             message: session.summarize(err),
         },

@@ -4,16 +4,17 @@
 
 use ferry::error::Error;
 use ferry::journal::{
-    Gate, MemoryStore, Run, RunStatus, SqliteStore, Step, StepKind, StepStatus, Store, UndoStatus,
+    Action, ActionKind, Gate, MemoryStore, Run, RunStatus, SqliteStore, Step, StepKind, StepStatus,
+    Store, UndoStatus,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[must_use]
-struct RunBuilder(Run);
+pub struct RunBuilder(Run);
 
 impl RunBuilder {
-    fn new(id: &str) -> Self {
+    pub fn new(id: &str) -> Self {
         RunBuilder(Run {
             id: id.into(),
             script: PathBuf::from("/scripts/two-apps.rhai"),
@@ -26,20 +27,26 @@ impl RunBuilder {
             identities: BTreeMap::new(),
             environment: Default::default(),
             sources: BTreeMap::from([("two-apps.rhai".into(), "step(\"a\", || 1);\n".into())]),
+            actions: vec![Action {
+                action: ActionKind::Start,
+                by: "alice@laptop".into(),
+                at: 1_000,
+                detail: None,
+            }],
             created_at: 1_000,
             updated_at: 1_000,
         })
     }
-    fn created_at(mut self, at: i64) -> Self {
+    pub fn created_at(mut self, at: i64) -> Self {
         self.0.created_at = at;
         self
     }
-    fn build(self) -> Run {
+    pub fn build(self) -> Run {
         self.0
     }
 }
 
-fn completed(name: &str, value: serde_json::Value) -> Step {
+pub fn completed(name: &str, value: serde_json::Value) -> Step {
     let mut step = Step::new(
         name,
         format!("two-apps.rhai:{}:1", name.len()),
@@ -53,7 +60,7 @@ fn completed(name: &str, value: serde_json::Value) -> Step {
 
 /// Records are keyed by (kind, name); parents, sources, rollback statuses
 /// and deep values round-trip.
-fn records_suite(store: &dyn Store) {
+pub fn records_suite(store: &dyn Store) {
     store.create_run(&RunBuilder::new("k").build()).unwrap();
     let mut timer = completed("x/sleep#1", serde_json::Value::Null);
     timer.kind = StepKind::Sleep;
@@ -97,7 +104,59 @@ fn records_suite(store: &dyn Store) {
     }
 }
 
-fn suite(store: &dyn Store) {
+/// Claims: one holder per key, taken atomically, kept by the same run,
+/// released by run, gone with a deleted run.
+pub fn claims_suite(store: &dyn Store) {
+    store.create_run(&RunBuilder::new("c1").build()).unwrap();
+    store.create_run(&RunBuilder::new("c2").build()).unwrap();
+    let first = store.claim("uid-old/app1-ns/app1", "c1", 10).unwrap();
+    assert_eq!(first.run, "c1");
+    assert_eq!(first.claimed_at, 10);
+    let again = store.claim("uid-old/app1-ns/app1", "c1", 20).unwrap();
+    assert_eq!(again, first, "the same run keeps its claim and its time");
+    let other = store.claim("uid-old/app1-ns/app1", "c2", 30).unwrap();
+    assert_eq!(other.run, "c1", "a second run sees the holder");
+    assert_eq!(
+        store.claim("uid-old/app2-ns/app2", "c2", 40).unwrap().run,
+        "c2"
+    );
+    let keys: Vec<(String, String)> = store
+        .claims()
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.key, c.run))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("uid-old/app1-ns/app1".to_owned(), "c1".to_owned()),
+            ("uid-old/app2-ns/app2".to_owned(), "c2".to_owned())
+        ]
+    );
+    assert_eq!(store.release_claims("c1").unwrap(), 1);
+    assert_eq!(store.release_claims("c1").unwrap(), 0);
+    assert_eq!(
+        store.claim("uid-old/app1-ns/app1", "c2", 50).unwrap().run,
+        "c2"
+    );
+    assert!(store.delete_run("c2").unwrap());
+    assert!(
+        store.claims().unwrap().is_empty(),
+        "claims go with their run"
+    );
+    // actions round-trip through update_run
+    let mut run = store.run("c1").unwrap().unwrap();
+    run.actions.push(Action {
+        action: ActionKind::Abort,
+        by: "bob@ci".into(),
+        at: 60,
+        detail: Some("was paused".into()),
+    });
+    store.update_run(&run).unwrap();
+    assert_eq!(store.run("c1").unwrap().unwrap().actions, run.actions);
+}
+
+pub fn suite(store: &dyn Store) {
     // runs
     let run = RunBuilder::new("r1").build();
     store.create_run(&run).unwrap();
@@ -239,6 +298,7 @@ fn memory_store_keeps_the_contract() {
     let store = MemoryStore::new();
     suite(&store);
     records_suite(&store);
+    claims_suite(&store);
 }
 
 #[test]
@@ -247,6 +307,7 @@ fn sqlite_store_keeps_the_contract() {
     let store = SqliteStore::open(&dir.path().join("state")).unwrap();
     suite(&store);
     records_suite(&store);
+    claims_suite(&store);
 }
 
 #[test]

@@ -208,6 +208,7 @@ impl History {
             identities: BTreeMap::new(),
             environment: Default::default(),
             sources: BTreeMap::from([("script.rhai".to_owned(), self.text.clone())]),
+            actions: Vec::new(),
             created_at: 1,
             updated_at: 1,
         };
