@@ -248,10 +248,52 @@ pub enum Command {
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
+    /// Where the journal lives: show it, copy it to another backend, print the RBAC it needs
+    #[command(subcommand)]
+    State(StateCommand),
     /// The lab: the article's two clusters, private DNS and ingress on loopback
     #[cfg(feature = "lab")]
     #[command(subcommand)]
     Lab(LabCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Which state this folder uses, and how it was chosen
+    #[command(after_help = "Examples:\n  ferry state show\n  ferry state show -o json")]
+    Show {
+        #[command(flatten)]
+        output: OutputArg,
+    },
+    /// Copy every run (records, gates, claims, who did what) from one state to another
+    #[command(
+        after_help = "Examples:\n  ferry state copy --from .ferry --to postgres://ferry@db.internal/ferry\n  \
+        ferry state copy --from .ferry --to kubernetes://prod-admin/ferry"
+    )]
+    Copy {
+        /// The state to read [default: the state this folder uses]
+        #[arg(long, value_name = "STATE")]
+        from: Option<String>,
+        /// The state to write (created if needed)
+        #[arg(long, value_name = "STATE")]
+        to: String,
+    },
+    /// Print the Role and RoleBinding a kubernetes:// state needs (apply with kubectl)
+    #[command(
+        after_help = "Examples:\n  ferry state rbac --namespace ferry --user alice@example.com | kubectl apply -f -\n  \
+        ferry state rbac --namespace ferry --group platform-team"
+    )]
+    Rbac {
+        /// The namespace holding the journal [default: the kubernetes:// state's]
+        #[arg(long, value_name = "NAMESPACE")]
+        namespace: Option<String>,
+        /// Bind the Role to this user
+        #[arg(long, value_name = "USER", conflicts_with = "group")]
+        user: Option<String>,
+        /// Bind the Role to this group
+        #[arg(long, value_name = "GROUP")]
+        group: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

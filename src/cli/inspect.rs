@@ -22,6 +22,10 @@ pub struct Snapshot {
     pub steps: Vec<Step>,
     pub gates: Vec<Gate>,
     pub lock: LockState,
+    /// Where the journal lives, as the store says it.
+    pub location: String,
+    /// What the run holds (apps it moves).
+    pub claims: Vec<crate::journal::Claim>,
 }
 
 impl Snapshot {
@@ -31,6 +35,12 @@ impl Snapshot {
             steps: store.steps(&run.id)?,
             gates: store.gates(&run.id)?,
             lock: store.lock_state(&run.id)?,
+            location: store.location(),
+            claims: store
+                .claims()?
+                .into_iter()
+                .filter(|c| c.run == run.id)
+                .collect(),
             run,
         })
     }
@@ -121,6 +131,8 @@ impl Snapshot {
             "next": next_command(self),
             "steps": self.steps,
             "gates": self.gates,
+            "journal": self.location,
+            "claims": self.claims,
         })
     }
 }
@@ -206,18 +218,25 @@ pub fn runs(store: &dyn Store, filter: &RunFilter, format: Format) -> Result<i32
     }
     let id_width = rows.iter().map(|r| r.0.id.len()).max().unwrap_or(2).max(2);
     let state_width = rows.iter().map(|r| r.1.len()).max().unwrap_or(6).max(6);
+    let by_width = rows
+        .iter()
+        .map(|r| line(r.0.started_by().unwrap_or("-")).chars().count())
+        .max()
+        .unwrap_or(2)
+        .max(2);
     let mut text = format!(
-        "{:id_width$}  {:state_width$}  {:20}  {:20}  SCRIPT\n",
-        "ID", "STATUS", "STARTED", "UPDATED"
+        "{:id_width$}  {:state_width$}  {:20}  {:20}  {:by_width$}  SCRIPT\n",
+        "ID", "STATUS", "STARTED", "UPDATED", "BY"
     );
     for (run, state, _) in &rows {
         let _ = writeln!(
             text,
-            "{:id_width$}  {:state_width$}  {:20}  {:20}  {}",
+            "{:id_width$}  {:state_width$}  {:20}  {:20}  {:by_width$}  {}",
             run.id,
             state,
             format_ms(run.created_at),
             format_ms(run.updated_at),
+            line(run.started_by().unwrap_or("-")),
             line(&run.script.display().to_string())
         );
     }
@@ -266,6 +285,11 @@ fn counts(steps: &[Step]) -> serde_json::Value {
 pub fn render_status(snap: &Snapshot) -> String {
     let run = &snap.run;
     let mut text = render_run(run, &snap.state());
+    let _ = writeln!(text, "  journal:  {}", line(&snap.location));
+    if !snap.claims.is_empty() {
+        let keys: Vec<String> = snap.claims.iter().map(|c| line(&c.key)).collect();
+        let _ = writeln!(text, "  holds:    {}", keys.join(", "));
+    }
     let holder = snap
         .lock
         .holder
@@ -455,12 +479,30 @@ pub fn render_run(run: &Run, state: &str) -> String {
         ""
     };
     let _ = writeln!(text, "  status:   {state}{dry}");
+    let by = run
+        .started_by()
+        .map(|by| format!(" by {}", line(by)))
+        .unwrap_or_default();
     let _ = writeln!(
         text,
-        "  started:  {}   updated: {}",
+        "  started:  {}{by}   updated: {}",
         format_ms(run.created_at),
         format_ms(run.updated_at)
     );
+    for action in run.actions.iter().skip(1) {
+        let detail = action
+            .detail
+            .as_deref()
+            .map(|d| format!(" ({})", line(d)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            text,
+            "  {:9} {} by {}{detail}",
+            format!("{}:", action.action),
+            format_ms(action.at),
+            line(&action.by)
+        );
+    }
     for (name, identity) in &run.identities {
         let _ = writeln!(text, "  target:   {} = {identity}", line(name));
     }

@@ -10,6 +10,7 @@ mod lifecycle;
 mod output;
 mod phases;
 mod reference;
+mod state;
 
 #[cfg(feature = "lab")]
 pub use args::LabCommand;
@@ -202,6 +203,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         ),
         Command::Check { scripts } => reference::check(&scripts, &global.libs, global.quiet),
         Command::Docs => reference::docs(global.json),
+        Command::State(command) => state::run(command, global),
         #[cfg(feature = "lab")]
         Command::Lab(command) => lab::run(command, &state_dir(global)?, global.quiet),
         Command::Completions { shell } => {

@@ -25,6 +25,14 @@ pub enum Control {
     MissingParams { names: Vec<String> },
     /// The journal could not be written: the run cannot continue safely.
     Journal { message: String },
+    /// Another run holds a key this run claims.
+    Claimed {
+        key: String,
+        holder: String,
+        status: String,
+        by: String,
+        since: String,
+    },
     /// A target (e.g. a cluster) is not the one the journal recorded.
     IdentityMismatch {
         name: String,

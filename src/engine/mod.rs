@@ -48,6 +48,22 @@ pub struct Script {
 }
 
 impl Script {
+    /// The copy of a script a run recorded, standing in for `path` where
+    /// that file does not exist.
+    pub fn recorded(path: &Path, label: &str, text: &str) -> Script {
+        let hash = Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Script {
+            path: path.to_owned(),
+            display: format!("{} (recorded copy)", path.display()),
+            label: label.to_owned(),
+            text: text.into(),
+            hash,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Script> {
         let read_err = |source| Error::ScriptRead {
             path: path.to_owned(),

@@ -29,6 +29,10 @@ struct Inner {
     origins: RwLock<HashMap<String, (usize, PathBuf)>>,
     modules: RwLock<HashMap<String, SharedModule>>,
     main_label: String,
+    /// Module texts the run recorded, by label: where a resume on another
+    /// machine (or in a pod) finds no file at a module's place, the copy
+    /// the run executed stands in for it.
+    recorded: RwLock<HashMap<String, Arc<str>>>,
 }
 
 thread_local! {
@@ -98,7 +102,27 @@ impl Resolver {
             origins: RwLock::new(origins),
             modules: RwLock::default(),
             main_label: main_label.to_owned(),
+            recorded: RwLock::default(),
         }))
+    }
+
+    /// Lets the sources a run recorded stand in for module files missing here.
+    pub fn fall_back_to(&self, recorded: &std::collections::BTreeMap<String, String>) {
+        let mut map = self.0.recorded.write().unwrap_or_else(|p| p.into_inner());
+        for (label, text) in recorded {
+            if label != &self.0.main_label && !label.starts_with("ferry/") {
+                map.insert(label.clone(), text.as_str().into());
+            }
+        }
+    }
+
+    fn recorded(&self, label: &str) -> Option<Arc<str>> {
+        self.0
+            .recorded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(label)
+            .cloned()
     }
 
     pub fn roots(&self) -> &[PathBuf] {
@@ -155,7 +179,25 @@ impl Resolver {
             };
             let root = &self.0.roots[root_index];
             let full = root.join(&inside);
+            let label_of = |inside: &Path| {
+                let rel_label = inside.to_string_lossy().into_owned();
+                if root_index == 0 {
+                    rel_label
+                } else {
+                    format!("@lib{root_index}/{rel_label}")
+                }
+            };
             if !full.is_file() {
+                let label = label_of(&inside);
+                if let Some(text) = self.recorded(&label) {
+                    let dir = inside.parent().map(Path::to_path_buf).unwrap_or_default();
+                    return Ok(Found {
+                        display: format!("{} (the copy the run recorded)", display_path(&full)),
+                        label,
+                        text,
+                        origin: Some((root_index, dir)),
+                    });
+                }
                 continue;
             }
             // A symlink must not lead out of the root either.
@@ -168,12 +210,7 @@ impl Resolver {
             }
             let text = std::fs::read_to_string(&full)
                 .map_err(|e| format!("cannot read module {}: {e}", full.display()))?;
-            let rel_label = inside.to_string_lossy().into_owned();
-            let label = if root_index == 0 {
-                rel_label
-            } else {
-                format!("@lib{root_index}/{rel_label}")
-            };
+            let label = label_of(&inside);
             let dir = inside.parent().map(Path::to_path_buf).unwrap_or_default();
             return Ok(Found {
                 label,
@@ -212,7 +249,11 @@ impl Resolver {
             None => (0, label),
         };
         let inside = normalize(Path::new(rel))?;
-        std::fs::read_to_string(self.0.roots.get(root)?.join(inside)).ok()
+        let path = self.0.roots.get(root)?.join(inside);
+        if !path.exists() {
+            return self.recorded(label).map(|t| t.to_string());
+        }
+        std::fs::read_to_string(path).ok()
     }
 
     /// Compiles and evaluates the module `path` names, once per process.

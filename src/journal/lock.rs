@@ -86,8 +86,9 @@ pub struct LockState {
 pub struct Holder {
     pub pid: Option<u32>,
     pub host: Option<String>,
+    pub user: Option<String>,
     pub since: Option<String>,
-    /// The description as written (`pid 123 on host since 2026-11-21T06:00:00Z`).
+    /// The description as written (`pid 123 on host by alice since 2026-11-21T06:00:00Z`).
     pub description: String,
 }
 
@@ -105,6 +106,7 @@ impl Holder {
         Holder {
             pid: after("pid").and_then(|p| p.parse().ok()),
             host: after("on"),
+            user: after("by"),
             since: after("since"),
             description: description.to_owned(),
         }
@@ -184,22 +186,29 @@ fn held_per_proc_locks(file: &std::fs::File, pid: Option<u32>) -> Option<bool> {
     }))
 }
 
-/// `pid 123 on host since 2026-11-21T06:00:00Z`
+/// `pid 123 on host by alice since 2026-11-21T06:00:00Z`
 pub fn holder_description() -> String {
     format!(
-        "pid {} on {} since {}",
+        "pid {} on {} by {} since {}",
         std::process::id(),
         hostname(),
+        user(),
         super::format_ms(super::now_ms())
     )
 }
 
+/// The login name of this process's user.
+fn user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty() && !u.contains(char::is_whitespace))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// `user@host`, for who approved a gate or aborted a run.
 pub fn user_at_host() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{}", hostname())
+    format!("{}@{}", user(), hostname())
 }
 
 pub fn hostname() -> String {

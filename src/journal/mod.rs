@@ -4,11 +4,13 @@
 //! The SQLite store is the default; the in-memory store backs `ferry check`,
 //! `ferry docs` and tests. Both pass the same suite (`tests/journal_store.rs`).
 
+mod copy;
 pub mod lock;
 mod memory;
 mod sqlite;
 
 pub use crate::error::JournalError;
+pub use copy::{Copied, copy};
 pub use lock::{Holder, LockState, RunLock};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;

@@ -3,6 +3,7 @@
 //! `register()`; side effects go through the session's ports, never a client
 //! held here.
 
+pub mod claim;
 pub mod cluster;
 pub mod corefile;
 pub mod dns;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 
 pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     step::register(engine, session);
+    claim::register(engine, session);
     pause::register(engine, session);
     sleep::register(engine, session);
     parallel::register(engine);

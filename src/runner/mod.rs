@@ -313,8 +313,14 @@ impl Runner {
         records: Vec<Step>,
         allow_changed: bool,
     ) -> Result<(Script, Host, AST, Option<labs::LabGuard>)> {
-        let script = Script::load(&run.script)?;
-        let libs = library_roots(&self.libs_for(run))?;
+        let script = self.script_of(run)?;
+        let libs = if self.libs.is_empty() {
+            // The run's own roots, even those missing here: a module's label
+            // names its root by position, and recorded copies stand in.
+            recorded_roots(&run.libs)
+        } else {
+            library_roots(&self.libs)?
+        };
         let replay = Replay { allow_changed };
         let (host, ast, lab, _) = self.prepare(&script, run, mode, &libs, records, replay)?;
         self.refuse_changed(run, &host, &script, allow_changed)?;
@@ -419,11 +425,40 @@ impl Runner {
     }
 
     /// `--lib` given now wins; otherwise the folders the run started with.
-    fn libs_for(&self, run: &Run) -> Vec<PathBuf> {
-        if self.libs.is_empty() {
-            run.libs.clone()
-        } else {
-            self.libs.clone()
+    /// The run's script: the file it recorded, or, where that path does not
+    /// exist here (another machine, another folder, a pod), the copy the
+    /// journal holds.
+    fn script_of(&self, run: &Run) -> Result<Script> {
+        match Script::load(&run.script) {
+            Err(Error::ScriptRead { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                let label = run
+                    .script
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "script".into());
+                match run.sources.get(&label) {
+                    Some(text) => {
+                        self.sink.emit(
+                            &run.id,
+                            &Event::Output {
+                                step: None,
+                                depth: 0,
+                                text: format!(
+                                    "note: {} is not here: using the copy run {} recorded",
+                                    run.script.display(),
+                                    run.id
+                                ),
+                                debug: false,
+                            },
+                        );
+                        Ok(Script::recorded(&run.script, &label, text))
+                    }
+                    None => Script::load(&run.script),
+                }
+            }
+            other => other,
         }
     }
 
@@ -501,6 +536,7 @@ impl Runner {
             backends: self.backends.clone(),
         })?;
         let host = Host::new(Arc::new(session), script, libs, crate::primitives::register);
+        host.resolver.fall_back_to(&run.sources);
         let ast = host.compile(script)?;
         let analysis = check::analyze(&host, &ast, &script.label);
         if !analysis.findings.is_empty() {
@@ -584,6 +620,19 @@ impl Runner {
                     recorded,
                     found,
                 }),
+                Some(Control::Claimed {
+                    key,
+                    holder,
+                    status,
+                    by,
+                    since,
+                }) => Err(Error::Claimed {
+                    key,
+                    holder,
+                    status,
+                    by,
+                    since,
+                }),
                 Some(Control::Diverged { step, detail }) => Err(Error::ScriptChanged {
                     run: run.id.clone(),
                     step,
@@ -619,6 +668,7 @@ impl Runner {
             outcome,
             Err(Error::ScriptChanged { .. }
                 | Error::IdentityMismatch { .. }
+                | Error::Claimed { .. }
                 | Error::RollbackIncomplete { .. })
         );
         if refused {
@@ -662,6 +712,16 @@ impl Runner {
         self.sink.finish();
         outcome
     }
+}
+
+/// A run's recorded library roots, kept in order (missing ones included,
+/// since module labels name roots by position), then `FERRY_PATH`.
+fn recorded_roots(libs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut roots = libs.to_vec();
+    if let Some(path) = std::env::var_os("FERRY_PATH") {
+        roots.extend(std::env::split_paths(&path).filter(|p| p.is_dir()));
+    }
+    roots
 }
 
 /// Refuses `--set` keys the script never reads: a typo (`clinet`) must not

@@ -37,5 +37,6 @@ mod rollback;
 mod runs;
 mod scripts;
 mod status;
+mod team_state;
 mod traefik;
 mod zero_downtime;

@@ -240,7 +240,7 @@ fn help_groups_global_options_apart_from_each_commands_own() {
         let global = section(&help, "Global options:");
         let own = section(&help, "Options:");
         for flag in [
-            "--state <DIR>",
+            "--state <STATE>",
             "--json",
             "--quiet",
             "--kubeconfig <FILE>",
