@@ -176,6 +176,17 @@ pub enum Error {
         near: Vec<String>,
     },
 
+    #[error(
+        "{who} may not approve gate `{gate}` of run `{run}`: it names its approvers ({})",
+        approvers.join(", ")
+    )]
+    NotApprover {
+        run: String,
+        gate: String,
+        who: String,
+        approvers: Vec<String>,
+    },
+
     #[error("run `{run}` has no gate `{gate}`{}", if waiting.is_empty() { String::new() } else { format!(" (waiting: {})", waiting.join(", ")) })]
     UnknownGate {
         run: String,
@@ -198,6 +209,7 @@ impl Error {
         match self {
             Error::Locked { .. }
             | Error::Claimed { .. }
+            | Error::NotApprover { .. }
             | Error::ScriptChanged { .. }
             | Error::SourcesChanged { .. }
             | Error::RollbackUnderway { .. }

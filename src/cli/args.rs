@@ -2,6 +2,7 @@
 //! more than the flags themselves (files, the journal) happens in commands.
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::engine::ArgValueCandidates;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -98,7 +99,7 @@ pub enum Command {
     )]
     Resume {
         /// The run id (`ferry runs` lists them)
-        #[arg(value_name = "RUN")]
+        #[arg(value_name = "RUN", add = ArgValueCandidates::new(super::complete::run_ids))]
         run: String,
         /// Continue even though the script changed, matching steps by name
         #[arg(long)]
@@ -108,10 +109,10 @@ pub enum Command {
     #[command(after_help = "Examples:\n  ferry approve RUN cutover-app1 && ferry resume RUN")]
     Approve {
         /// The run id (`ferry runs` lists them)
-        #[arg(value_name = "RUN")]
+        #[arg(value_name = "RUN", add = ArgValueCandidates::new(super::complete::run_ids))]
         run: String,
         /// The gate's name, as `pause("NAME", ...)` gave it (`ferry status RUN` shows the one waited at)
-        #[arg(value_name = "GATE")]
+        #[arg(value_name = "GATE", add = ArgValueCandidates::new(super::complete::waiting_gates))]
         gate: String,
     },
     /// Undo a run: run the undo closures of its completed steps, newest first
@@ -120,7 +121,7 @@ pub enum Command {
     )]
     Rollback {
         /// The run id (`ferry runs` lists them)
-        #[arg(value_name = "RUN")]
+        #[arg(value_name = "RUN", add = ArgValueCandidates::new(super::complete::run_ids))]
         run: String,
         /// Roll back even though the script changed, matching steps by name
         #[arg(long)]
@@ -132,7 +133,7 @@ pub enum Command {
     )]
     Status {
         /// The run id (`ferry runs` lists them) [default: the most recent run]
-        #[arg(value_name = "RUN")]
+        #[arg(value_name = "RUN", add = ArgValueCandidates::new(super::complete::run_ids))]
         run: Option<String>,
         /// Refresh whenever the journal changes, until the run stops (Ctrl-C to leave)
         #[arg(long, short)]
@@ -165,7 +166,7 @@ pub enum Command {
     )]
     Log {
         /// The run id (`ferry runs` lists them)
-        #[arg(value_name = "RUN")]
+        #[arg(value_name = "RUN", add = ArgValueCandidates::new(super::complete::run_ids))]
         run: String,
         /// Keep printing records as they change until the run stops
         #[arg(long, short)]
@@ -180,7 +181,7 @@ pub enum Command {
     )]
     Describe {
         /// The run id (`ferry runs` lists them)
-        #[arg(value_name = "RUN")]
+        #[arg(value_name = "RUN", add = ArgValueCandidates::new(super::complete::run_ids))]
         run: String,
         /// A step, gate or timer name, as `ferry log RUN` shows it [default: every record]
         #[arg(value_name = "STEP")]
@@ -194,7 +195,7 @@ pub enum Command {
     )]
     Abort {
         /// The run id (`ferry runs` lists them)
-        #[arg(value_name = "RUN")]
+        #[arg(value_name = "RUN", add = ArgValueCandidates::new(super::complete::run_ids))]
         run: String,
         /// Abort even if a live process on this host drives it (it is stopped with SIGTERM first)
         #[arg(long)]
@@ -206,7 +207,7 @@ pub enum Command {
     )]
     Delete {
         /// The run id (`ferry runs` lists them)
-        #[arg(value_name = "RUN")]
+        #[arg(value_name = "RUN", add = ArgValueCandidates::new(super::complete::run_ids))]
         run: String,
         /// Delete a run that is not finished (paused, failed, interrupted, ...) too
         #[arg(long)]
@@ -354,7 +355,15 @@ pub enum LabCommand {
 }
 
 /// Where each shell looks for completion files (the help of `ferry completions`).
-const COMPLETIONS_HELP: &str = "Examples (where each shell looks for the file):
+const COMPLETIONS_HELP: &str = "Examples (dynamic: run ids and waiting gates complete from the journal):
+  bash        echo 'source <(COMPLETE=bash ferry)' >> ~/.bashrc
+  zsh         echo 'source <(COMPLETE=zsh ferry)' >> ~/.zshrc
+  fish        echo 'COMPLETE=fish ferry | source' >> ~/.config/fish/completions/ferry.fish
+  elvish      echo 'eval (E:COMPLETE=elvish ferry | slurp)' >> ~/.config/elvish/rc.elv
+  powershell  add to $PROFILE:
+    $env:COMPLETE = \"powershell\"; ferry | Out-String | Invoke-Expression; Remove-Item Env:\\COMPLETE
+
+  Static scripts (commands and flags only), where each shell looks for the file:
   bash        ferry completions bash > ~/.local/share/bash-completion/completions/ferry
               (bash-completion loads it on first use; or `source <(ferry completions bash)` in ~/.bashrc)
   zsh         ferry completions zsh > ~/.zfunc/_ferry

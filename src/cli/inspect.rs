@@ -126,6 +126,10 @@ impl Snapshot {
             },
             "current_step": current,
             "waiting_gate": self.waiting_gate().map(|g| &g.name),
+            // Who may approve the gate waited at (`null`: anyone).
+            "approvers": self
+                .waiting_gate()
+                .and_then(|g| crate::journal::gate_approvers(&self.steps, &g.name)),
             "counts": counts(&self.steps),
             "apps": super::phases::to_json(&self.steps),
             "next": next_command(self),
@@ -374,6 +378,11 @@ pub fn render_status(snap: &Snapshot) -> String {
                     format_ms(gate.requested_at),
                     line(&gate.message)
                 );
+                let who = match crate::journal::gate_approvers(&snap.steps, &gate.name) {
+                    Some(names) => names.iter().map(|n| line(n)).collect::<Vec<_>>().join(", "),
+                    None => "anyone with access to this journal".into(),
+                };
+                let _ = writeln!(text, "            may approve: {who}");
             }
         }
     }

@@ -1,6 +1,7 @@
 //! The `ferry` command line: parse flags, open the journal, dispatch.
 
 mod args;
+mod complete;
 mod describe;
 mod follow;
 mod inspect;
@@ -29,6 +30,8 @@ use std::sync::Arc;
 
 /// Runs the command line; returns the process exit code.
 pub fn run() -> i32 {
+    // `COMPLETE=bash ferry …`: the shell asks for candidates; answer and exit.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -198,7 +198,7 @@ pub fn holder_description() -> String {
 }
 
 /// The login name of this process's user.
-fn user() -> String {
+pub fn user() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .ok()

@@ -303,6 +303,28 @@ pub trait Store: Send + Sync {
     }
 }
 
+/// Who may approve gate `name`, as its record says (`pause(…, #{ approvers })`);
+/// `None`: anyone may.
+pub fn gate_approvers(steps: &[Step], name: &str) -> Option<Vec<String>> {
+    let record = steps
+        .iter()
+        .find(|s| s.kind == StepKind::Gate && s.name == name)?;
+    let list = record.data.as_ref()?.get("approvers")?.as_array()?;
+    Some(
+        list.iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
+/// Whether this operator is one of `approvers`: by user name, `user@host`,
+/// or the backend's identity of them.
+pub fn may_approve(approvers: &[String], store: &dyn Store) -> bool {
+    let mut me = vec![lock::user(), lock::user_at_host()];
+    me.extend(store.identity());
+    approvers.iter().any(|a| me.iter().any(|m| m == a))
+}
+
 /// Who is acting: `user@host`, and the backend's identity where it has one
 /// (`alice@laptop (kubernetes: alice@example.com)`).
 pub fn operator(store: &dyn Store) -> String {

@@ -392,6 +392,16 @@ impl Runner {
                     hint: format!("it has ended, so nothing waits at gate `{gate}` any more"),
                 });
             }
+            if let Some(approvers) = crate::journal::gate_approvers(&self.store.steps(&id)?, gate)
+                && !crate::journal::may_approve(&approvers, &*self.store)
+            {
+                return Err(Error::NotApprover {
+                    run: id,
+                    gate: gate.to_owned(),
+                    who: crate::journal::operator(&*self.store),
+                    approvers,
+                });
+            }
             found.approved_at = Some(now_ms());
             found.approved_by = Some(crate::journal::operator(&*self.store));
             self.store.put_gate(&id, &found)?;

@@ -248,6 +248,17 @@ impl Ledger {
         self.begin(kind, name, position, with_undo, None, pos)
     }
 
+    /// Begins a gate's attempt; `data` holds who may approve it.
+    pub fn start_gate(
+        &self,
+        name: &str,
+        position: &str,
+        data: Option<Value>,
+        pos: Position,
+    ) -> Res<Attempt> {
+        self.begin(StepKind::Gate, name, position, false, data, pos)
+    }
+
     /// Begins a durable timer with its deadline (`data`), written durably
     /// before it waits: the deadline is what a resume honours.
     pub fn start_timer(
