@@ -338,3 +338,38 @@ fn killed_driver_is_resumed_elsewhere_through_sqlite() {
         false,
     );
 }
+
+/// A claim lasts across gates and resumes, and ends with the run: aborted
+/// (or succeeded, or rolled back), the key is free for the next run.
+#[test]
+fn claims_last_until_the_run_ends() {
+    let sb = Sandbox::new();
+    sb.write(
+        "a.rhai",
+        "claim(\"uid/app1-ns/app1\");\nstep(\"a\", || 1);\npause(\"g\", \"look\");\nstep(\"b\", || 2);\n",
+    );
+    sb.ferry(["run", "a.rhai", "--id", "first"]).code(3).run();
+    sb.ferry(["run", "a.rhai", "--id", "second"])
+        .code(4)
+        .stderr_has("`uid/app1-ns/app1` is claimed by run `first` (paused")
+        .run();
+    sb.ferry(["status", "first"])
+        .stdout_has("holds:    uid/app1-ns/app1")
+        .run();
+    sb.ferry(["abort", "first"]).run();
+    sb.ferry(["run", "a.rhai", "--id", "third"]).code(3).run();
+    sb.ferry(["approve", "third", "g"]).run();
+    sb.ferry(["resume", "third"]).run();
+    assert_eq!(sb.status("third")["claims"], serde_json::json!([]));
+    // A claim inside a try/catch cannot be swallowed.
+    sb.write("b.rhai", "claim(\"k\");\npause(\"g\", \"look\");\n");
+    sb.write(
+        "c.rhai",
+        "try { claim(\"k\"); } catch (e) { print(\"caught\"); }\nstep(\"x\", || 1);\n",
+    );
+    sb.ferry(["run", "b.rhai", "--id", "holder"]).code(3).run();
+    sb.ferry(["run", "c.rhai", "--id", "sneaky"])
+        .code(4)
+        .stdout_lacks("caught")
+        .run();
+}
