@@ -82,7 +82,7 @@ pub enum Command {
         /// Send every mutation with server-side dry run: nothing changes; the run is recorded as a dry run
         #[arg(long)]
         dry_run: bool,
-        /// Environment profile mapping cluster and zone names to targets [default: ferry.toml beside the script]
+        /// Environment profile mapping cluster and zone names to targets [default: the nearest ferry.toml from the script's folder, else the working directory, upwards]
         #[arg(long = "env", value_name = "FILE", conflicts_with_all = ["lab", "lab_dir"])]
         env: Option<PathBuf>,
         /// Run against a lab of its own (two clusters, DNS, ingress on loopback), kept under the state directory

@@ -482,11 +482,17 @@ impl Runner {
     ) -> Result<Environment> {
         match choice {
             EnvironmentChoice::Auto => {
-                let beside = script.dir().join("ferry.toml");
-                if beside.is_file() {
-                    Environment::load(&beside).map_err(Error::usage)
-                } else {
-                    Ok(Environment::default())
+                // The nearest ferry.toml from the script's folder upwards,
+                // else from the working directory upwards: the team repo's
+                // profile, whichever subfolder the command runs in.
+                let found = crate::state::find_profile(&script.dir()).or_else(|| {
+                    std::env::current_dir()
+                        .ok()
+                        .and_then(|cwd| crate::state::find_profile(&cwd))
+                });
+                match found {
+                    Some(profile) => Environment::load(&profile).map_err(Error::usage),
+                    None => Ok(Environment::default()),
                 }
             }
             EnvironmentChoice::File(path) => Environment::load(path).map_err(Error::usage),
