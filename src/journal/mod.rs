@@ -6,11 +6,13 @@
 
 pub mod lock;
 mod memory;
+mod postgres;
 mod sqlite;
 
 pub use crate::error::JournalError;
 pub use lock::{Holder, LockState, RunLock};
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;
