@@ -12,7 +12,7 @@
 //! ```
 
 use crate::error::{Error, Result};
-use crate::journal::{SqliteStore, Store};
+use crate::journal::{PostgresStore, SqliteStore, Store};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -209,7 +209,8 @@ pub fn open(locator: &Locator, settings: &OpenSettings, reading: bool) -> Result
         } else {
             Arc::new(SqliteStore::open(dir)?)
         }),
-        Locator::Postgres(_) | Locator::Kubernetes { .. } => Err(Error::usage(format!(
+        Locator::Postgres(url) => Ok(Arc::new(PostgresStore::open(url)?)),
+        Locator::Kubernetes { .. } => Err(Error::usage(format!(
             "state {}: this backend is not built yet",
             locator.redacted()
         ))),

@@ -7,12 +7,14 @@
 mod copy;
 pub mod lock;
 mod memory;
+mod postgres;
 mod sqlite;
 
 pub use crate::error::JournalError;
 pub use copy::{Copied, copy};
 pub use lock::{Holder, LockState, RunLock};
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::Result;

@@ -11,6 +11,7 @@ pub mod history;
 pub mod knot;
 pub mod lab;
 pub mod poller;
+pub mod postgres;
 pub mod pty;
 
 use std::path::{Path, PathBuf};
