@@ -202,14 +202,20 @@ pub struct OpenSettings {
 
 /// Opens the store a locator names.
 pub fn open(locator: &Locator, settings: &OpenSettings, reading: bool) -> Result<Arc<dyn Store>> {
-    let _ = settings;
     match locator {
         Locator::Sqlite(dir) => Ok(if reading {
             Arc::new(SqliteStore::open_for_reading(dir)?)
         } else {
             Arc::new(SqliteStore::open(dir)?)
         }),
-        Locator::Postgres(_) | Locator::Kubernetes { .. } => Err(Error::usage(format!(
+        Locator::Kubernetes { context, namespace } => {
+            Ok(Arc::new(crate::journal::KubernetesStore::open(
+                context.as_deref(),
+                namespace,
+                settings.kubeconfig.as_deref(),
+            )?))
+        }
+        Locator::Postgres(_) => Err(Error::usage(format!(
             "state {}: this backend is not built yet",
             locator.redacted()
         ))),

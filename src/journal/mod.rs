@@ -4,11 +4,15 @@
 //! The SQLite store is the default; the in-memory store backs `ferry check`,
 //! `ferry docs` and tests. Both pass the same suite (`tests/journal_store.rs`).
 
+mod kubernetes;
 pub mod lock;
 mod memory;
 mod sqlite;
 
 pub use crate::error::JournalError;
+pub use kubernetes::{
+    KubernetesStore, LEASE_DURATION, MAX_RECORD_BYTES, RECORD_FORMAT, rbac_manifest,
+};
 pub use lock::{Holder, LockState, RunLock};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
