@@ -202,7 +202,6 @@ pub struct OpenSettings {
 
 /// Opens the store a locator names.
 pub fn open(locator: &Locator, settings: &OpenSettings, reading: bool) -> Result<Arc<dyn Store>> {
-    let _ = settings;
     match locator {
         Locator::Sqlite(dir) => Ok(if reading {
             Arc::new(SqliteStore::open_for_reading(dir)?)
@@ -210,10 +209,13 @@ pub fn open(locator: &Locator, settings: &OpenSettings, reading: bool) -> Result
             Arc::new(SqliteStore::open(dir)?)
         }),
         Locator::Postgres(url) => Ok(Arc::new(PostgresStore::open(url)?)),
-        Locator::Kubernetes { .. } => Err(Error::usage(format!(
-            "state {}: this backend is not built yet",
-            locator.redacted()
-        ))),
+        Locator::Kubernetes { context, namespace } => {
+            Ok(Arc::new(crate::journal::KubernetesStore::open(
+                context.as_deref(),
+                namespace,
+                settings.kubeconfig.as_deref(),
+            )?))
+        }
     }
 }
 

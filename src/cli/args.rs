@@ -281,19 +281,18 @@ pub enum StateCommand {
     },
     /// Print the Role and RoleBinding a kubernetes:// state needs (apply with kubectl)
     #[command(
-        after_help = "Examples:\n  ferry state rbac --namespace ferry --user alice@example.com | kubectl apply -f -\n  \
-        ferry state rbac --namespace ferry --group platform-team"
+        after_help = "Examples:\n  ferry state rbac --namespace ferry --subject user:alice@example.com | kubectl apply -f -\n  \
+        ferry state rbac --namespace ferry --subject group:platform-team\n  \
+        ferry state rbac   # the ServiceAccount `ferry` of the state's namespace, for ferry as a Job"
     )]
     Rbac {
         /// The namespace holding the journal [default: the kubernetes:// state's]
         #[arg(long, value_name = "NAMESPACE")]
         namespace: Option<String>,
-        /// Bind the Role to this user
-        #[arg(long, value_name = "USER", conflicts_with = "group")]
-        user: Option<String>,
-        /// Bind the Role to this group
-        #[arg(long, value_name = "GROUP")]
-        group: Option<String>,
+        /// Who to bind the Role to: user:NAME, group:NAME or serviceaccount:NS:NAME
+        /// [default: the ServiceAccount `ferry` of the namespace]
+        #[arg(long, value_name = "SUBJECT")]
+        subject: Option<String>,
     },
 }
 

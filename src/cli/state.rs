@@ -47,11 +47,7 @@ pub fn run(command: StateCommand, global: &GlobalArgs) -> Result<i32> {
             }
             Ok(exit::SUCCEEDED)
         }
-        StateCommand::Rbac {
-            namespace,
-            user,
-            group,
-        } => {
+        StateCommand::Rbac { namespace, subject } => {
             let namespace = match namespace {
                 Some(ns) => ns,
                 None => match state_choice(global)?.locator {
@@ -64,10 +60,11 @@ pub fn run(command: StateCommand, global: &GlobalArgs) -> Result<i32> {
                     }
                 },
             };
-            let _ = (namespace, user, group);
-            Err(crate::error::Error::usage(
-                "state rbac: the kubernetes backend is not built yet",
-            ))
+            emit(&crate::journal::rbac_manifest(
+                &namespace,
+                subject.as_deref(),
+            ))?;
+            Ok(exit::SUCCEEDED)
         }
     }
 }

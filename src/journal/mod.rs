@@ -1,10 +1,13 @@
 //! The durable step journal: what a run is, what its steps recorded, and the
 //! [`Store`] port every backend implements.
 //!
-//! The SQLite store is the default; the in-memory store backs `ferry check`,
-//! `ferry docs` and tests. Both pass the same suite (`tests/journal_store.rs`).
+//! The SQLite store is the default; PostgreSQL and Kubernetes keep a team's
+//! journal where the whole team reaches it (`crate::state` chooses); the
+//! in-memory store backs `ferry check`, `ferry docs` and tests. All of them
+//! pass the same suite (`tests/suite/journal_store.rs`).
 
 mod copy;
+mod kubernetes;
 pub mod lock;
 mod memory;
 mod postgres;
@@ -12,6 +15,9 @@ mod sqlite;
 
 pub use crate::error::JournalError;
 pub use copy::{Copied, copy};
+pub use kubernetes::{
+    KubernetesStore, LEASE_DURATION, MAX_RECORD_BYTES, RECORD_FORMAT, rbac_manifest,
+};
 pub use lock::{Holder, LockState, RunLock};
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;

@@ -21,6 +21,7 @@ mod gates;
 mod gitops;
 mod guard;
 mod http_from;
+mod journal_kubernetes;
 mod journal_postgres;
 mod journal_store;
 mod lab;

@@ -16,25 +16,46 @@ const MIGRATE_APP: &str = include_str!("../../scripts/migrate-app.rhai");
 struct Machine {
     sb: Sandbox,
     user: &'static str,
-    state: String,
+    state: Shared,
+}
+
+/// What the machines share: a state locator, and what reaching it needs
+/// (a kubeconfig for `kubernetes://`).
+#[derive(Clone)]
+pub struct Shared {
+    pub state: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl Shared {
+    pub fn state(state: &str) -> Shared {
+        Shared {
+            state: state.to_owned(),
+            env: Vec::new(),
+        }
+    }
 }
 
 impl Machine {
-    fn new(user: &'static str, state: &str) -> Machine {
+    fn new(user: &'static str, state: &Shared) -> Machine {
         let sb = Sandbox::new();
         std::fs::create_dir_all(sb.file("home")).unwrap();
         Machine {
             sb,
             user,
-            state: state.to_owned(),
+            state: state.clone(),
         }
     }
 
     fn env<'a>(&self, invocation: Invocation<'a>) -> Invocation<'a> {
-        invocation
-            .env("FERRY_STATE", &self.state)
+        let mut invocation = invocation
+            .env("FERRY_STATE", &self.state.state)
             .env("HOME", &self.sb.file("home").display().to_string())
-            .env("USER", self.user)
+            .env("USER", self.user);
+        for (k, v) in &self.state.env {
+            invocation = invocation.env(k, v);
+        }
+        invocation
     }
 
     fn ferry<'a>(&'a self, args: &[&str]) -> Invocation<'a> {
@@ -44,9 +65,10 @@ impl Machine {
     fn spawn(&self, args: &[&str]) -> Running {
         let mut cmd = self.sb.command();
         cmd.args(args)
-            .env("FERRY_STATE", &self.state)
+            .env("FERRY_STATE", &self.state.state)
             .env("HOME", self.sb.file("home"))
             .env("USER", self.user)
+            .envs(self.state.env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         cmd.spawn().expect("spawn ferry").into()
@@ -62,13 +84,14 @@ impl Machine {
 /// naming A's run; A's script goes away; B approves and resumes from the
 /// journal's copy; A's resume meanwhile is refused naming B; the run ends
 /// with its claims released and who did what recorded.
-pub fn teammates_share_a_run(state: &str) {
+pub fn teammates_share_a_run(choose: impl FnOnce(&LabFixture) -> Shared) {
     let lab_home = Sandbox::new();
     let lab = LabFixture::serve(&lab_home.file("lab"));
     let lab_dir = lab.dir_arg();
-    let a = Machine::new("alice", state);
-    let b = Machine::new("bob", state);
-    let c = Machine::new("carol", state);
+    let state = choose(&lab);
+    let a = Machine::new("alice", &state);
+    let b = Machine::new("bob", &state);
+    let c = Machine::new("carol", &state);
 
     let script = a.sb.write("repo/two-apps.rhai", TWO_APPS);
     a.ferry(&[
@@ -171,7 +194,45 @@ pub fn teammates_share_a_run(state: &str) {
 #[test]
 fn teammates_share_a_run_through_sqlite() {
     let shared = tempfile::tempdir().unwrap();
-    teammates_share_a_run(&format!("sqlite:{}", shared.path().join("state").display()));
+    teammates_share_a_run(|_| {
+        Shared::state(&format!("sqlite:{}", shared.path().join("state").display()))
+    });
+}
+
+#[test]
+fn teammates_share_a_run_through_postgres() {
+    let pg = crate::common::postgres::PgServer::start();
+    let url = pg.database("team");
+    teammates_share_a_run(|_| Shared::state(&url));
+}
+
+/// The journal in a namespace of the lab's `old` cluster: the API server is
+/// all the machines share.
+fn in_the_lab(lab: &LabFixture) -> Shared {
+    let cluster = lab.lab.cluster("old").unwrap();
+    let namespaces = cluster.resource("", "v1", "namespaces").unwrap();
+    cluster
+        .create(
+            &namespaces,
+            None,
+            serde_json::json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "ferry" } }),
+            ferry::lab::apiserver::Write::default(),
+        )
+        .unwrap();
+    let kubeconfig = lab
+        .lab
+        .environment()
+        .kubeconfig
+        .expect("the lab names its kubeconfig");
+    Shared {
+        state: "kubernetes://old/ferry".into(),
+        env: vec![("KUBECONFIG".into(), kubeconfig.display().to_string())],
+    }
+}
+
+#[test]
+fn teammates_share_a_run_through_kubernetes() {
+    teammates_share_a_run(in_the_lab);
 }
 
 #[test]
@@ -273,7 +334,7 @@ fn state_copy_moves_history_and_can_be_repeated() {
 /// folder: every completed step ran once, the killed one again. Where the
 /// lock outlives its holder until it expires (a Lease), B is refused until
 /// then, and only then takes over.
-pub fn killed_driver_is_resumed_elsewhere(state: &str, lock_outlives_holder: bool) {
+pub fn killed_driver_is_resumed_elsewhere(state: &Shared, lock_outlives_holder: bool) {
     let shared = Sandbox::new();
     let log = shared.file("log");
     let go = shared.file("go");
@@ -334,9 +395,24 @@ step("c", || test_mutate("{log}", "c"));
 fn killed_driver_is_resumed_elsewhere_through_sqlite() {
     let shared = tempfile::tempdir().unwrap();
     killed_driver_is_resumed_elsewhere(
-        &format!("sqlite:{}", shared.path().join("state").display()),
+        &Shared::state(&format!("sqlite:{}", shared.path().join("state").display())),
         false,
     );
+}
+
+#[test]
+fn killed_driver_is_resumed_elsewhere_through_postgres() {
+    let pg = crate::common::postgres::PgServer::start();
+    // The advisory lock dies with the killed driver's session.
+    killed_driver_is_resumed_elsewhere(&Shared::state(&pg.database("kill")), false);
+}
+
+#[test]
+fn killed_driver_is_resumed_elsewhere_through_kubernetes() {
+    let home = Sandbox::new();
+    let lab = LabFixture::serve(&home.file("lab"));
+    // The Lease outlives its killed holder until it expires.
+    killed_driver_is_resumed_elsewhere(&in_the_lab(&lab), true);
 }
 
 /// A claim lasts across gates and resumes, and ends with the run: aborted

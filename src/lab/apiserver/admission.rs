@@ -28,7 +28,9 @@ pub fn admit(
     old: Option<&Value>,
     object: &mut Value,
 ) -> Result<(), ApiError> {
+    stored_size(object)?;
     match (resource.group.as_str(), resource.kind.as_str()) {
+        ("", "ConfigMap" | "Secret") => data_size(resource, object),
         ("", "Service") => service(cluster.index, state, resource, old, object),
         ("", "Namespace") => {
             object["status"] = json!({ "phase": "Active" });
@@ -45,6 +47,55 @@ pub fn admit(
         ("apiextensions.k8s.io", "CustomResourceDefinition") => crd(resource, object),
         _ => Ok(()),
     }
+}
+
+/// The largest object etcd stores (its default `--max-request-bytes`,
+/// 1.5 MiB); kube-apiserver passes etcd's refusal on as 413.
+pub const MAX_OBJECT_BYTES: usize = 1536 * 1024;
+
+/// The most a ConfigMap's or Secret's data may hold (`MaxConfigMapSize`,
+/// `MaxSecretSize`): 1 MiB of keys and values together.
+pub const MAX_DATA_BYTES: usize = 1 << 20;
+
+fn stored_size(object: &Value) -> Result<(), ApiError> {
+    let size = serde_json::to_vec(object).map(|b| b.len()).unwrap_or(0);
+    if size > MAX_OBJECT_BYTES {
+        return Err(ApiError::too_large("etcdserver: request is too large"));
+    }
+    Ok(())
+}
+
+/// ConfigMap and Secret validation of their total size: keys plus values of
+/// `data` and `binaryData` (decoded), as `ValidateConfigMap` counts them.
+fn data_size(resource: &Resource, object: &Value) -> Result<(), ApiError> {
+    let mut total = 0usize;
+    for (field, base64) in [
+        ("data", resource.kind == "Secret"),
+        ("binaryData", true),
+        ("stringData", false),
+    ] {
+        for (key, value) in object[field].as_object().into_iter().flatten() {
+            let text = value.as_str().unwrap_or_default();
+            let len = if base64 {
+                // Decoded length, without decoding: 3 bytes per 4 characters.
+                let trimmed = text.trim_end_matches('=');
+                trimmed.len() * 3 / 4
+            } else {
+                text.len()
+            };
+            total += key.len() + len;
+        }
+    }
+    if total > MAX_DATA_BYTES {
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        return Err(ApiError::invalid(
+            resource,
+            name,
+            "[]",
+            format!("Too long: must have at most {MAX_DATA_BYTES} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 /// The range a cluster draws addresses of one kind from: (prefix, name).

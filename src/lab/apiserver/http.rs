@@ -20,8 +20,12 @@ use tokio::sync::watch;
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
-/// Largest request body accepted.
-const MAX_BODY: usize = 16 << 20;
+/// Largest request body accepted: kube-apiserver's `MaxRequestBodyBytes`
+/// (3 MiB), answered with 413 beyond it.
+const MAX_BODY: usize = 3 << 20;
+
+/// The user the lab's token authenticates as (`kubectl auth whoami`).
+pub const LAB_USER: &str = "lab-admin";
 
 struct Context {
     cluster: Arc<ClusterStore>,
@@ -213,6 +217,27 @@ async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Bod
         )
         .await;
     }
+    if target.resource.create_only() {
+        // A review is answered, not stored: the request body's status is
+        // replaced by what the server knows about the caller.
+        return match (method, target.name.as_deref()) {
+            (Method::POST, None) => {
+                let mut review = read_body(req).await?;
+                if !review.is_object() {
+                    return Err(ApiError::bad_request("the body must be an object"));
+                }
+                review["apiVersion"] = json!(target.resource.api_version());
+                review["kind"] = json!(target.resource.kind);
+                review["metadata"] = json!({ "creationTimestamp": super::store::now_rfc3339() });
+                review["status"] = json!({ "userInfo": {
+                    "username": LAB_USER,
+                    "groups": ["system:masters", "system:authenticated"],
+                } });
+                Ok(json_response(StatusCode::CREATED, &review))
+            }
+            (method, _) => Err(ApiError::method_not_allowed(method.as_str())),
+        };
+    }
     let status_only = target.subresource.as_deref() == Some("status");
     match (method, target.name.as_deref()) {
         (Method::GET, None) if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
@@ -371,7 +396,13 @@ async fn read_body(req: Request<Incoming>) -> Result<Value, ApiError> {
     let bytes = limited
         .collect()
         .await
-        .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                ApiError::too_large(format!("Request entity too large: limit is {MAX_BODY}"))
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {e}"))
+            }
+        })?
         .to_bytes();
     if content_type.contains("protobuf") {
         return Err(ApiError::unsupported_media_type(&content_type));

@@ -21,5 +21,5 @@ pub mod store;
 mod traffic;
 
 pub use exec::PodCommands;
-pub use http::serve;
+pub use http::{LAB_USER, serve};
 pub use store::{Change, ChangeKind, ClusterStore, Write};

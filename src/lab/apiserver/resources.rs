@@ -127,17 +127,30 @@ impl Resource {
             .collect()
     }
 
+    /// Whether the resource is a review: a request answered at once and
+    /// never stored (`SelfSubjectReview`), so `create` is its only verb.
+    pub fn create_only(&self) -> bool {
+        matches!(
+            (self.group.as_str(), self.plural.as_str()),
+            ("authentication.k8s.io", "selfsubjectreviews")
+        )
+    }
+
     fn discovery_entry(&self) -> Vec<Value> {
-        let verbs = [
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ];
+        let verbs: &[&str] = if self.create_only() {
+            &["create"]
+        } else {
+            &[
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ]
+        };
         let mut entry = json!({
             "name": self.plural,
             "singularName": self.singular,
@@ -268,6 +281,26 @@ pub fn builtins() -> Vec<Resource> {
             true,
             &["ing"],
             &["status"],
+        ),
+        // Leader election and ferry's run locks (`kubernetes://` journals).
+        Resource::builtin(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            true,
+            &[],
+            &[],
+        ),
+        // "Who am I" (`kubectl auth whoami`): answered with the lab's user.
+        Resource::builtin(
+            "authentication.k8s.io",
+            "v1",
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+            false,
+            &[],
+            &[],
         ),
         Resource::builtin(
             "apiextensions.k8s.io",

@@ -89,6 +89,12 @@ impl ApiError {
         e
     }
 
+    /// 413, as kube-apiserver answers a body over its request limit or an
+    /// object etcd refuses to store (over 1.5 MiB).
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(413, "RequestEntityTooLarge", message)
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
