@@ -197,13 +197,30 @@ pub fn holder_description() -> String {
     )
 }
 
-/// The login name of this process's user.
+/// The login name of this process's user: `USER` / `LOGNAME`, else the
+/// password database's name for the effective uid (cron jobs and
+/// containers often set neither), else the uid itself.
 pub fn user() -> String {
-    std::env::var("USER")
+    let usable = |u: &String| !u.is_empty() && !u.contains(char::is_whitespace);
+    if let Some(user) = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .ok()
-        .filter(|u| !u.is_empty() && !u.contains(char::is_whitespace))
-        .unwrap_or_else(|| "unknown".into())
+        .filter(usable)
+    {
+        return user;
+    }
+    // SAFETY: geteuid cannot fail; getpwuid returns null or a pointer to a
+    // static entry whose pw_name is a NUL-terminated string, copied at once.
+    let uid = unsafe { libc::geteuid() };
+    let name = unsafe {
+        let entry = libc::getpwuid(uid);
+        (!entry.is_null() && !(*entry).pw_name.is_null()).then(|| {
+            std::ffi::CStr::from_ptr((*entry).pw_name)
+                .to_string_lossy()
+                .into_owned()
+        })
+    };
+    name.filter(usable).unwrap_or_else(|| format!("uid{uid}"))
 }
 
 /// `user@host`, for who approved a gate or aborted a run.

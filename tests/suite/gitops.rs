@@ -127,7 +127,13 @@ fn a_flux_managed_service_is_refused_untouched_then_moved_with_flux_suspended() 
         lab.object("old", "services/app1-ns/app1-internal")
             .is_none()
     );
-
+    // The refused run holds app1 (it failed, so it could be resumed) until
+    // it is ended; a new run with other parameters is refused until then.
+    migrate(&sb, &lab, "s", &["--set", "gitops=suspend"])
+        .code(4)
+        .stderr_has("is claimed by run `refused` (failed")
+        .run();
+    sb.ferry(["abort", "refused"]).run();
     migrate(&sb, &lab, "s", &["--set", "gitops=suspend"])
         .code(3)
         .run();
@@ -186,6 +192,7 @@ fn an_argo_cd_application_loses_its_automated_sync_during_the_move_and_gets_it_b
         .code(1)
         .stdout_has("is managed by Argo CD Application argocd/app1")
         .run();
+    sb.ferry(["abort", "refused"]).run();
     migrate(&sb, &lab, "a", &["--set", "gitops=suspend"])
         .code(3)
         .run();
