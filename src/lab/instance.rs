@@ -100,7 +100,15 @@ impl Lab {
         let dir = std::path::absolute(&options.dir)?;
         std::fs::create_dir_all(&dir)?;
         let lock = lock_dir(&dir)?;
-        let fresh = !dir.join("clusters").exists();
+        // Seeding is resumable: `seeding` marks a lab whose first seeding
+        // has not finished (killed in its first milliseconds), which the
+        // next start seeds again (every seeded object is created only if
+        // absent). A lab from before the marker counts as seeded.
+        let marker = dir.join("seeding");
+        let fresh = !dir.join("clusters").exists() || marker.exists();
+        if fresh {
+            std::fs::write(&marker, b"")?;
+        }
         let token = read_or_create(&dir.join("token"), || random_hex(24))?;
         // The lab's TSIG key: base64 of 32 random bytes, in a file the lab
         // profile points at (never in scripts, never in the journal).
@@ -119,6 +127,7 @@ impl Lab {
         if fresh {
             seed::seed(&clusters[0], &options.apps, true)?;
             seed::seed(&clusters[1], &options.apps, false)?;
+            std::fs::remove_file(&marker)?;
         }
         let network = Arc::new(Network::new(zone.clone(), clusters.clone()));
         let (shutdown, watch_shutdown) = watch::channel(false);

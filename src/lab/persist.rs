@@ -3,6 +3,12 @@
 //! one `write` each and not fsync'd: a lab killed with its ferry run (`kill
 //! -9`) loses nothing the kernel already has, which is what a resumed run
 //! needs; a torn last line is skipped.
+//!
+//! An append that fails (a full disk) is an error the caller must turn into
+//! a failed request before it changes anything, as etcd refuses a write it
+//! cannot persist: a lab that answered "ok" and forgot would resume runs
+//! against a world that never was. A partly written line is cut off again,
+//! so the next append starts on a line of its own.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,9 +26,10 @@ pub struct Table {
     pub entries: BTreeMap<String, Value>,
 }
 
+/// One logged change.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
-enum Entry {
+pub enum Entry {
     Put { key: String, rv: u64, object: Value },
     Del { key: String, rv: u64 },
 }
@@ -56,29 +63,49 @@ impl ChangeLog {
         Ok((table, ChangeLog(Mutex::new(Some(file)))))
     }
 
-    pub fn put(&self, key: &str, version: u64, object: &Value) {
+    /// A log appending to `file` (tests: `/dev/full` stands for a full disk).
+    pub fn writing_to(file: std::fs::File) -> ChangeLog {
+        ChangeLog(Mutex::new(Some(file)))
+    }
+
+    pub fn put(&self, key: &str, version: u64, object: &Value) -> std::io::Result<()> {
         self.append(&Entry::Put {
             key: key.to_owned(),
             rv: version,
             object: object.clone(),
-        });
+        })
     }
 
-    pub fn delete(&self, key: &str, version: u64) {
+    pub fn delete(&self, key: &str, version: u64) -> std::io::Result<()> {
         self.append(&Entry::Del {
             key: key.to_owned(),
             rv: version,
-        });
+        })
     }
 
-    fn append(&self, entry: &Entry) {
+    fn append(&self, entry: &Entry) -> std::io::Result<()> {
+        self.append_all(std::slice::from_ref(entry))
+    }
+
+    /// Appends several changes in one write: a batch that must apply
+    /// together is persisted together, or not at all.
+    pub fn append_all(&self, entries: &[Entry]) -> std::io::Result<()> {
         let mut file = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(file) = file.as_mut()
-            && let Ok(mut line) = serde_json::to_vec(entry)
-        {
+        let Some(file) = file.as_mut() else {
+            return Ok(());
+        };
+        let mut line = Vec::new();
+        for entry in entries {
+            line.extend(serde_json::to_vec(entry).map_err(std::io::Error::other)?);
             line.push(b'\n');
-            let _ = file.write_all(&line);
         }
+        let before = file.metadata().map(|m| m.len()).ok();
+        file.write_all(&line).inspect_err(|_| {
+            // Best effort: cut a torn line off so later appends stay whole.
+            if let Some(len) = before {
+                let _ = file.set_len(len);
+            }
+        })
     }
 }
 
@@ -128,9 +155,9 @@ mod tests {
         {
             let (table, journal) = ChangeLog::open(Some(dir.path()), "t").unwrap();
             assert!(table.entries.is_empty());
-            journal.put("a", 1, &json!({ "v": 1 }));
-            journal.put("b", 2, &json!({ "v": 2 }));
-            journal.delete("a", 3);
+            journal.put("a", 1, &json!({ "v": 1 })).unwrap();
+            journal.put("b", 2, &json!({ "v": 2 })).unwrap();
+            journal.delete("a", 3).unwrap();
         }
         std::fs::OpenOptions::new()
             .append(true)
@@ -145,6 +172,22 @@ mod tests {
         assert_eq!(
             again.entries, table.entries,
             "the compacted snapshot holds the same state"
+        );
+    }
+
+    #[test]
+    fn an_append_the_disk_refuses_is_an_error() {
+        // /dev/full answers every write with ENOSPC, as a full disk does.
+        let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+            return;
+        };
+        let journal = ChangeLog::writing_to(full);
+        let err = journal.put("a", 1, &json!({ "v": 1 })).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+        assert!(journal.delete("a", 2).is_err());
+        assert!(
+            ChangeLog::default().put("a", 1, &json!(1)).is_ok(),
+            "in memory only"
         );
     }
 }

@@ -3,7 +3,7 @@
 //! DNS REST fake) and the resolution the lab's pods do, persisted like the
 //! clusters.
 
-use crate::lab::persist::ChangeLog;
+use crate::lab::persist::{ChangeLog, Entry};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -58,6 +58,19 @@ impl View<'_> {
     }
 }
 
+/// A change the lab could not persist (a full disk): nothing of it applied.
+/// Each front answers it as a server whose storage failed (SERVFAIL, 500).
+#[derive(Debug)]
+pub struct Unpersisted(pub std::io::Error);
+
+impl From<Unpersisted> for hickory_proto::op::ResponseCode {
+    fn from(_: Unpersisted) -> Self {
+        hickory_proto::op::ResponseCode::ServFail
+    }
+}
+
+type State = (u64, BTreeMap<String, RecordSet>);
+
 pub struct ZoneStore {
     origin: String,
     state: Mutex<(u64, BTreeMap<String, RecordSet>)>,
@@ -109,19 +122,19 @@ impl ZoneStore {
                 data: vec![format!(
                     "ns1.{origin} hostmaster.{origin} 1 3600 600 86400 60"
                 )],
-            });
+            })?;
             zone.put(RecordSet {
                 name: origin.clone(),
                 rtype: "NS".into(),
                 ttl: 60,
                 data: vec![format!("ns1.{origin}")],
-            });
+            })?;
             zone.put(RecordSet {
                 name: format!("ns1.{origin}"),
                 rtype: "A".into(),
                 ttl: 60,
                 data: vec!["127.0.0.1".into()],
-            });
+            })?;
         }
         Ok(zone)
     }
@@ -163,27 +176,34 @@ impl ZoneStore {
     }
 
     /// Replaces the rrset at (name, type); bumps the SOA serial.
-    pub fn put(&self, rrset: RecordSet) {
+    pub fn put(&self, rrset: RecordSet) -> std::io::Result<()> {
         let mut state = self.state();
-        self.put_locked(&mut state, rrset);
-        self.bump_serial(&mut state);
+        self.apply(&mut state, vec![Edit::Put(rrset)])
     }
 
     /// Removes the rrset at (name, type); true if it existed.
-    pub fn remove(&self, name: &str, rtype: &str) -> bool {
+    pub fn remove(&self, name: &str, rtype: &str) -> std::io::Result<bool> {
         let mut state = self.state();
-        if !self.remove_locked(&mut state, name, rtype) {
-            return false;
+        let k = key(&absolute(name, &self.origin), rtype);
+        if !state.1.contains_key(&k) {
+            return Ok(false);
         }
-        self.bump_serial(&mut state);
-        true
+        self.apply(
+            &mut state,
+            vec![Edit::Remove {
+                name: name.to_owned(),
+                rtype: rtype.to_owned(),
+            }],
+        )?;
+        Ok(true)
     }
 
     /// Checks and changes the zone in one step, as an RFC 2136 UPDATE or a
     /// Cloud DNS change must: `plan` sees the rrsets while no other writer
     /// runs and returns the edits, which apply together with one serial
-    /// bump (none when there are no edits), or an error and nothing changes.
-    pub fn transact<T, E>(
+    /// bump (none when there are no edits), or an error and nothing changes
+    /// (also when the change cannot be persisted: [`Unpersisted`]).
+    pub fn transact<T, E: From<Unpersisted>>(
         &self,
         plan: impl FnOnce(&View<'_>) -> Result<(Vec<Edit>, T), E>,
     ) -> Result<T, E> {
@@ -192,17 +212,8 @@ impl ZoneStore {
             origin: &self.origin,
             records: &state.1,
         })?;
-        if !edits.is_empty() {
-            for edit in edits {
-                match edit {
-                    Edit::Put(rrset) => self.put_locked(&mut state, rrset),
-                    Edit::Remove { name, rtype } => {
-                        self.remove_locked(&mut state, &name, &rtype);
-                    }
-                }
-            }
-            self.bump_serial(&mut state);
-        }
+        self.apply(&mut state, edits)
+            .map_err(|e| Unpersisted(e).into())?;
         Ok(out)
     }
 
@@ -215,58 +226,77 @@ impl ZoneStore {
         })
     }
 
-    fn put_locked(&self, state: &mut (u64, BTreeMap<String, RecordSet>), mut rrset: RecordSet) {
-        rrset.name = absolute(&rrset.name, &self.origin);
-        rrset.rtype = rrset.rtype.to_ascii_uppercase();
-        state.0 += 1;
-        let k = key(&rrset.name, &rrset.rtype);
-        self.journal.put(
-            &k,
-            state.0,
-            &serde_json::to_value(&rrset).unwrap_or(Value::Null),
-        );
-        state.1.insert(k, rrset);
-    }
-
-    fn remove_locked(
-        &self,
-        state: &mut (u64, BTreeMap<String, RecordSet>),
-        name: &str,
-        rtype: &str,
-    ) -> bool {
-        let k = key(&absolute(name, &self.origin), rtype);
-        if state.1.remove(&k).is_none() {
-            return false;
+    /// Applies `edits` and the serial bump in memory, then persists them in
+    /// one append; if that fails, every edit is taken back.
+    fn apply(&self, state: &mut State, edits: Vec<Edit>) -> std::io::Result<()> {
+        let version = state.0;
+        let mut undo: Vec<(String, Option<RecordSet>)> = Vec::new();
+        let mut log: Vec<Entry> = Vec::new();
+        for edit in edits {
+            match edit {
+                Edit::Put(mut rrset) => {
+                    rrset.name = absolute(&rrset.name, &self.origin);
+                    rrset.rtype = rrset.rtype.to_ascii_uppercase();
+                    let k = key(&rrset.name, &rrset.rtype);
+                    state.0 += 1;
+                    log.push(Entry::Put {
+                        key: k.clone(),
+                        rv: state.0,
+                        object: serde_json::to_value(&rrset).unwrap_or(Value::Null),
+                    });
+                    let previous = state.1.insert(k.clone(), rrset);
+                    undo.push((k, previous));
+                }
+                Edit::Remove { name, rtype } => {
+                    let k = key(&absolute(&name, &self.origin), &rtype);
+                    if let Some(previous) = state.1.remove(&k) {
+                        state.0 += 1;
+                        log.push(Entry::Del {
+                            key: k.clone(),
+                            rv: state.0,
+                        });
+                        undo.push((k, Some(previous)));
+                    }
+                }
+            }
         }
-        state.0 += 1;
-        self.journal.delete(&k, state.0);
-        true
-    }
-
-    fn bump_serial(&self, state: &mut (u64, BTreeMap<String, RecordSet>)) {
+        if log.is_empty() {
+            return Ok(());
+        }
         let soa_key = key(&self.origin, "SOA");
-        let Some(soa) = state.1.get_mut(&soa_key) else {
-            return;
-        };
-        let Some(first) = soa.data.first_mut() else {
-            return;
-        };
-        let mut fields: Vec<String> = first.split_whitespace().map(str::to_owned).collect();
-        if let Some(serial) = fields.get_mut(2) {
-            *serial = serial
-                .parse::<u32>()
-                .unwrap_or(0)
-                .wrapping_add(1)
-                .to_string();
+        if let Some(soa) = state.1.get(&soa_key).cloned() {
+            let mut bumped = soa.clone();
+            if let Some(first) = bumped.data.first_mut() {
+                let mut fields: Vec<String> = first.split_whitespace().map(str::to_owned).collect();
+                if let Some(serial) = fields.get_mut(2) {
+                    *serial = serial
+                        .parse::<u32>()
+                        .unwrap_or(0)
+                        .wrapping_add(1)
+                        .to_string();
+                }
+                *first = fields.join(" ");
+            }
+            state.0 += 1;
+            log.push(Entry::Put {
+                key: soa_key.clone(),
+                rv: state.0,
+                object: serde_json::to_value(&bumped).unwrap_or(Value::Null),
+            });
+            state.1.insert(soa_key.clone(), bumped);
+            undo.push((soa_key, Some(soa)));
         }
-        *first = fields.join(" ");
-        let soa = soa.clone();
-        state.0 += 1;
-        self.journal.put(
-            &soa_key,
-            state.0,
-            &serde_json::to_value(&soa).unwrap_or(Value::Null),
-        );
+        if let Err(e) = self.journal.append_all(&log) {
+            for (k, previous) in undo.into_iter().rev() {
+                match previous {
+                    Some(p) => state.1.insert(k, p),
+                    None => state.1.remove(&k),
+                };
+            }
+            state.0 = version;
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// The SOA serial.
@@ -320,19 +350,21 @@ mod tests {
             rtype: "A".into(),
             ttl: 60,
             data: vec!["127.11.1.1".into()],
-        });
+        })
+        .unwrap();
         zone.put(RecordSet {
             name: "app".into(),
             rtype: "CNAME".into(),
             ttl: 60,
             data: vec!["old.mycompany.internal.".into()],
-        });
+        })
+        .unwrap();
         assert!(zone.serial() > serial);
         let answer = zone.resolve("app.mycompany.internal.", "A");
         assert_eq!(answer.len(), 2);
         assert_eq!(answer[1].data, ["127.11.1.1"]);
-        assert!(zone.remove("old", "A"));
-        assert!(!zone.remove("old", "A"));
+        assert!(zone.remove("old", "A").unwrap());
+        assert!(!zone.remove("old", "A").unwrap());
         assert_eq!(zone.resolve("app", "A").len(), 1, "only the CNAME is left");
     }
 
@@ -346,12 +378,12 @@ mod tests {
             ttl: 60,
             data: vec![ip.into()],
         };
-        let failed: Result<(), &str> = zone.transact(|_| Err("no"));
-        assert_eq!(failed, Err("no"));
+        let failed: Result<(), Refused> = zone.transact(|_| Err(Refused::No));
+        assert_eq!(failed, Err(Refused::No));
         let seen = zone
             .transact(|view| {
                 let seen = view.get("old", "A").is_some();
-                Ok::<_, ()>((
+                Ok::<_, Refused>((
                     vec![Edit::Put(a("10.0.0.1")), Edit::Put(a("10.0.0.2"))],
                     seen,
                 ))
@@ -366,12 +398,51 @@ mod tests {
                 name: "old".into(),
                 rtype: "A".into(),
             };
-            Ok::<_, ()>((vec![remove], ()))
+            Ok::<_, Refused>((vec![remove], ()))
         })
         .unwrap();
         assert!(!zone.has_name("old"));
         assert_eq!(zone.serial(), serial + 2);
-        zone.transact(|_| Ok::<_, ()>((vec![], ()))).unwrap();
+        zone.transact(|_| Ok::<_, Refused>((vec![], ()))).unwrap();
         assert_eq!(zone.serial(), serial + 2, "no edits, no new serial");
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Refused {
+        No,
+        Unpersisted,
+    }
+
+    impl From<Unpersisted> for Refused {
+        fn from(_: Unpersisted) -> Self {
+            Refused::Unpersisted
+        }
+    }
+
+    #[test]
+    fn a_change_the_disk_refuses_applies_nothing() {
+        let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+            return;
+        };
+        let mut zone = ZoneStore::open("mycompany.internal.", None).unwrap();
+        zone.journal = ChangeLog::writing_to(full);
+        let serial = zone.serial();
+        let a = RecordSet {
+            name: "old".into(),
+            rtype: "A".into(),
+            ttl: 60,
+            data: vec!["10.0.0.1".into()],
+        };
+        let failed = zone.transact(|_| Ok::<_, Refused>((vec![Edit::Put(a.clone())], ())));
+        assert_eq!(failed, Err(Refused::Unpersisted));
+        assert!(zone.get("old", "A").is_none(), "nothing applied");
+        assert_eq!(zone.serial(), serial, "no new serial");
+        assert!(zone.put(a).is_err());
+        assert!(!zone.has_name("old"));
+        assert!(zone.remove("ns1", "A").is_err());
+        assert!(
+            zone.get("ns1", "A").is_some(),
+            "a failed removal keeps the record"
+        );
     }
 }

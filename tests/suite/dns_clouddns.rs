@@ -148,12 +148,14 @@ fn list_reads_every_page_and_delete_removes_record_and_ownership() {
     let lab = lab();
     lab.fake.set_page_size(2);
     for i in 1..=5 {
-        lab.fake.put_rrset(
-            &format!("h{i}.mycompany.internal."),
-            "A",
-            300,
-            &["10.0.0.9"],
-        );
+        lab.fake
+            .put_rrset(
+                &format!("h{i}.mycompany.internal."),
+                "A",
+                300,
+                &["10.0.0.9"],
+            )
+            .unwrap();
     }
     let sb = Sandbox::new();
     lab.script(
@@ -261,7 +263,8 @@ step("rec", || zone.upsert("old", "A", ["10.0.0.1"], 60));
 fn foreign_records_are_refused_and_a_recreated_zone_refuses_resume() {
     let lab = lab();
     lab.fake
-        .put_rrset("legacy.mycompany.internal.", "A", 300, &["10.9.9.9"]);
+        .put_rrset("legacy.mycompany.internal.", "A", 300, &["10.9.9.9"])
+        .unwrap();
     let sb = Sandbox::new();
     lab.script(
         &sb,

@@ -182,12 +182,14 @@ fn the_article_by_hand_loses_app2s_calls_across_the_flip() {
             .to_owned()
     });
     // The private record the DNS primitives create in the recipes.
-    lab.zone.put(RecordSet {
-        name: "old".into(),
-        rtype: "A".into(),
-        ttl: 60,
-        data: vec![lb.clone()],
-    });
+    lab.zone
+        .put(RecordSet {
+            name: "old".into(),
+            rtype: "A".into(),
+            ttl: 60,
+            data: vec![lb.clone()],
+        })
+        .unwrap();
     sb.write("ferry.toml", &lab.environment().to_toml());
     sb.write(
         "article.rhai",
@@ -245,12 +247,14 @@ fn a_lab_comes_back_with_its_state_and_identity() {
             "old",
             &["get", "ns", "kube-system", "-o", "jsonpath={.metadata.uid}"],
         );
-        lab.zone.put(RecordSet {
-            name: "old".into(),
-            rtype: "A".into(),
-            ttl: 60,
-            data: vec!["127.11.1.1".into()],
-        });
+        lab.zone
+            .put(RecordSet {
+                name: "old".into(),
+                rtype: "A".into(),
+                ttl: 60,
+                data: vec!["127.11.1.1".into()],
+            })
+            .unwrap();
         (uid, "kept")
     };
     let running = LabFixture::open(&dir);
@@ -554,4 +558,99 @@ fn a_second_lab_on_the_same_directory_is_refused() {
     sb.ferry(["run", "s.rhai", "--lab-dir", dir.to_str().unwrap()])
         .stdout_has("old")
         .run();
+}
+
+/// A lab killed while it seeded itself the first time (its first
+/// milliseconds) is seeded again when it next starts: the run that follows
+/// finds every app, instead of "no Service app1-ns/app1".
+#[test]
+fn a_lab_killed_while_seeding_is_seeded_again() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a kill mid-seed leaves: the marker and an empty cluster folder.
+    std::fs::create_dir_all(dir.path().join("clusters")).unwrap();
+    std::fs::write(dir.path().join("seeding"), "").unwrap();
+    {
+        let lab = LabFixture::open(dir.path());
+        assert!(lab.object("old", "services/app1-ns/app1").is_some());
+        assert!(!dir.path().join("seeding").exists(), "seeding finished");
+    }
+    // A seeded lab is never seeded again: what a run deleted stays deleted.
+    {
+        let lab = LabFixture::open(dir.path());
+        let cluster = lab.lab.cluster("old").unwrap();
+        let services = cluster.resource("", "v1", "services").unwrap();
+        cluster
+            .delete(
+                &services,
+                Some("app2-ns"),
+                "app2",
+                ferry::lab::apiserver::Write::default(),
+            )
+            .unwrap();
+    }
+    let lab = LabFixture::open(dir.path());
+    assert!(lab.object("old", "services/app2-ns/app2").is_none());
+}
+
+/// A write the lab cannot persist (its disk is full: here the file size
+/// limit of the process) fails the request with a 5xx as etcd does, and
+/// changes nothing; ferry's step fails naming the server's message.
+#[test]
+fn a_write_the_lab_cannot_persist_fails_and_changes_nothing() {
+    use std::os::unix::process::CommandExt;
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    let log = sb.file("lab/clusters/old.log");
+    let size = std::fs::metadata(&log).unwrap().len();
+    sb.write(
+        "cm.rhai",
+        r#"
+let old = cluster("old");
+step("write", || old.apply(#{ apiVersion: "v1", kind: "ConfigMap",
+    metadata: #{ name: "kept-out", namespace: "app1-ns" }, data: #{ k: "v" } }));
+"#,
+    );
+    // From here on this process (the lab) cannot grow a file past the log's
+    // current size; ferry itself runs without that limit.
+    let limit = libc::rlimit {
+        rlim_cur: size + 16,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain libc calls on this process; SIGXFSZ ignored so the
+    // write fails with EFBIG instead of killing the test.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+    let mut cmd = sb.command();
+    cmd.args(["run", "cm.rhai", "--lab-dir", &lab.dir_arg()]);
+    // SAFETY: only async-signal-safe setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let free = libc::rlimit {
+                rlim_cur: libc::RLIM_INFINITY,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &free);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    let free = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: as above.
+    unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &free) };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot persist the change"),
+        "the server's message reaches the user: {stderr}"
+    );
+    assert!(
+        lab.object("old", "configmaps/app1-ns/kept-out").is_none(),
+        "nothing changed"
+    );
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), size, "no torn line");
 }

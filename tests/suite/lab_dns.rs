@@ -281,12 +281,15 @@ fn a_cluster_dns_follows_a_service_from_cluster_ip_to_external_name() {
     let lab = lab();
     let cluster = lab.lab.cluster("old").unwrap().clone();
     let dns = lab.lab.cluster_dns("old").unwrap();
-    lab.lab.zone.put(RecordSet {
-        name: "old.mycompany.internal.".into(),
-        rtype: "A".into(),
-        ttl: 60,
-        data: vec!["127.11.1.1".into()],
-    });
+    lab.lab
+        .zone
+        .put(RecordSet {
+            name: "old.mycompany.internal.".into(),
+            rtype: "A".into(),
+            ttl: 60,
+            data: vec!["127.11.1.1".into()],
+        })
+        .unwrap();
     let cluster_ip = cluster.with_state(|s| {
         s.objects["services/app1-ns/app1"]["spec"]["clusterIP"]
             .as_str()
@@ -398,12 +401,15 @@ fn knots_own_clients_transfer_and_update_with_the_lab_key() {
     let lab = lab();
     // Enough records for a transfer of several TSIG-chained messages.
     for i in 0..300 {
-        lab.lab.zone.put(RecordSet {
-            name: format!("h{i}"),
-            rtype: "A".into(),
-            ttl: 60,
-            data: vec![format!("10.0.{}.{}", i / 200, i % 200)],
-        });
+        lab.lab
+            .zone
+            .put(RecordSet {
+                name: format!("h{i}"),
+                rtype: "A".into(),
+                ttl: 60,
+                data: vec![format!("10.0.{}.{}", i / 200, i % 200)],
+            })
+            .unwrap();
     }
     let secret = std::fs::read_to_string(lab.lab.tsig_secret_file()).unwrap();
     let key = format!("hmac-sha256:ferry-lab:{}", secret.trim());

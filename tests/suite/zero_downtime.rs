@@ -72,12 +72,15 @@ fn the_externalname_flip_fails_callers_that_hold_the_cached_cluster_ip() {
         lab.object("old", "services/traefik/traefik").unwrap()["status"]["loadBalancer"]["ingress"]
             [0]["ip"]
             .clone();
-    lab.lab.zone.put(ferry::lab::zone::RecordSet {
-        name: "old".into(),
-        rtype: "A".into(),
-        ttl: 60,
-        data: vec![old_lb.as_str().unwrap().to_owned()],
-    });
+    lab.lab
+        .zone
+        .put(ferry::lab::zone::RecordSet {
+            name: "old".into(),
+            rtype: "A".into(),
+            ttl: 60,
+            data: vec![old_lb.as_str().unwrap().to_owned()],
+        })
+        .unwrap();
     // The article's bridge in the old cluster: the route and its Service.
     let store = lab.lab.cluster("old").unwrap().clone();
     let services = store.resource("", "v1", "services").unwrap();

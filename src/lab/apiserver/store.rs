@@ -251,7 +251,7 @@ impl ClusterStore {
                 Some(object.clone()),
                 ChangeKind::Added,
                 resource,
-            );
+            )?;
         }
         Ok(present(resource, &object))
     }
@@ -475,7 +475,7 @@ impl ClusterStore {
         }
         if !opts.dry_run {
             if finishing {
-                self.commit(&mut state, key, None, ChangeKind::Deleted, resource);
+                self.commit(&mut state, key, None, ChangeKind::Deleted, resource)?;
             } else {
                 self.commit(
                     &mut state,
@@ -483,7 +483,7 @@ impl ClusterStore {
                     Some(object.clone()),
                     ChangeKind::Modified,
                     resource,
-                );
+                )?;
             }
         }
         Ok(present(resource, object))
@@ -515,7 +515,7 @@ impl ClusterStore {
                         Some(object.clone()),
                         ChangeKind::Modified,
                         resource,
-                    );
+                    )?;
                 }
             }
             return Ok(present(resource, &object));
@@ -533,8 +533,8 @@ impl ClusterStore {
                 .collect();
             for (k, v) in doomed {
                 let res = k.split('/').next().unwrap_or_default().to_owned();
+                self.journal.delete(&k, state.rv + 1).map_err(unpersisted)?;
                 state.rv += 1;
-                self.journal.delete(&k, state.rv);
                 state.objects.remove(&k);
                 let _ = self.changes.send(Change {
                     kind: ChangeKind::Deleted,
@@ -543,11 +543,13 @@ impl ClusterStore {
                 });
             }
         }
-        self.commit(&mut state, key, None, ChangeKind::Deleted, resource);
+        self.commit(&mut state, key, None, ChangeKind::Deleted, resource)?;
         Ok(present(resource, &object))
     }
 
-    /// Writes one change: state, log, broadcast.
+    /// Writes one change: log, state, broadcast. The log first: a change
+    /// the lab cannot persist (a full disk) fails the request with nothing
+    /// changed, as etcd refuses a write it cannot store, never a silent loss.
     fn commit(
         &self,
         state: &mut State,
@@ -555,18 +557,17 @@ impl ClusterStore {
         object: Option<Value>,
         kind: ChangeKind,
         resource: &Resource,
-    ) {
-        state.rv += 1;
-        let rv = state.rv;
+    ) -> Result<(), ApiError> {
+        let rv = state.rv + 1;
         let announced = match object {
             Some(mut object) => {
                 object["metadata"]["resourceVersion"] = json!(rv.to_string());
-                self.journal.put(&key, rv, &object);
+                self.journal.put(&key, rv, &object).map_err(unpersisted)?;
                 state.objects.insert(key, object.clone());
                 object
             }
             None => {
-                self.journal.delete(&key, rv);
+                self.journal.delete(&key, rv).map_err(unpersisted)?;
                 let mut gone = state.objects.remove(&key).unwrap_or(Value::Null);
                 if gone.is_object() {
                     gone["metadata"]["resourceVersion"] = json!(rv.to_string());
@@ -574,12 +575,21 @@ impl ClusterStore {
                 gone
             }
         };
+        state.rv = rv;
         let _ = self.changes.send(Change {
             kind,
             resource: resource.group_resource(),
             object: announced,
         });
+        Ok(())
     }
+}
+
+/// etcd's answer to a write it cannot store, with the lab's cause.
+fn unpersisted(e: std::io::Error) -> ApiError {
+    ApiError::internal(format!(
+        "etcdserver: the lab cannot persist the change: {e}"
+    ))
 }
 
 #[cfg(test)]

@@ -102,3 +102,15 @@ pub(super) fn parse_rrset(value: &Value) -> Option<Parsed> {
         .collect();
     Some((name, rtype, ttl, rrdatas))
 }
+
+/// A change the lab could not persist is the API's internal error, which
+/// clients retry (Cloud DNS answers 500 `internalError` when its storage fails).
+impl From<crate::lab::zone::Unpersisted> for Box<Response<Full<Bytes>>> {
+    fn from(e: crate::lab::zone::Unpersisted) -> Self {
+        Box::new(error(
+            500,
+            "internalError",
+            &format!("the lab cannot persist the change: {}", e.0),
+        ))
+    }
+}

@@ -114,13 +114,13 @@ impl FakeCloudDns {
         let records = ZoneStore::open(dns_name, None)?;
         // Every managed zone has its SOA and NS records, Google's.
         let origin = records.origin().to_owned();
-        records.remove(&format!("ns1.{origin}"), "A");
+        records.remove(&format!("ns1.{origin}"), "A")?;
         records.put(RecordSet {
             name: origin.clone(),
             rtype: "NS".into(),
             ttl: 21600,
             data: vec!["ns-gcp-private.googledomains.com.".into()],
-        });
+        })?;
         records.put(RecordSet {
             name: origin,
             rtype: "SOA".into(),
@@ -128,7 +128,7 @@ impl FakeCloudDns {
             data: vec![
                 "ns-gcp-private.googledomains.com. cloud-dns-hostmaster.google.com. 1 21600 3600 259200 300".into(),
             ],
-        });
+        })?;
         Self::serve(project, zone, Arc::new(records)).await
     }
 
@@ -224,13 +224,19 @@ impl FakeCloudDns {
     }
 
     /// Seeds a record set as if someone else had created it.
-    pub fn put_rrset(&self, name: &str, rtype: &str, ttl: i64, rrdatas: &[&str]) {
+    pub fn put_rrset(
+        &self,
+        name: &str,
+        rtype: &str,
+        ttl: i64,
+        rrdatas: &[&str],
+    ) -> std::io::Result<()> {
         self.records().put(RecordSet {
             name: name.to_ascii_lowercase(),
             rtype: rtype.to_ascii_uppercase(),
             ttl: ttl_of(ttl),
             data: rrdatas.iter().map(|s| (*s).to_owned()).collect(),
-        });
+        })
     }
 
     /// The record set's rrdatas and TTL, if present.
@@ -367,7 +373,8 @@ mod tests {
         let fake = FakeCloudDns::start("p", "z", "example.internal.")
             .await
             .unwrap();
-        fake.put_rrset("a.example.internal.", "A", 60, &["10.0.0.1"]);
+        fake.put_rrset("a.example.internal.", "A", 60, &["10.0.0.1"])
+            .unwrap();
         crate::tls::install_provider();
         let http = reqwest::Client::new();
         let url = format!(

@@ -123,8 +123,9 @@ pub(super) async fn handle(state: &Mutex<State>, req: Request<Incoming>) -> Resp
                     None => missing(),
                 },
                 Method::DELETE => match s.records.remove(&key.0, &key.1) {
-                    true => respond(StatusCode::OK, json!({})),
-                    false => missing(),
+                    Ok(true) => respond(StatusCode::OK, json!({})),
+                    Ok(false) => missing(),
+                    Err(e) => *Box::<Response<Full<Bytes>>>::from(crate::lab::zone::Unpersisted(e)),
                 },
                 Method::PATCH => {
                     let Some((_, _, ttl, rrdatas)) = body.as_ref().and_then(parse_rrset) else {

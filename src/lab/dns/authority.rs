@@ -179,7 +179,8 @@ mod tests {
                 rtype: rtype.into(),
                 ttl: 60,
                 data: vec![data.into()],
-            });
+            })
+            .unwrap();
         }
         zone
     }

@@ -169,7 +169,8 @@ mod tests {
             rtype: "A".into(),
             ttl: 60,
             data: vec!["127.11.1.1".into()],
-        });
+        })
+        .unwrap();
         ClusterAuthority {
             cluster: Arc::new(cluster),
             zone: Arc::new(zone),

@@ -386,7 +386,8 @@ mod tests {
                 rtype: "A".into(),
                 ttl: 60,
                 data: vec![format!("10.0.{}.{}", i / 250, i % 250)],
-            });
+            })
+            .unwrap();
         }
         let service = service(&zone);
         let mut message = update_message::zone_transfer(Name::from_ascii(ORIGIN).unwrap(), None);
@@ -420,7 +421,8 @@ mod tests {
             data: (0..40)
                 .map(|i| format!("\"{i:03}{}\"", "x".repeat(60)))
                 .collect(),
-        });
+        })
+        .unwrap();
         let service = service(&zone);
         let mut query = Message::query();
         query.add_query(Query::query(

@@ -261,13 +261,15 @@ mod tests {
             rtype: "A".into(),
             ttl: 60,
             data: vec!["10.0.0.1".into(), "10.0.0.2".into()],
-        });
+        })
+        .unwrap();
         zone.put(RecordSet {
             name: "old".into(),
             rtype: "TXT".into(),
             ttl: 60,
             data: vec!["\"owner\"".into()],
-        });
+        })
+        .unwrap();
         zone
     }
 
