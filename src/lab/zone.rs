@@ -213,7 +213,7 @@ impl ZoneStore {
             records: &state.1,
         })?;
         self.apply(&mut state, edits)
-            .map_err(|e| Unpersisted(e).into())?;
+            .map_err(Unpersisted)?;
         Ok(out)
     }
 
