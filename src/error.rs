@@ -25,6 +25,12 @@ pub enum Error {
     #[error("{rendered}")]
     Script { rendered: String },
 
+    /// A cluster, DNS server or probe failed outside any step (a `get`, a
+    /// zone's `get`, a probe at the script's top level): exit 1, as a failed
+    /// step, never the usage code. `rendered` carries the script position.
+    #[error("{rendered}")]
+    Target { rendered: String },
+
     #[error(
         "missing parameter{} {}: pass {}",
         if names.len() == 1 { "" } else { "s" },
@@ -218,6 +224,7 @@ impl Error {
             | Error::Held { .. }
             | Error::NotResumable { .. } => exit::REFUSED,
             Error::OutputClosed => exit::SUCCEEDED,
+            Error::Target { .. } => exit::STEP_FAILED,
             Error::GateWaiting { .. } => exit::PAUSED,
             _ => exit::USAGE,
         }

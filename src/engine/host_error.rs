@@ -21,6 +21,17 @@ impl HostError {
         HostError { fields }
     }
 
+    /// The host failure an error carries, looking through module and call
+    /// wrappers; `None` for a script's own error.
+    pub fn of(err: &rhai::EvalAltResult) -> Option<HostError> {
+        match err {
+            rhai::EvalAltResult::ErrorRuntime(value, _) => value.clone().try_cast::<HostError>(),
+            rhai::EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+            | rhai::EvalAltResult::ErrorInModule(_, inner, _) => HostError::of(inner),
+            _ => None,
+        }
+    }
+
     pub fn message(&self) -> String {
         self.fields
             .get("message")

@@ -212,8 +212,7 @@ impl ZoneStore {
             origin: &self.origin,
             records: &state.1,
         })?;
-        self.apply(&mut state, edits)
-            .map_err(Unpersisted)?;
+        self.apply(&mut state, edits).map_err(Unpersisted)?;
         Ok(out)
     }
 

@@ -668,9 +668,15 @@ impl Runner {
                         }),
                         None => {
                             run.error = Some(summary);
-                            Err(Error::Script {
-                                rendered: host.render(&err),
-                            })
+                            let rendered = host.render(&err);
+                            // A cluster, DNS server or probe that failed
+                            // outside any step is the world's failure, not
+                            // a usage error.
+                            if crate::engine::host_error::HostError::of(&err).is_some() {
+                                Err(Error::Target { rendered })
+                            } else {
+                                Err(Error::Script { rendered })
+                            }
                         }
                     }
                 }

@@ -62,8 +62,9 @@ fn host_errors_cannot_be_forged_by_a_script_s_throw_and_journal_as_their_fields(
 fn host_errors_are_maps_a_script_can_inspect_and_read_well_uncaught() {
     let sb = Sandbox::new();
     sb.write("h.rhai", "try { test_host_error(\"api down\"); } catch (e) { print(`${e.source}/${e.status}/${e.message}`); }\ntest_host_error(\"api down\");\n");
+    // Uncaught outside a step: the world's failure, exit 1.
     sb.ferry(["run", "h.rhai"])
-        .code(2)
+        .code(1)
         .stdout_has("test/503/api down")
         .stderr_has("error: api down")
         .stderr_has("h.rhai:2:1")
@@ -138,4 +139,23 @@ fn zones_open_through_the_injected_opener() {
             .contains("test opener asked for example.test. at 127.0.0.1:5353"),
         "{err}"
     );
+}
+
+/// A failure of the world outside any step (a cluster, DNS server or probe
+/// the script asks at its top level) exits 1 like a failed step, not 2, the
+/// code of usage and script errors; a script's own `throw` there stays 2.
+#[test]
+fn a_host_failure_outside_a_step_exits_1_and_a_script_error_2() {
+    let sb = Sandbox::new();
+    sb.write("world.rhai", "test_host_error(\"api server down\");\n");
+    sb.ferry(["run", "world.rhai"])
+        .code(1)
+        .stderr_has("api server down")
+        .stderr_has("world.rhai:1:1")
+        .run();
+    sb.write("own.rhai", "throw \"my own\";\n");
+    sb.ferry(["run", "own.rhai"])
+        .code(2)
+        .stderr_has("my own")
+        .run();
 }
