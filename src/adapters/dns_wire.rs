@@ -34,10 +34,21 @@ pub async fn send(
     let (connect, handle) = TcpClientStream::new(server, None, Some(timeout), provider.clone());
     let tcp_error = match tokio::time::timeout(timeout, connect).await {
         Ok(Ok(stream)) => {
-            let (client, bg) =
-                Client::<TokioRuntimeProvider>::with_timeout(stream, handle, timeout);
+            // hickory's own timeout is a margin behind ours, so that a
+            // server that takes the connection and never answers is
+            // reported as not answering, not as closing the connection.
+            let (client, bg) = Client::<TokioRuntimeProvider>::with_timeout(
+                stream,
+                handle,
+                timeout + Duration::from_secs(1),
+            );
             let bg = tokio::spawn(bg);
-            let result = collect(server, client.send(request), transfer).await;
+            let result = answered_within(
+                server,
+                timeout,
+                collect(server, client.send(request), transfer),
+            )
+            .await;
             bg.abort();
             return result;
         }
@@ -49,16 +60,40 @@ pub async fn send(
     }
     // No TCP listener: a DNS server must also answer over UDP.
     let stream = UdpClientStream::builder(server, provider)
-        .with_timeout(Some(timeout))
+        .with_timeout(Some(timeout + Duration::from_secs(1)))
         .build();
     let (client, bg) = Client::<TokioRuntimeProvider>::from_sender(stream);
     let bg = tokio::spawn(bg);
-    let result = collect(server, client.send(request), false).await;
+    let result = answered_within(
+        server,
+        timeout,
+        collect(server, client.send(request), false),
+    )
+    .await;
     bg.abort();
     result.map_err(|mut e| {
         e.message = format!("{server}: {tcp_error}, and no answer over UDP either");
         e
     })
+}
+
+/// `answer`, or a timeout error saying how long the server was given.
+async fn answered_within<T>(
+    server: SocketAddr,
+    timeout: Duration,
+    answer: impl std::future::Future<Output = Result<T, DnsError>>,
+) -> Result<T, DnsError> {
+    tokio::time::timeout(timeout, answer)
+        .await
+        .unwrap_or_else(|_| {
+            Err(net_error(
+                server,
+                &format!(
+                    "the server did not answer within {}",
+                    humantime::format_duration(timeout)
+                ),
+            ))
+        })
 }
 
 async fn collect<S>(

@@ -208,6 +208,23 @@ pub trait DnsZone: Send + Sync {
     fn apply<'a>(&'a self, change: &'a Change) -> DnsFuture<'a, Applied>;
     /// Whether a pending change is done.
     fn change_done<'a>(&'a self, id: &'a str) -> DnsFuture<'a, bool>;
+    /// The record types `name` holds (upper case, sorted), so that a CNAME
+    /// is refused next to other data, and other data next to a CNAME,
+    /// before a server silently drops it (BIND answers NOERROR and ignores
+    /// the record). By default from [`DnsZone::list`].
+    fn types_at<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let mut types: Vec<String> = self
+                .list(Some(name), None)
+                .await?
+                .into_iter()
+                .map(|set| set.rtype)
+                .collect();
+            types.sort();
+            types.dedup();
+            Ok(types)
+        })
+    }
 }
 
 /// Parses a record type name (`a`, `AAAA`, `txt`) for the types ferry manages.
@@ -278,11 +295,24 @@ pub fn display_rdata(rdata: &RData) -> Option<String> {
 /// Makes `name` absolute in `origin`: `@` is the apex, a name ending in a
 /// dot is already absolute (and must lie in the zone), anything else is
 /// relative to the zone.
+/// Internationalized labels (`bücher`) become punycode (`xn--bcher-kva`),
+/// as they are on the wire.
 pub fn absolute_name(name: &str, origin: &str) -> Result<String, String> {
-    let name = name.trim().to_ascii_lowercase();
+    let name = name.trim();
     if name.is_empty() {
         return Err("a record needs a non-empty name".into());
     }
+    let name = if name.is_ascii() {
+        name.to_ascii_lowercase()
+    } else {
+        let (bare, dot) = match name.strip_suffix('.') {
+            Some(bare) => (bare, "."),
+            None => (name, ""),
+        };
+        let ascii = idna::domain_to_ascii(bare)
+            .map_err(|_| format!("`{name}` is not a valid internationalized DNS name"))?;
+        format!("{ascii}{dot}")
+    };
     let absolute = if name == "@" {
         origin.to_owned()
     } else if name.ends_with('.') {
@@ -317,6 +347,10 @@ mod tests {
                 .contains("not in zone")
         );
         assert!(absolute_name("", o).is_err());
+        assert_eq!(
+            absolute_name("Bücher", o).unwrap(),
+            "xn--bcher-kva.mycompany.internal."
+        );
         assert!(absolute_name("a..b", o).is_err());
     }
 
