@@ -435,6 +435,10 @@ impl DnsZone for Rfc2136Zone {
         Box::pin(async { Ok(true) })
     }
 
+    fn reads_back(&self) -> bool {
+        true
+    }
+
     fn types_at<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<String>> {
         Box::pin(async move {
             // ANY over TCP: every server here answers it in full to an

@@ -208,6 +208,12 @@ pub trait DnsZone: Send + Sync {
     fn apply<'a>(&'a self, change: &'a Change) -> DnsFuture<'a, Applied>;
     /// Whether a pending change is done.
     fn change_done<'a>(&'a self, id: &'a str) -> DnsFuture<'a, bool>;
+    /// Whether an accepted change must be read back: an RFC 2136 server may
+    /// answer NOERROR to an UPDATE it did not (wholly) apply, while Cloud
+    /// DNS applies a change as a whole or reports why not.
+    fn reads_back(&self) -> bool {
+        false
+    }
     /// The record types `name` holds (upper case, sorted), so that a CNAME
     /// is refused next to other data, and other data next to a CNAME,
     /// before a server silently drops it (BIND answers NOERROR and ignores

@@ -418,19 +418,24 @@ fn dns_servers_a_server_that_never_answers_is_a_timeout_and_waits_keep_their_dea
 #[test]
 fn dns_servers_tsig_keygen_output_is_a_key_file_ferry_reads() {
     let out = std::process::Command::new("/usr/sbin/tsig-keygen")
-        .args(["-a", "hmac-sha256", KEY_NAME])
+        .args(["-a", "hmac-sha256", "keygen-key"])
         .output()
         .expect("tsig-keygen (Debian package bind9)");
     assert!(out.status.success());
     let key_conf = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(key_conf.contains("secret"), "{key_conf}");
-    let bind = Bind::start_keyed(ZONE, "", GRANT_ALL, &key_conf);
+    let bind = Bind::start_keyed(
+        ZONE,
+        "",
+        "update-policy { grant keygen-key zonesub ANY; };",
+        &key_conf,
+    );
     let sb = Sandbox::new();
     let path = sb.write("ferry.key", &key_conf);
     sb.write(
         "k.rhai",
         &format!(
-            "let zone = dns(#{{ provider: \"rfc2136\", server: \"{}\", zone: \"{ZONE}\", tsig_name: \"{KEY_NAME}\", tsig_secret_file: \"{}\" }});\nprint(`changed=${{step(\"k\", || zone.upsert(\"k\", \"A\", [\"10.0.0.7\"], 60)).changed}}`);\n",
+            "let zone = dns(#{{ provider: \"rfc2136\", server: \"{}\", zone: \"{ZONE}\", tsig_name: \"keygen-key\", tsig_secret_file: \"{}\" }});\nprint(`changed=${{step(\"k\", || zone.upsert(\"k\", \"A\", [\"10.0.0.7\"], 60)).changed}}`);\n",
             bind.addr,
             path.display()
         ),
@@ -442,9 +447,37 @@ fn dns_servers_tsig_keygen_output_is_a_key_file_ferry_reads() {
         .arg("-p")
         .arg(bind.addr.port().to_string())
         .arg("-y")
-        .arg(format!("hmac-sha256:{KEY_NAME}:{secret}"))
+        .arg(format!("hmac-sha256:keygen-key:{secret}"))
         .args(["+tcp", "+short", "k.mycompany.internal.", "A"])
         .output()
         .unwrap();
     assert_eq!(short(&shown.stdout), "10.0.0.7");
+}
+
+#[test]
+fn dns_servers_a_record_set_larger_than_bind_takes_is_reported_with_its_rcode() {
+    let bind = Bind::start(ZONE, "", GRANT_ALL);
+    let sb = Sandbox::new();
+    let ips: Vec<String> = (1..=101).map(|i| format!("\"10.0.1.{i}\"")).collect();
+    let script = format!(
+        "let zone = dns({});\nstep(\"big\", || zone.upsert(\"big\", \"A\", [{}], 60));\n",
+        spec(bind.addr, ""),
+        ips.join(", ")
+    );
+    sb.write("b.rhai", &script);
+    let out = sb
+        .ferry(["run", "b.rhai", "--id", "b"])
+        .env(SECRET_ENV, KEY_SECRET)
+        .code(1)
+        .stderr_has("the server answered SERVFAIL to each of 4 attempts")
+        .stderr_has("max-records-per-type")
+        .run();
+    assert!(!out.stderr.contains("kept changing"), "{}", out.stderr);
+    assert!(bind.log().contains("too many records"), "{}", bind.log());
+    // One UPDATE: the ownership record failed with the record set.
+    assert_eq!(
+        dig(bind.addr, "_ferry-a.big.mycompany.internal.", "TXT"),
+        ""
+    );
+    assert_eq!(dig(bind.addr, "big.mycompany.internal.", "A"), "");
 }

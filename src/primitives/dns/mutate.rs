@@ -7,8 +7,8 @@
 //! Servers do not always do what they answer NOERROR to: BIND drops a CNAME
 //! added next to other data (and other data next to a CNAME), PowerDNS
 //! keeps the apex NS records whatever an UPDATE deletes. So a CNAME
-//! conflict is refused before anything is sent, and after every applied
-//! change the record set is read back: if it is not what was written the
+//! conflict is refused before anything is sent, and after every change an
+//! RFC 2136 server accepted the record set is read back: if it is not what was written the
 //! ownership record is put back as it was (it must never claim a record
 //! that ferry did not write) and the error says the server did not apply it.
 
@@ -102,7 +102,9 @@ fn converge(
         }
         match block(session, zone.port().apply(&change)) {
             Ok(Applied::Done) => {
-                verify(session, zone, name, rtype, want, owner.as_ref()).map_err(fail)?;
+                if zone.port().reads_back() {
+                    verify(session, zone, name, rtype, want, owner.as_ref()).map_err(fail)?;
+                }
                 return Ok(true);
             }
             Ok(Applied::Pending { id }) => {
@@ -122,8 +124,10 @@ fn converge(
     e.message = match e.rcode.as_deref() {
         // The same refusal every time is the server's answer, not a race.
         Some(rcode @ ("SERVFAIL" | "FORMERR" | "NOTIMP")) => format!(
-            "the server answered {rcode} to each of {ATTEMPTS} attempts: it cannot apply this change \
-             (a record set larger than it accepts, or a value it rejects; its log says which): {}",
+            "the server answered {rcode} to each of {ATTEMPTS} attempts: it cannot apply this change, \
+             and nothing of it was applied (a record set larger than it accepts: BIND 9.18.28 and later \
+             refuse more than max-records-per-type, 100 by default, records of one type at a name; or a \
+             value it rejects: its log says which): {}",
             e.message
         ),
         _ => format!(

@@ -37,15 +37,15 @@ impl Bind {
     /// Starts named serving `zone` with an SOA, an NS, `extra` zone-file
     /// lines and the zone statements `zone_options` (e.g. [`GRANT_ALL`]).
     pub fn start(zone: &str, extra: &str, zone_options: &str) -> Bind {
-        let key = format!(
-            "key \"{KEY_NAME}\" {{ algorithm {KEY_ALGORITHM}; secret \"{KEY_SECRET}\"; }};"
-        );
-        Bind::start_keyed(zone, extra, zone_options, &key)
+        Bind::start_keyed(zone, extra, zone_options, "")
     }
 
-    /// Like [`Bind::start`] with the key statement `key_conf` (e.g. what
-    /// `tsig-keygen` printed).
+    /// Like [`Bind::start`] with another key statement `key_conf` besides
+    /// the test key (e.g. what `tsig-keygen` printed).
     pub fn start_keyed(zone: &str, extra: &str, zone_options: &str, key_conf: &str) -> Bind {
+        let key_conf = format!(
+            "key \"{KEY_NAME}\" {{ algorithm {KEY_ALGORITHM}; secret \"{KEY_SECRET}\"; }};\n{key_conf}"
+        );
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path().display().to_string();
         let port = free_port();
