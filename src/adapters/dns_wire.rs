@@ -176,6 +176,19 @@ pub fn group(records: &[Record], name: Option<&str>, rtype: Option<RecordType>) 
 /// Plain queries over the wire.
 pub struct WireLookup {
     pub timeout: Duration,
+    /// The zone's update server and its TSIG key: queries to that server
+    /// are signed, since it may answer only the key (BIND `allow-query`);
+    /// queries to any other server (a resolver) never carry the key.
+    pub signed: Option<(SocketAddr, hickory_proto::rr::TSigner)>,
+}
+
+impl WireLookup {
+    pub fn new(timeout: Duration) -> Self {
+        WireLookup {
+            timeout,
+            signed: None,
+        }
+    }
 }
 
 impl Lookup for WireLookup {
@@ -193,10 +206,26 @@ impl Lookup for WireLookup {
             let mut message = Message::query();
             message.metadata.recursion_desired = recursion;
             message.add_query(Query::query(qname, t));
+            let mut verifier = match &self.signed {
+                Some((at, signer)) if *at == server => message
+                    .finalize(signer, unix_now())
+                    .map_err(|e| DnsError::invalid(format!("cannot sign the query: {e}")))?,
+                _ => None,
+            };
             let responses = send(server, self.timeout, message, false).await?;
             let Some(response) = responses.into_iter().next() else {
                 return Err(net_error(server, "no answer"));
             };
+            if let Some(verifier) = verifier.as_mut()
+                && response.response_code == ResponseCode::NoError
+            {
+                verifier.verify(response.as_buffer()).map_err(|e| {
+                    DnsError::new(
+                        DnsErrorKind::Auth,
+                        format!("{server}: the answer failed TSIG verification: {e}"),
+                    )
+                })?;
+            }
             let rcode = rcode_name(response.response_code);
             let records = group(&response.answers, Some(name), Some(t))
                 .into_iter()
@@ -228,6 +257,12 @@ impl Lookup for WireLookup {
                 )
             })
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// `10.0.0.53`, `10.0.0.53:5353`, `[::1]:53`, `::1`, or a host name

@@ -148,7 +148,7 @@ impl Rfc2136Zone {
         let grant = if rcode == "NOTAUTH" {
             // PowerDNS answers an unsigned NOTAUTH, without a TSIG error, to
             // a key it does not know or whose secret differs.
-            "the server does not accept the key: check the key name, secret and algorithm, and that the server knows the key (PowerDNS: the tsigkeys table and the zone's TSIG-ALLOW-DNSUPDATE metadata)"
+            "the server does not accept the key: check the key name, secret and algorithm, and that the server knows the key (PowerDNS answers so, without a TSIG error, to a key missing from its tsigkeys or with another secret)"
         } else {
             match purpose {
                 Purpose::Update => {

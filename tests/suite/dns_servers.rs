@@ -260,6 +260,7 @@ fn dns_servers_reads_are_signed_so_a_zone_answering_only_the_key_works() {
 print(`get=${{zone.get("app", "A").values}}`);
 print(`changed=${{step("new", || zone.upsert("new", "A", ["10.0.0.1"], 60)).changed}}`);
 print(`list=${{zone.list().len() > 2}}`);
+print(`visible=${{zone.wait_visible("new", "A", ["10.0.0.1"], #{{ timeout: 5 }}).values}}`);
 "#,
         spec(bind.addr, "")
     );
@@ -272,6 +273,12 @@ print(`list=${{zone.list().len() > 2}}`);
     );
     assert!(out.stdout.contains("changed=true"), "{}", out.stdout);
     assert!(out.stdout.contains("list=true"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("visible=[\"10.0.0.1\"]"),
+        "wait_visible signs its queries to the zone's server: {}\n{}",
+        out.stdout,
+        out.stderr
+    );
     assert_eq!(dig(bind.addr, "new.mycompany.internal.", "A"), "10.0.0.1");
 
     // Unsigned, the same zone refuses: the error says a key may be needed.
@@ -319,6 +326,8 @@ fn failure(
         "secret shown: {}",
         out.stdout
     );
+    // Shown with --no-capture: what a person reads.
+    eprintln!("{id}: {}", out.stdout);
     out.stdout
 }
 

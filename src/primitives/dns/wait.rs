@@ -101,7 +101,7 @@ pub(super) fn wait_visible(
     let interval = opt_seconds(options, "interval", pos)?
         .unwrap_or(Duration::from_millis(500))
         .max(Duration::from_millis(50));
-    let record = format!("{name} {t}");
+    let record = format!("{} {t}", super::mutate::shown(&name));
     // An explicit nameserver may be a resolver (recursive query); otherwise
     // ask the zone's authoritative server, or the provider's API.
     let given = nameserver(options, pos)?;
