@@ -105,11 +105,15 @@ pub enum Applied {
 pub enum DnsErrorKind {
     /// Worth retrying with backoff: timeouts, connection failures, 429, 5xx, SERVFAIL.
     Transient,
-    /// Credentials or permissions: 401/403, NOTAUTH, TSIG failures. Never retried.
+    /// Credentials or permissions: 401/403, TSIG failures, NOTAUTH or
+    /// REFUSED from a server that serves the zone (the key or its policy).
+    /// Never retried.
     Auth,
     /// The zone changed under us (409, 412, YXRRSET, NXRRSET): read again and re-plan.
     Conflict,
-    /// The zone, name or request is wrong (404 zone, NOTZONE, REFUSED, bad input).
+    /// The zone, name or request is wrong (404 zone, NOTZONE, NOTAUTH or
+    /// REFUSED from a server that does not serve the zone, a change the
+    /// server did not apply, bad input).
     Invalid,
     /// A wait ran out of time.
     Timeout,

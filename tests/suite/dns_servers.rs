@@ -346,6 +346,13 @@ fn dns_servers_refusals_name_the_key_the_policy_or_the_zone() {
     );
     assert!(out.contains("key"), "pdns wrong key: {out}");
 
+    let out = failure(&sb, pdns.addr, "other.internal.", KEY_SECRET, upsert, "p2");
+    assert!(out.contains("kind=invalid"), "pdns unserved zone: {out}");
+    assert!(
+        out.contains("zone other.internal. (check `server` and `zone`)"),
+        "pdns unserved zone: {out}"
+    );
+
     // BIND whose update-policy grants only another name.
     let bind = Bind::start(
         ZONE,
@@ -489,4 +496,28 @@ fn dns_servers_a_record_set_larger_than_bind_takes_is_reported_with_its_rcode() 
         ""
     );
     assert_eq!(dig(bind.addr, "big.mycompany.internal.", "A"), "");
+}
+
+#[test]
+fn dns_servers_powerdns_takes_unsigned_updates_unless_the_zone_names_a_key() {
+    let unsigned = |addr: SocketAddr| {
+        format!(
+            "let zone = dns(#{{ provider: \"rfc2136\", server: \"{addr}\", zone: \"{ZONE}\" }});\n\
+             step(\"u\", || {{ try {{ zone.upsert(\"u\", \"A\", [\"10.0.0.8\"], 60); print(\"applied\"); }} catch (e) {{ print(`kind=${{e.kind}} rcode=${{e.rcode}}`); }} }});\n"
+        )
+    };
+    // Without TSIG-ALLOW-DNSUPDATE, allow-dnsupdate-from is all it checks.
+    let open = Pdns::start(ZONE, "", false);
+    let sb = Sandbox::new();
+    sb.write("o.rhai", &unsigned(open.addr));
+    sb.ferry(["run", "o.rhai"]).stdout_has("applied").run();
+    assert_eq!(dig(open.addr, "u.mycompany.internal.", "A"), "10.0.0.8");
+
+    // With it, an unsigned update is refused and named as such.
+    let keyed = Pdns::start(ZONE, "", true);
+    sb.write("k.rhai", &unsigned(keyed.addr));
+    sb.ferry(["run", "k.rhai"])
+        .stdout_has("kind=auth rcode=REFUSED")
+        .run();
+    assert_eq!(dig(keyed.addr, "u.mycompany.internal.", "A"), "");
 }
