@@ -90,10 +90,13 @@ impl Pdns {
             .unwrap();
         }
         drop(db);
+        // No security poll: it would send a query out through the system's
+        // resolver; tests talk to loopback only.
         let conf = format!(
             "launch=gsqlite3\ngsqlite3-database={}\nlocal-address=127.0.0.1\nlocal-port={port}\n\
              socket-dir={d}\ndaemon=no\nguardian=no\ndisable-syslog=yes\nwrite-pid=no\n\
-             dnsupdate=yes\nallow-dnsupdate-from=127.0.0.0/8\nallow-axfr-ips=127.0.0.0/8\nloglevel=6\n",
+             dnsupdate=yes\nallow-dnsupdate-from=127.0.0.0/8\nallow-axfr-ips=127.0.0.0/8\nloglevel=6\n\
+             security-poll-suffix=\n",
             db_path.display()
         );
         std::fs::write(dir.path().join("pdns.conf"), conf).unwrap();
