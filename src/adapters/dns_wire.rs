@@ -34,10 +34,21 @@ pub async fn send(
     let (connect, handle) = TcpClientStream::new(server, None, Some(timeout), provider.clone());
     let tcp_error = match tokio::time::timeout(timeout, connect).await {
         Ok(Ok(stream)) => {
-            let (client, bg) =
-                Client::<TokioRuntimeProvider>::with_timeout(stream, handle, timeout);
+            // hickory's own timeout is a margin behind ours, so that a
+            // server that takes the connection and never answers is
+            // reported as not answering, not as closing the connection.
+            let (client, bg) = Client::<TokioRuntimeProvider>::with_timeout(
+                stream,
+                handle,
+                timeout + Duration::from_secs(1),
+            );
             let bg = tokio::spawn(bg);
-            let result = collect(server, client.send(request), transfer).await;
+            let result = answered_within(
+                server,
+                timeout,
+                collect(server, client.send(request), transfer),
+            )
+            .await;
             bg.abort();
             return result;
         }
@@ -49,16 +60,40 @@ pub async fn send(
     }
     // No TCP listener: a DNS server must also answer over UDP.
     let stream = UdpClientStream::builder(server, provider)
-        .with_timeout(Some(timeout))
+        .with_timeout(Some(timeout + Duration::from_secs(1)))
         .build();
     let (client, bg) = Client::<TokioRuntimeProvider>::from_sender(stream);
     let bg = tokio::spawn(bg);
-    let result = collect(server, client.send(request), false).await;
+    let result = answered_within(
+        server,
+        timeout,
+        collect(server, client.send(request), false),
+    )
+    .await;
     bg.abort();
     result.map_err(|mut e| {
         e.message = format!("{server}: {tcp_error}, and no answer over UDP either");
         e
     })
+}
+
+/// `answer`, or a timeout error saying how long the server was given.
+async fn answered_within<T>(
+    server: SocketAddr,
+    timeout: Duration,
+    answer: impl std::future::Future<Output = Result<T, DnsError>>,
+) -> Result<T, DnsError> {
+    tokio::time::timeout(timeout, answer)
+        .await
+        .unwrap_or_else(|_| {
+            Err(net_error(
+                server,
+                &format!(
+                    "the server did not answer within {}",
+                    humantime::format_duration(timeout)
+                ),
+            ))
+        })
 }
 
 async fn collect<S>(
@@ -141,6 +176,19 @@ pub fn group(records: &[Record], name: Option<&str>, rtype: Option<RecordType>) 
 /// Plain queries over the wire.
 pub struct WireLookup {
     pub timeout: Duration,
+    /// The zone's update server and its TSIG key: queries to that server
+    /// are signed, since it may answer only the key (BIND `allow-query`);
+    /// queries to any other server (a resolver) never carry the key.
+    pub signed: Option<(SocketAddr, hickory_proto::rr::TSigner)>,
+}
+
+impl WireLookup {
+    pub fn new(timeout: Duration) -> Self {
+        WireLookup {
+            timeout,
+            signed: None,
+        }
+    }
 }
 
 impl Lookup for WireLookup {
@@ -158,10 +206,26 @@ impl Lookup for WireLookup {
             let mut message = Message::query();
             message.metadata.recursion_desired = recursion;
             message.add_query(Query::query(qname, t));
+            let mut verifier = match &self.signed {
+                Some((at, signer)) if *at == server => message
+                    .finalize(signer, unix_now())
+                    .map_err(|e| DnsError::invalid(format!("cannot sign the query: {e}")))?,
+                _ => None,
+            };
             let responses = send(server, self.timeout, message, false).await?;
             let Some(response) = responses.into_iter().next() else {
                 return Err(net_error(server, "no answer"));
             };
+            if let Some(verifier) = verifier.as_mut()
+                && response.response_code == ResponseCode::NoError
+            {
+                verifier.verify(response.as_buffer()).map_err(|e| {
+                    DnsError::new(
+                        DnsErrorKind::Auth,
+                        format!("{server}: the answer failed TSIG verification: {e}"),
+                    )
+                })?;
+            }
             let rcode = rcode_name(response.response_code);
             let records = group(&response.answers, Some(name), Some(t))
                 .into_iter()
@@ -193,6 +257,12 @@ impl Lookup for WireLookup {
                 )
             })
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// `10.0.0.53`, `10.0.0.53:5353`, `[::1]:53`, `::1`, or a host name

@@ -1,7 +1,9 @@
 //! RFC 2136 dynamic updates (BIND, Knot, PowerDNS) through hickory: reads
 //! are authoritative queries to the update server, listing is a zone
-//! transfer (AXFR), and a change is one UPDATE message, signed with TSIG
-//! (unsigned only when the spec names no key),
+//! transfer (AXFR), and a change is one UPDATE message. Every request,
+//! queries included, is signed with TSIG when the spec names a key, because
+//! a zone may answer queries only to that key (BIND `allow-query { key …; }`);
+//! only a spec without a key sends unsigned requests. An UPDATE's
 //! whose prerequisites say what the zone must hold for the change to apply
 //! (so a concurrent change yields YXRRSET/NXRRSET, a conflict, not a silent
 //! overwrite). Messages go over TCP, falling back to UDP when the server
@@ -11,6 +13,23 @@
 //! rejected request still reports the server's RCODE (an unsigned NOTAUTH
 //! answer to a bad key would otherwise surface only as "missing TSIG").
 //! Successful answers are always verified against the key.
+//!
+//! Reads tell records from wildcard synthesis. Without DNSSEC an answer
+//! synthesized from `*.wild` looks exactly like a record at `new.wild`, so a
+//! positive answer is checked with one more query for a child that cannot
+//! exist (`_ferry-nx.<name>`): if that child is NXDOMAIN the name exists (it
+//! is its child's closest encloser) and the answer is real; if it is
+//! answered too, the name does not exist and both answers came from the
+//! same wildcard (RFC 4592). The apex always exists. The one case this
+//! misreads is a name holding records *and* a wildcard child of its own
+//! (`x.wild` and `*.x.wild`); a zone transfer would be exact but needs a
+//! transfer grant that updates do not.
+//!
+//! Failures name what the server objects to: REFUSED is told apart by a
+//! signed SOA query (a zone the server serves refused the key or its policy;
+//! otherwise the server does not serve the zone), and NOTAUTH with a TSIG
+//! error is a bad key while a plain NOTAUTH is a server that is not
+//! authoritative for the zone.
 
 use super::dns_wire::{self, group, rcode_name};
 use crate::ports::dns::{
@@ -56,25 +75,25 @@ impl Rfc2136Zone {
         })
     }
 
-    /// Sends `message` (signed when `sign`) and returns the answers: one, or
-    /// every message of a zone transfer.
-    async fn exchange(&self, message: Message, sign: bool) -> Result<Vec<Message>, DnsError> {
+    /// Sends `message` (signed when the zone has a key) and returns the
+    /// answers: one, or every message of a zone transfer.
+    async fn exchange(&self, message: Message, purpose: Purpose) -> Result<Vec<Message>, DnsError> {
         let mut message = message;
-        let verifier = match (&self.signer, sign) {
-            (Some(signer), true) => message
+        let verifier = match &self.signer {
+            Some(signer) => message
                 .finalize(signer, unix_now())
                 .map_err(|e| DnsError::invalid(format!("cannot sign the request: {e}")))?,
-            _ => None,
+            None => None,
         };
-        let transfer = message
-            .queries
-            .first()
-            .is_some_and(|q| q.query_type() == RecordType::AXFR);
+        let transfer = purpose == Purpose::Transfer;
         let responses = dns_wire::send(self.server, self.timeout, message, transfer).await?;
         let mut verifier = verifier;
         let mut out = Vec::with_capacity(responses.len());
         for response in responses {
-            check_rcode(&response)?;
+            if let Err(mut e) = check_rcode(&response) {
+                self.explain(&mut e, purpose).await;
+                return Err(e);
+            }
             if let Some(verifier) = verifier.as_mut() {
                 verifier.verify(response.as_buffer()).map_err(|e| {
                     DnsError::new(
@@ -86,6 +105,133 @@ impl Rfc2136Zone {
             out.push(response.into_parts().0);
         }
         Ok(out)
+    }
+
+    /// Says what an error RCODE means for this zone and key (see the module
+    /// comment); may ask the server for the zone's SOA to tell a refused key
+    /// from a zone the server does not serve.
+    async fn explain(&self, e: &mut DnsError, purpose: Purpose) {
+        let what = purpose.noun();
+        let key = self.signer.as_ref().map(|s| s.signer_name().to_ascii());
+        let rcode = e.rcode.clone().unwrap_or_default();
+        let tsig_error = e.message.contains("TSIG error");
+        if tsig_error || !matches!(rcode.as_str(), "NOTAUTH" | "REFUSED") {
+            return;
+        }
+        let by = match &key {
+            Some(key) => format!("signed with TSIG key `{key}`"),
+            None => "unsigned (the spec names no TSIG key)".to_owned(),
+        };
+        // Signed first (a zone may answer only the key), then unsigned (a
+        // server may not answer a key it does not know).
+        let served = (self.signer.is_some() && self.serves_zone(true).await)
+            || self.serves_zone(false).await;
+        if !served {
+            e.kind = DnsErrorKind::Invalid;
+            let hint = if key.is_none() {
+                ", or it answers only requests signed with a TSIG key (name one with tsig_name)"
+            } else {
+                ""
+            };
+            let verb = if rcode == "NOTAUTH" {
+                "is not authoritative for"
+            } else {
+                "does not serve"
+            };
+            e.message = format!(
+                "{}: the server {verb} zone {} (check `server` and `zone`){hint}",
+                e.message, self.origin
+            );
+            return;
+        }
+        e.kind = DnsErrorKind::Auth;
+        let grant = if rcode == "NOTAUTH" {
+            // PowerDNS answers an unsigned NOTAUTH, without a TSIG error, to
+            // a key it does not know or whose secret differs.
+            "the server does not accept the key: check the key name, secret and algorithm, and that the server knows the key (PowerDNS answers so, without a TSIG error, to a key missing from its tsigkeys or with another secret)"
+        } else {
+            match purpose {
+                Purpose::Update => {
+                    "the key or the server's update policy does not allow it (BIND: update-policy or allow-update must grant the key the record's name and its _ferry-<type>.<name> TXT; PowerDNS: TSIG-ALLOW-DNSUPDATE must name the key and allow-dnsupdate-from must hold this address)"
+                }
+                Purpose::Transfer => {
+                    "the key is not allowed zone transfers (BIND: allow-transfer; Knot: acl action transfer; PowerDNS: TSIG-ALLOW-AXFR)"
+                }
+                Purpose::Query => "the key is not allowed to query the zone (BIND: allow-query)",
+            }
+        };
+        e.message = format!(
+            "{}: the server serves zone {} but refused this {what} {by}: {grant}",
+            e.message, self.origin
+        );
+    }
+
+    /// Whether the server answers the zone's SOA authoritatively to a
+    /// query (signed with the zone's key when `signed`).
+    async fn serves_zone(&self, signed: bool) -> bool {
+        let mut message = Message::query();
+        message.metadata.recursion_desired = false;
+        message.add_query(Query::query(self.origin_name.clone(), RecordType::SOA));
+        if let Some(signer) = self.signer.as_ref().filter(|_| signed)
+            && message.finalize(signer, unix_now()).is_err()
+        {
+            return false;
+        }
+        match dns_wire::send(self.server, self.timeout, message, false).await {
+            Ok(responses) => responses.first().is_some_and(|r| {
+                r.response_code == ResponseCode::NoError
+                    && r.metadata.authoritative
+                    && r.answers.iter().any(|a| a.record_type() == RecordType::SOA)
+            }),
+            Err(_) => false,
+        }
+    }
+
+    /// One authoritative query: the answer's records of `name`, and its RCODE.
+    async fn query(
+        &self,
+        name: &Name,
+        t: RecordType,
+    ) -> Result<(Vec<Record>, ResponseCode), DnsError> {
+        let mut message = Message::query();
+        message.metadata.recursion_desired = false;
+        message.add_query(Query::query(name.clone(), t));
+        let answers = self.exchange(message, Purpose::Query).await?;
+        let code = answers
+            .first()
+            .map_or(ResponseCode::NoError, |m| m.metadata.response_code);
+        Ok((answers.into_iter().flat_map(|m| m.answers).collect(), code))
+    }
+
+    /// Whether `name` exists in the zone rather than being answered from a
+    /// wildcard: its child `_ferry-nx.<name>` is NXDOMAIN only if `name`
+    /// exists (module comment).
+    async fn exists(&self, name: &Name) -> Result<bool, DnsError> {
+        if name.to_ascii().eq_ignore_ascii_case(&self.origin) {
+            return Ok(true);
+        }
+        let Ok(probe) = Name::from_ascii("_ferry-nx").and_then(|p| p.append_domain(name)) else {
+            // Too long for a child: such a name cannot sit below a wildcard
+            // by more than the labels it has; take the answer as real.
+            return Ok(true);
+        };
+        let (_, code) = self.query(&probe, RecordType::TXT).await?;
+        Ok(code == ResponseCode::NXDomain)
+    }
+
+    /// Records of `name` answered for `t` (ANY: every type), without
+    /// wildcard synthesis.
+    async fn read(&self, name: &str, t: RecordType) -> Result<Vec<Record>, DnsError> {
+        let qname = self.name(name)?;
+        let (records, _) = self.query(&qname, t).await?;
+        let own: Vec<Record> = records
+            .into_iter()
+            .filter(|r| r.name.to_ascii().eq_ignore_ascii_case(&qname.to_ascii()))
+            .collect();
+        if own.is_empty() || self.exists(&qname).await? {
+            return Ok(own);
+        }
+        Ok(Vec::new())
     }
 
     fn update_message(&self, change: &Change) -> Result<Message, DnsError> {
@@ -215,8 +361,6 @@ pub(super) fn check_rcode(response: &DnsResponse) -> Result<(), DnsError> {
         message.push_str(&format!(
             ", TSIG error {tsig}: check the key name, secret and algorithm"
         ));
-    } else if kind == DnsErrorKind::Auth {
-        message.push_str(": the key is not allowed to update this zone");
     }
     Err(DnsError {
         kind,
@@ -246,11 +390,7 @@ impl DnsZone for Rfc2136Zone {
     fn get<'a>(&'a self, name: &'a str, rtype: &'a str) -> DnsFuture<'a, Option<RecordSet>> {
         Box::pin(async move {
             let t = self::rtype(rtype)?;
-            let mut message = Message::query();
-            message.metadata.recursion_desired = false;
-            message.add_query(Query::query(self.name(name)?, t));
-            let answers = self.exchange(message, false).await?;
-            let records: Vec<Record> = answers.into_iter().flat_map(|m| m.answers).collect();
+            let records = self.read(name, t).await?;
             Ok(group(&records, Some(name), Some(t)).into_iter().next())
         })
     }
@@ -266,7 +406,7 @@ impl DnsZone for Rfc2136Zone {
                 return Ok(self.get(name, rtype).await?.into_iter().collect());
             }
             let message = update_message::zone_transfer(self.origin_name.clone(), None);
-            let answers = self.exchange(message, true).await.map_err(|mut e| {
+            let answers = self.exchange(message, Purpose::Transfer).await.map_err(|mut e| {
                 e.message = format!(
                     "listing the zone needs a zone transfer (AXFR) allowed for the TSIG key: {}",
                     e.message
@@ -286,13 +426,58 @@ impl DnsZone for Rfc2136Zone {
     fn apply<'a>(&'a self, change: &'a Change) -> DnsFuture<'a, Applied> {
         Box::pin(async move {
             let message = self.update_message(change)?;
-            self.exchange(message, true).await?;
+            self.exchange(message, Purpose::Update).await?;
             Ok(Applied::Done)
         })
     }
 
     fn change_done<'a>(&'a self, _id: &'a str) -> DnsFuture<'a, bool> {
         Box::pin(async { Ok(true) })
+    }
+
+    fn reads_back(&self) -> bool {
+        true
+    }
+
+    fn types_at<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            // ANY over TCP: every server here answers it in full to an
+            // authoritative query (RFC 8482 minimal answers are UDP-only
+            // where configured).
+            let records = self.read(name, RecordType::ANY).await?;
+            let mut types: Vec<String> = records
+                .iter()
+                .map(Record::record_type)
+                .filter(|t| {
+                    !matches!(
+                        t,
+                        RecordType::RRSIG | RecordType::NSEC | RecordType::NSEC3 | RecordType::OPT
+                    )
+                })
+                .map(|t| t.to_string())
+                .collect();
+            types.sort();
+            types.dedup();
+            Ok(types)
+        })
+    }
+}
+
+/// What a request was for, in the words of its failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Query,
+    Transfer,
+    Update,
+}
+
+impl Purpose {
+    fn noun(self) -> &'static str {
+        match self {
+            Purpose::Query => "query",
+            Purpose::Transfer => "zone transfer",
+            Purpose::Update => "update",
+        }
     }
 }
 

@@ -105,11 +105,15 @@ pub enum Applied {
 pub enum DnsErrorKind {
     /// Worth retrying with backoff: timeouts, connection failures, 429, 5xx, SERVFAIL.
     Transient,
-    /// Credentials or permissions: 401/403, NOTAUTH, TSIG failures. Never retried.
+    /// Credentials or permissions: 401/403, TSIG failures, NOTAUTH or
+    /// REFUSED from a server that serves the zone (the key or its policy).
+    /// Never retried.
     Auth,
     /// The zone changed under us (409, 412, YXRRSET, NXRRSET): read again and re-plan.
     Conflict,
-    /// The zone, name or request is wrong (404 zone, NOTZONE, REFUSED, bad input).
+    /// The zone, name or request is wrong (404 zone, NOTZONE, NOTAUTH or
+    /// REFUSED from a server that does not serve the zone, a change the
+    /// server did not apply, bad input).
     Invalid,
     /// A wait ran out of time.
     Timeout,
@@ -208,6 +212,29 @@ pub trait DnsZone: Send + Sync {
     fn apply<'a>(&'a self, change: &'a Change) -> DnsFuture<'a, Applied>;
     /// Whether a pending change is done.
     fn change_done<'a>(&'a self, id: &'a str) -> DnsFuture<'a, bool>;
+    /// Whether an accepted change must be read back: an RFC 2136 server may
+    /// answer NOERROR to an UPDATE it did not (wholly) apply, while Cloud
+    /// DNS applies a change as a whole or reports why not.
+    fn reads_back(&self) -> bool {
+        false
+    }
+    /// The record types `name` holds (upper case, sorted), so that a CNAME
+    /// is refused next to other data, and other data next to a CNAME,
+    /// before a server silently drops it (BIND answers NOERROR and ignores
+    /// the record). By default from [`DnsZone::list`].
+    fn types_at<'a>(&'a self, name: &'a str) -> DnsFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let mut types: Vec<String> = self
+                .list(Some(name), None)
+                .await?
+                .into_iter()
+                .map(|set| set.rtype)
+                .collect();
+            types.sort();
+            types.dedup();
+            Ok(types)
+        })
+    }
 }
 
 /// Parses a record type name (`a`, `AAAA`, `txt`) for the types ferry manages.
@@ -278,11 +305,24 @@ pub fn display_rdata(rdata: &RData) -> Option<String> {
 /// Makes `name` absolute in `origin`: `@` is the apex, a name ending in a
 /// dot is already absolute (and must lie in the zone), anything else is
 /// relative to the zone.
+/// Internationalized labels (`bücher`) become punycode (`xn--bcher-kva`),
+/// as they are on the wire.
 pub fn absolute_name(name: &str, origin: &str) -> Result<String, String> {
-    let name = name.trim().to_ascii_lowercase();
+    let name = name.trim();
     if name.is_empty() {
         return Err("a record needs a non-empty name".into());
     }
+    let name = if name.is_ascii() {
+        name.to_ascii_lowercase()
+    } else {
+        let (bare, dot) = match name.strip_suffix('.') {
+            Some(bare) => (bare, "."),
+            None => (name, ""),
+        };
+        let ascii = idna::domain_to_ascii(bare)
+            .map_err(|_| format!("`{name}` is not a valid internationalized DNS name"))?;
+        format!("{ascii}{dot}")
+    };
     let absolute = if name == "@" {
         origin.to_owned()
     } else if name.ends_with('.') {
@@ -317,6 +357,10 @@ mod tests {
                 .contains("not in zone")
         );
         assert!(absolute_name("", o).is_err());
+        assert_eq!(
+            absolute_name("Bücher", o).unwrap(),
+            "xn--bcher-kva.mycompany.internal."
+        );
         assert!(absolute_name("a..b", o).is_err());
     }
 

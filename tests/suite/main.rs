@@ -16,6 +16,7 @@ mod display;
 mod dns_clouddns;
 mod dns_probes;
 mod dns_rfc2136;
+mod dns_servers;
 mod fleet;
 mod gates;
 mod gitops;

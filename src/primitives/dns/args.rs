@@ -49,7 +49,8 @@ pub(super) fn values(rtype: &str, values: Dynamic, pos: Position) -> Res<Vec<Str
 
 pub(super) fn record_map(set: &RecordSet) -> Map {
     let mut map = Map::new();
-    map.insert("name".into(), set.name.clone().into());
+    // Shown as the script wrote it: punycode labels in Unicode.
+    map.insert("name".into(), super::mutate::shown(&set.name).into());
     map.insert("type".into(), set.rtype.clone().into());
     map.insert("ttl".into(), Dynamic::from(set.ttl as INT));
     map.insert(

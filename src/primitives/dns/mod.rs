@@ -164,8 +164,9 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
                 let pos = ctx.call_position();
                 let name = zone.name(name, pos)?;
                 let t = rtype(t, pos)?;
-                let found = retrying(&s, || zone.port().get(&name, &t))
-                    .map_err(|stop| zone.error("get", &format!("{name} {t}"), stop, pos))?;
+                let found = retrying(&s, || zone.port().get(&name, &t)).map_err(|stop| {
+                    zone.error("get", &format!("{} {t}", mutate::shown(&name)), stop, pos)
+                })?;
                 Ok(found.map_or(Dynamic::UNIT, |r| Dynamic::from_map(record_map(&r))))
             },
         );

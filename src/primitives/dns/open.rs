@@ -23,16 +23,24 @@ pub(super) fn open(session: &Session, spec: &Map, pos: Position) -> Res<Zone> {
         timeout,
         provider,
     } = spec::parse(spec, &session.run_id, pos)?;
-    let lookup: Arc<dyn Lookup> = Arc::new(WireLookup { timeout });
+    let mut lookup = WireLookup::new(timeout);
     let target = match provider {
         Provider::CloudDns(cloud) => ZoneTarget::CloudDns(cloud),
-        Provider::Rfc2136 { server, tsig } => ZoneTarget::Rfc2136 {
-            server,
-            zone,
-            tsig,
-            timeout,
-        },
+        Provider::Rfc2136 { server, tsig } => {
+            // The opener reads the same key and reports what is wrong with
+            // it; here it only signs the queries to the zone's own server.
+            if let Some(signer) = tsig.as_ref().and_then(|k| k.signer().ok()) {
+                lookup.signed = Some((server, signer));
+            }
+            ZoneTarget::Rfc2136 {
+                server,
+                zone,
+                tsig,
+                timeout,
+            }
+        }
     };
+    let lookup: Arc<dyn Lookup> = Arc::new(lookup);
     let opener = session.backends.zones.clone();
     let opened = retrying(session, || opener.open(&target));
     let port = opened.map_err(|stop| match (stop, &target) {

@@ -20,7 +20,7 @@ pub(super) fn resolve(
     known_keys(options, "zone.resolve", &["nameserver"], pos)?;
     let name = zone.name(name, pos)?;
     let t = rtype(t, pos)?;
-    let record = format!("{name} {t}");
+    let record = format!("{} {t}", super::mutate::shown(&name));
     let server = match nameserver(options, pos)? {
         Some(server) => server,
         None => zone

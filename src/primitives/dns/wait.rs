@@ -39,6 +39,19 @@ impl<'s> Wait<'s> {
     }
 }
 
+/// `fut`, or a transient error once `left` has passed.
+async fn within<T>(
+    left: Duration,
+    fut: impl std::future::Future<Output = Result<T, DnsError>>,
+) -> Result<T, DnsError> {
+    tokio::time::timeout(left, fut).await.unwrap_or_else(|_| {
+        Err(DnsError::new(
+            DnsErrorKind::Transient,
+            "no answer before the wait's deadline",
+        ))
+    })
+}
+
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Polls a Cloud DNS change until its status is `done`.
@@ -88,7 +101,7 @@ pub(super) fn wait_visible(
     let interval = opt_seconds(options, "interval", pos)?
         .unwrap_or(Duration::from_millis(500))
         .max(Duration::from_millis(50));
-    let record = format!("{name} {t}");
+    let record = format!("{} {t}", super::mutate::shown(&name));
     // An explicit nameserver may be a resolver (recursive query); otherwise
     // ask the zone's authoritative server, or the provider's API.
     let given = nameserver(options, pos)?;
@@ -98,13 +111,21 @@ pub(super) fn wait_visible(
     let fail = |stop| zone.error("wait_visible", &record, stop, pos);
     let mut last;
     loop {
+        // Each look gets only the time left: a server that does not answer
+        // would otherwise hold the wait a whole request timeout past its
+        // deadline.
+        let left = Duration::from_millis(wait.countdown.remaining_ms().max(1));
         let observed = match server {
             Some(server) => block(
                 session,
-                zone.0.lookup.query(server, &name, &t, given.is_some()),
+                within(
+                    left,
+                    zone.0.lookup.query(server, &name, &t, given.is_some()),
+                ),
             )
             .map(|a| (a.records, a.rcode)),
-            None => block(session, zone.port().get(&name, &t)).map(|r| (r, "API".to_owned())),
+            None => block(session, within(left, zone.port().get(&name, &t)))
+                .map(|r| (r, "API".to_owned())),
         };
         match observed {
             Ok((records, rcode)) => {

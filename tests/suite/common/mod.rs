@@ -7,9 +7,11 @@
 #![allow(dead_code)]
 
 pub mod backend;
+pub mod bind;
 pub mod history;
 pub mod knot;
 pub mod lab;
+pub mod pdns;
 pub mod poller;
 pub mod postgres;
 pub mod pty;
