@@ -273,7 +273,11 @@ async fn stream_task(
     };
     let lock = || state.lock().unwrap_or_else(|p| p.into_inner());
     let plan = super::stream::Plan::new(h, options.rate, super::stream::MAX_STREAM);
-    let command = ["sh".to_owned(), "-c".to_owned(), super::stream::script(&plan)];
+    let command = [
+        "sh".to_owned(),
+        "-c".to_owned(),
+        super::stream::script(&plan),
+    ];
     let pod = format!("pod {}/{}", at.namespace, at.pod);
     let mut report = tokio::time::interval(PROGRESS_EVERY);
     let report_now = move |live: &Live| {

@@ -7,10 +7,14 @@
 //!
 //! The loop ([`script`]) picks curl, or wget when there is no curl, and
 //! starts [`workers`] background subshells; each fires its share of the
-//! rate one probe after another, a `sleep` of its period running alongside
-//! each probe, and every few probes reads the clock (`date +%s%N`, seconds
-//! where nanoseconds are missing) to catch up on time lost to forks: curl
-//! 7.74 has no `--rate`, so the pacing is the loop's. Every probe has
+//! rate, every probe in the background then a `sleep` of its period, keeps
+//! at most [`Plan::in_flight`] probes running (a slow answer does not
+//! stall the pacing, a hanging one does not pile up processes), and every
+//! few probes reads the clock (`date +%s%N`, seconds where nanoseconds are
+//! missing) to catch up on time lost to forks: curl 7.74 has no `--rate`,
+//! so the pacing is the loop's. Where probes take longer than
+//! `in_flight` periods, the achieved rate drops (and the guard's
+//! far-fewer-requests rule says so). Every probe has
 //! curl's `--max-time` (wget's `-T`). The loop ends by itself after
 //! `max_s` seconds, and as soon as its stdin closes (ferry stops the guard,
 //! or the session is lost), so no loop outlives its guard for long.
@@ -63,7 +67,14 @@ pub struct Plan {
     pub want: Option<String>,
     /// `path_header`, read from wget's `-S` output.
     pub path_header: Option<String>,
+    /// Probes one worker keeps in flight at most: enough for its rate at
+    /// the probe's timeout, within [`MAX_IN_FLIGHT`] for all workers.
+    pub in_flight: u32,
 }
+
+/// Probes in flight in the container at most, all workers together: a
+/// probe that hangs to its timeout holds a process, and pods have pid limits.
+const MAX_IN_FLIGHT: u32 = 100;
 
 /// Workers for `rate`: each fires at most [`PER_WORKER`] a second.
 pub fn workers(rate: f64) -> u32 {
@@ -87,9 +98,14 @@ impl Plan {
                 curl.insert(at, "-o".into());
             }
         }
+        let workers = workers(rate);
+        let per_worker = rate / workers as f64 * spec.timeout.as_secs_f64();
+        let in_flight = ((per_worker.ceil() as u32).saturating_add(1))
+            .clamp(2, (MAX_IN_FLIGHT / workers).max(2));
         Plan {
             rate,
-            workers: workers(rate),
+            workers,
+            in_flight,
             max_s: max.as_secs().max(1),
             curl,
             wget: command(Tool::Wget, spec),
@@ -136,6 +152,7 @@ pus={pus}
 iv={iv:.6}
 maxus={maxus}
 chk={CHECK_EVERY}
+k={in_flight}
 if command -v curl >/dev/null 2>&1; then tool=curl
 elif command -v wget >/dev/null 2>&1; then tool=wget
 else echo '{HELLO} none'; exit 127; fi
@@ -176,16 +193,20 @@ wk() {{
   i=$1; n=0; j=0; lag=0
   sleep $2
   clock; t0=$c
+  set --
   while [ $n -lt $cnt ]; do
-    if [ $lag -gt 0 ]; then lag=$((lag - 1)); probe $((n * w + i))
-    else sleep $iv & z=$!; probe $((n * w + i)); wait $z; fi
+    probe $((n * w + i)) &
+    set -- "$@" $!
+    if [ $# -ge $k ]; then wait $1; shift; fi
     n=$((n + 1)); j=$((j + 1))
     if [ $j -ge $chk ]; then
       j=0; clock; el=$((c - t0))
       [ $el -ge $maxus ] && break
       lag=$((el / pus - n)); [ $lag -gt $chk ] && lag=$chk
     fi
+    if [ $lag -gt 0 ]; then lag=$((lag - 1)); else sleep $iv; fi
   done
+  wait
   [ $i = 0 ] && kill $$ 2>/dev/null
 }}
 echo "{HELLO} $tool $ns"
@@ -205,6 +226,7 @@ exit 0
         curl = quote_all(&plan.curl),
         wget = quote_all(&plan.wget),
         offsets = offsets.join(" "),
+        in_flight = plan.in_flight,
     )
 }
 
@@ -349,7 +371,10 @@ mod tests {
     #[test]
     fn lines_read_into_outcomes() {
         let s = spec(serde_json::json!({ "expect_body": "app1", "path_header": "X-Via" }));
-        assert_eq!(read_line(None, &s, "ferry-probe-loop wget 1"), Read::Hello(Tool::Wget));
+        assert_eq!(
+            read_line(None, &s, "ferry-probe-loop wget 1"),
+            Read::Hello(Tool::Wget)
+        );
         assert_eq!(read_line(None, &s, "ferry-probe-loop none"), Read::NoTool);
         let Read::Probe(ok) = read_line(Some(Tool::Curl), &s, "7 0 1 200 0.012500 old|") else {
             panic!("a probe line")
@@ -368,9 +393,11 @@ mod tests {
         };
         assert_eq!(refused.outcome.kind, Some(ErrorKind::Refused));
         assert!(refused.outcome.error.unwrap().contains("Couldn't connect"));
-        let Read::Probe(slow) =
-            read_line(Some(Tool::Wget), &s, "10 1 0 000 2000100u |wget: download timed out")
-        else {
+        let Read::Probe(slow) = read_line(
+            Some(Tool::Wget),
+            &s,
+            "10 1 0 000 2000100u |wget: download timed out",
+        ) else {
             panic!("a probe line")
         };
         assert_eq!(slow.outcome.kind, Some(ErrorKind::Timeout));

@@ -112,7 +112,10 @@ pub async fn stream(
     }
     c.t.limiter.acquire().await;
     let api: Api<Pod> = Api::namespaced(c.t.client.clone(), &ns);
-    let mut params = AttachParams::default().stdin(true).stdout(true).stderr(true);
+    let mut params = AttachParams::default()
+        .stdin(true)
+        .stdout(true)
+        .stderr(true);
     if let Some(container) = container.filter(|c| !c.is_empty()) {
         params = params.container(container);
     }
@@ -146,7 +149,9 @@ pub async fn stream(
                     }
                     Ok(None) => return,
                     Err(e) => {
-                        let _ = lines_tx.send(Err(format!("the exec stream broke: {e}"))).await;
+                        let _ = lines_tx
+                            .send(Err(format!("the exec stream broke: {e}")))
+                            .await;
                         return;
                     }
                 }

@@ -115,7 +115,10 @@ pub async fn handle(
         let io = hyper_util::rt::TokioIo::new(upgraded);
         let mut socket =
             tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-        cluster.traffic.exec_sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        cluster
+            .traffic
+            .exec_sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let plan = match command.as_slice() {
             [sh, c, script] if sh == "sh" && c == "-c" => crate::probes::stream::plan_of(script),
             _ => None,
@@ -123,7 +126,13 @@ pub async fn handle(
         let output = match plan {
             None => {
                 commands
-                    .run(&cluster_name, &namespace, &pod, container.as_deref(), command)
+                    .run(
+                        &cluster_name,
+                        &namespace,
+                        &pod,
+                        container.as_deref(),
+                        command,
+                    )
                     .await
             }
             Some(plan) => {

@@ -59,11 +59,17 @@ impl PodCommands for LabCommands {
         );
         Box::pin(async move {
             tokio::time::sleep(self.startup).await;
-            let (store, pod, bare) = match self.find(&cluster, &namespace, &pod, container.as_deref()) {
-                Ok(found) => found,
-                Err(failed) => return failed,
+            let (store, pod, bare) =
+                match self.find(&cluster, &namespace, &pod, container.as_deref()) {
+                    Ok(found) => found,
+                    Err(failed) => return failed,
+                };
+            let shell = Shell {
+                network: &self.network,
+                cluster: &store,
+                pod: &pod,
+                bare,
             };
-            let shell = Shell { network: &self.network, cluster: &store, pod: &pod, bare };
             shell.run(&command).await
         })
     }
@@ -85,11 +91,17 @@ impl PodCommands for LabCommands {
         );
         Box::pin(async move {
             tokio::time::sleep(self.startup).await;
-            let (store, pod, bare) = match self.find(&cluster, &namespace, &pod, container.as_deref()) {
-                Ok(found) => found,
-                Err(failed) => return failed,
+            let (store, pod, bare) =
+                match self.find(&cluster, &namespace, &pod, container.as_deref()) {
+                    Ok(found) => found,
+                    Err(failed) => return failed,
+                };
+            let shell = Shell {
+                network: &self.network,
+                cluster: &store,
+                pod: &pod,
+                bare,
             };
-            let shell = Shell { network: &self.network, cluster: &store, pod: &pod, bare };
             shell.probe_loop(&plan, &lines).await
         })
     }

@@ -109,7 +109,9 @@ mod tests {
     fn lines_are_what_the_script_prints() {
         let spec = crate::probes::spec::HttpSpec::new(
             "http://app1.app1-ns/",
-            serde_json::json!({ "expect_body": "app1" }).as_object().unwrap(),
+            serde_json::json!({ "expect_body": "app1" })
+                .as_object()
+                .unwrap(),
         )
         .unwrap();
         let plan = Plan::new(&spec, 10.0, Duration::from_secs(5));
