@@ -176,6 +176,13 @@ pub async fn handle(
                 }
             }
         };
+        for (channel, text) in [(1u8, &output.stdout), (2u8, &output.stderr)] {
+            if !text.is_empty() {
+                let mut frame = vec![channel];
+                frame.extend_from_slice(text.as_bytes());
+                let _ = socket.send(Message::binary(frame)).await;
+            }
+        }
         let status = match output.status {
             Some(0) | None => json!({ "metadata": {}, "status": "Success" }),
             Some(code) => json!({
