@@ -47,9 +47,10 @@ pub const HELLO: &str = "ferry-probe-loop";
 const MARK: &str = "__ferry_probe__";
 /// How long one loop runs at most; a guard that lasts longer opens the next.
 pub const MAX_STREAM: Duration = Duration::from_secs(600);
-/// Probes one worker fires per second at most: a probe forks curl (a few
-/// milliseconds), and a worker fires one after another.
-const PER_WORKER: f64 = 40.0;
+/// Probes one worker fires per second at most: each costs the worker a
+/// fork and a `sleep` (milliseconds on a loaded machine), so more workers
+/// share that overhead.
+const PER_WORKER: f64 = 20.0;
 const MAX_WORKERS: u32 = 16;
 /// Probes between two clock readings in a worker.
 const CHECK_EVERY: u64 = 8;
@@ -355,8 +356,10 @@ mod tests {
     fn the_plan_rides_in_the_marker_and_sizes_the_workers() {
         let s = spec(serde_json::json!({ "expect_body": "it's app1" }));
         let plan = Plan::new(&s, 200.0, Duration::from_secs(30));
-        assert_eq!(plan.workers, 5);
-        assert!((plan.period() - 0.025).abs() < 1e-9);
+        assert_eq!(plan.workers, 10);
+        assert!((plan.period() - 0.05).abs() < 1e-9);
+        // 20/s per worker at a 5s timeout wants 101 in flight: the cap shares 100.
+        assert_eq!(plan.in_flight, 10);
         let text = script(&plan);
         assert_eq!(plan_of(&text), Some(plan.clone()));
         assert!(text.contains(r"want='it'\''s app1'"), "{text}");
