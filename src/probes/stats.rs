@@ -215,8 +215,15 @@ impl Stats {
                     .join(", ")
             )
         };
+        let stream = match &self.stream {
+            Some(s) if s.breaks > 0 => format!(
+                ", the probe stream from the pod broke {} times (longest gap {}ms)",
+                s.breaks, s.longest_gap_ms
+            ),
+            _ => String::new(),
+        };
         format!(
-            "{} requests in {}, {} failures{kinds}, longest failure run {}ms, latency p50 {}ms p99 {}ms max {}ms{paths}",
+            "{} requests in {}, {} failures{kinds}, longest failure run {}ms, latency p50 {}ms p99 {}ms max {}ms{paths}{stream}",
             self.requests,
             crate::events::format_duration(self.duration_ms),
             self.failures,

@@ -259,3 +259,165 @@ fn a_guard_from_a_lab_pod_opens_one_exec_at_200_per_second() {
         "achieved {rate:.1}/s of 200/s: {stats}"
     );
 }
+
+/// A vantage whose exec streams are scripted: each open takes the next
+/// entry, `Some(n)` a stream of `n` good probes then a broken session,
+/// `None` an open that fails; past the list, a stream that stays healthy.
+struct FlakyPod {
+    opens: std::sync::Mutex<std::collections::VecDeque<Option<u64>>>,
+    opened: std::sync::atomic::AtomicU64,
+}
+
+impl PodExec for FlakyPod {
+    fn exec<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: Option<&'a str>,
+        _: &'a [String],
+    ) -> ferry::ports::exec::ExecFuture<'a> {
+        Box::pin(async { Err("a guard streams; it must not exec per probe".to_owned()) })
+    }
+
+    fn exec_stream<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: Option<&'a str>,
+        _: &'a [String],
+    ) -> ferry::ports::exec::ExecStreamFuture<'a> {
+        Box::pin(async move {
+            self.opened
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let next = self.opens.lock().unwrap().pop_front();
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            match next {
+                Some(None) => return Err("connection refused by the API server".to_owned()),
+                Some(Some(good)) => {
+                    tokio::spawn(async move {
+                        let _ = tx.send(Ok("ferry-probe-loop curl 1".to_owned())).await;
+                        for seq in 0..good {
+                            let _ = tx.send(Ok(format!("{seq} 0 - 200 0.001 |"))).await;
+                        }
+                        let _ = tx
+                            .send(Err("the exec stream broke: reset".to_owned()))
+                            .await;
+                        let _ = stopped.await;
+                    });
+                }
+                None => {
+                    tokio::spawn(async move {
+                        let _ = tx.send(Ok("ferry-probe-loop curl 1".to_owned())).await;
+                        let mut seq = 0;
+                        let mut tick = tokio::time::interval(Duration::from_millis(10));
+                        loop {
+                            tokio::select! {
+                                _ = tick.tick() => {
+                                    if tx.send(Ok(format!("{seq} 0 - 200 0.001 |"))).await.is_err() {
+                                        return;
+                                    }
+                                    seq += 1;
+                                }
+                                _ = tx.closed() => return,
+                            }
+                        }
+                    });
+                    drop(stopped);
+                }
+            }
+            Ok(ferry::ports::exec::ExecStream {
+                lines: rx,
+                stop: Some(stop),
+            })
+        })
+    }
+}
+
+fn flaky_guard(opens: &[Option<u64>], max_gap_ms: Option<u64>, window: Duration) -> (Stats, u64) {
+    let pod = Arc::new(FlakyPod {
+        opens: std::sync::Mutex::new(opens.iter().copied().collect()),
+        opened: Default::default(),
+    });
+    let rt = runtime();
+    let vantage = PodVantage {
+        exec: pod.clone(),
+        namespace: "app2-ns".into(),
+        pod: "app2".into(),
+        container: None,
+        tool: Default::default(),
+    };
+    let options = GuardOptions {
+        rate: 100.0,
+        limits: Limits {
+            max_failures: 0,
+            max_gap_ms,
+        },
+    };
+    let probe = ProbeSpec::HttpFrom(spec("http://app1.app1-ns/", serde_json::json!({})), vantage);
+    let mut prober = Prober::start(rt.handle(), probe, options, |_, _| {}).unwrap();
+    std::thread::sleep(window);
+    let end = rt.block_on(prober.stop());
+    let opened = pod.opened.load(std::sync::atomic::Ordering::Relaxed);
+    (prober.stats(end), opened)
+}
+
+#[test]
+fn a_broken_stream_replaced_within_the_gap_limit_keeps_the_guard() {
+    let (stats, opened) = flaky_guard(&[Some(20)], Some(1000), Duration::from_millis(800));
+    let stream = stats.stream.clone().unwrap();
+    assert_eq!(
+        (stream.sessions, stream.breaks, opened),
+        (2, 1, 2),
+        "{stream:?}"
+    );
+    assert!(stream.longest_gap_ms < 1000, "{stream:?}");
+    assert!(
+        stream
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("reset (from pod app2-ns/app2)")
+    );
+    assert_eq!(stats.failures, 0, "not an app failure: {}", stats.summary());
+    assert!(stats.violations().is_empty(), "{:?}", stats.violations());
+    assert_eq!(stats.to_json()["stream"]["breaks"], 1);
+    assert!(
+        stats
+            .summary()
+            .contains("the probe stream from the pod broke 1 times")
+    );
+}
+
+#[test]
+fn a_vantage_left_without_a_stream_fails_the_guard_as_a_vantage_failure() {
+    // A stream breaks, and every open after it is refused for the whole window.
+    let refused = [
+        Some(5),
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ];
+    let (stats, _) = flaky_guard(&refused, Some(300), Duration::from_millis(900));
+    let stream = stats.stream.clone().unwrap();
+    assert!(stream.breaks >= 2, "{stream:?}");
+    assert!(stream.longest_gap_ms > 300, "{stream:?}");
+    let violations = stats.violations().join("; ");
+    assert!(
+        violations.contains("the vantage failed, not (necessarily) the app"),
+        "{violations}"
+    );
+    assert!(
+        violations.contains("connection refused by the API server"),
+        "{violations}"
+    );
+    // The probes that ran all succeeded: the app is not blamed.
+    assert_eq!(stats.failures, 0);
+}
