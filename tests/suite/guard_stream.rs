@@ -421,3 +421,60 @@ fn a_vantage_left_without_a_stream_fails_the_guard_as_a_vantage_failure() {
     // The probes that ran all succeeded: the app is not blamed.
     assert_eq!(stats.failures, 0);
 }
+
+#[test]
+fn the_kube_adapters_stream_stops_the_lab_loop_when_stopped() {
+    let sb = Sandbox::new();
+    let running = LabFixture::open(&sb.file("lab"));
+    let lab = &running.lab;
+    let old = lab.cluster("old").unwrap();
+    let pod = old.with_state(|s| {
+        s.scan("pods", Some("app2-ns"))
+            .find_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+            .unwrap()
+    });
+    let plan = Plan::new(
+        &spec("http://app1.app1-ns/", serde_json::json!({})),
+        100.0,
+        Duration::from_secs(60),
+    );
+    let command = ["sh".to_owned(), "-c".to_owned(), script(&plan)];
+    let rt = runtime();
+    rt.block_on(async {
+        ferry::tls::install_provider();
+        let (config, _) = ferry::adapters::kube::load_config(Some(&lab.kubeconfig), Some("old"))
+            .await
+            .unwrap();
+        let cluster = ferry::adapters::kube::KubeCluster::new(ferry::adapters::kube::KubeParams {
+            name: "old".into(),
+            server: "lab".into(),
+            client: kube::Client::try_from(config).unwrap(),
+            qps: 50.0,
+            burst: 100,
+            dry_run: false,
+            retry: ferry::adapters::kube::RetryPolicy::once(),
+            notify: Arc::new(|_| {}),
+            secrets: vec![],
+        });
+        let mut stream = cluster
+            .exec_stream("app2-ns", &pod, None, &command)
+            .await
+            .unwrap();
+        let hello = stream.lines.recv().await.unwrap().unwrap();
+        assert_eq!(hello, "ferry-probe-loop curl 1");
+        for _ in 0..10 {
+            let line = stream.lines.recv().await.unwrap().unwrap();
+            assert!(line.ends_with('|'), "an answered probe: {line}");
+        }
+        let stopped = Instant::now();
+        stream.stop();
+        // Stdin's close reaches the loop, which ends the session: the lines end.
+        while let Some(Ok(_)) = stream.lines.recv().await {}
+        assert!(
+            stopped.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            stopped.elapsed()
+        );
+    });
+    assert_eq!(old.traffic.exec_sessions(), 1);
+}
