@@ -84,6 +84,9 @@ struct StreamState {
     ever_up: bool,
 }
 
+/// A stream that ends this close to its loop's `max_s` ran out of time.
+const RENEWAL_SLACK: Duration = Duration::from_secs(5);
+
 /// Pause between a broken stream and the next attempt.
 const REOPEN_AFTER: Duration = Duration::from_millis(100);
 
@@ -305,6 +308,7 @@ async fn stream_task(
             ),
             Ok(Err(e)) => format!("cannot open the probe stream in {pod}: {e}"),
             Ok(Ok(mut stream)) => {
+                let opened_at = Instant::now();
                 let mut tool = None;
                 let mut other: Option<String> = None;
                 let why = loop {
@@ -363,6 +367,11 @@ async fn stream_task(
                         _ = report.tick() => report_now(&live),
                     }
                 };
+                // A loop that ran its full time ends by itself: the next
+                // one takes over at once, a renewal rather than a break.
+                if opened_at.elapsed() + RENEWAL_SLACK >= super::stream::MAX_STREAM {
+                    continue;
+                }
                 format!("{why} (from {pod})")
             }
         };
