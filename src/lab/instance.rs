@@ -26,7 +26,13 @@ pub struct LabOptions {
     /// Apps seeded into the old cluster the first time.
     pub apps: Vec<App>,
     pub zone: String,
+    /// What opening one `pods/exec` session costs (a real one goes through
+    /// the kubelet and the container runtime: tens of milliseconds).
+    pub exec_startup: std::time::Duration,
 }
+
+/// [`LabOptions::exec_startup`] unless `FERRY_LAB_EXEC_STARTUP_MS` says otherwise.
+pub const EXEC_STARTUP: std::time::Duration = std::time::Duration::from_millis(30);
 
 impl LabOptions {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -34,6 +40,11 @@ impl LabOptions {
             dir: dir.into(),
             apps: App::article(),
             zone: ZONE.into(),
+            exec_startup: std::env::var("FERRY_LAB_EXEC_STARTUP_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .map(std::time::Duration::from_millis)
+                .unwrap_or(EXEC_STARTUP),
         }
     }
 }
@@ -133,6 +144,7 @@ impl Lab {
         let (shutdown, watch_shutdown) = watch::channel(false);
         let commands = Arc::new(LabCommands {
             network: network.clone(),
+            startup: options.exec_startup,
         });
         let mut api = Vec::new();
         for cluster in &clusters {

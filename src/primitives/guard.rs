@@ -6,6 +6,13 @@
 //! they also reach the event stream. If the limits (`max_failures`,
 //! `max_gap_ms`) were broken, the guard fails with the statistics even if
 //! the closure succeeded. The prober lives in `crate::probes::guard`.
+//!
+//! A spec with `from:` (a pod) is probed from inside that pod by one
+//! long-lived exec running the probe loop (`crate::probes::stream`), not
+//! one exec per probe: the statistics then carry `stream` (sessions opened,
+//! breaks, the longest time without a stream), and a pod left without a
+//! working stream for longer than `max_gap_ms` (default 2s) fails the guard
+//! as a vantage failure.
 
 use super::probe::{block_on, json_map, parse_spec};
 use crate::engine::control::{host_error, runtime_error};

@@ -49,8 +49,27 @@ pub async fn http_from(
     at: Vantage<'_>,
     spec: &HttpSpec,
 ) -> Result<ProbeResult, String> {
-    let tool = detect(exec, at).await?;
-    run_with(exec, at, tool, spec).await
+    // Two execs (detect, then the probe), each of which may hang on a
+    // container runtime that stopped answering: bounded, a hang is a failure.
+    let started = Instant::now();
+    let limit = spec.timeout + 2 * super::EXEC_SLACK;
+    let probe = async {
+        let tool = detect(exec, at).await?;
+        run_with(exec, at, tool, spec).await
+    };
+    match tokio::time::timeout(limit, probe).await {
+        Ok(result) => result,
+        Err(_) => Ok(ProbeResult::failed(
+            ErrorKind::Timeout,
+            format!(
+                "{}: the exec into {} did not return within {}ms",
+                spec.target(),
+                at.describe(),
+                limit.as_millis()
+            ),
+            started.elapsed(),
+        )),
+    }
 }
 
 /// [`http_from`] for a remembered vantage point: the tool is detected once.
@@ -99,7 +118,7 @@ async fn run_with(
     Ok(outcome)
 }
 
-fn name(tool: Tool) -> &'static str {
+pub(crate) fn name(tool: Tool) -> &'static str {
     match tool {
         Tool::Curl => "curl",
         Tool::Wget => "wget",
@@ -296,23 +315,7 @@ fn parse_wget(spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> ProbeResu
             outcome
         }
         None => {
-            let text = out.stderr.to_ascii_lowercase();
-            let kind = if text.contains("refused") {
-                ErrorKind::Refused
-            } else if text.contains("timed out") || text.contains("timeout") {
-                ErrorKind::Timeout
-            } else if text.contains("resolve")
-                || text.contains("bad address")
-                || text.contains("name or service")
-            {
-                ErrorKind::Dns
-            } else if text.contains("ssl") || text.contains("tls") || text.contains("certificate") {
-                ErrorKind::Tls
-            } else if text.contains("reset") || text.contains("closed") {
-                ErrorKind::Reset
-            } else {
-                ErrorKind::Connect
-            };
+            let kind = wget_kind(&out.stderr);
             let why = last_line(&out.stderr)
                 .unwrap_or_else(|| format!("wget exited {}", out.status.unwrap_or(-1)));
             let mut o = ProbeResult::failed(kind, format!("{}: {why}", spec.target()), elapsed);
@@ -348,8 +351,30 @@ fn answered(
     outcome
 }
 
+/// wget's complaint (GNU or BusyBox) as an error kind: its exit codes
+/// do not tell a refusal from a timeout.
+pub(crate) fn wget_kind(stderr: &str) -> ErrorKind {
+    let text = stderr.to_ascii_lowercase();
+    if text.contains("refused") {
+        ErrorKind::Refused
+    } else if text.contains("timed out") || text.contains("timeout") {
+        ErrorKind::Timeout
+    } else if text.contains("resolve")
+        || text.contains("bad address")
+        || text.contains("name or service")
+    {
+        ErrorKind::Dns
+    } else if text.contains("ssl") || text.contains("tls") || text.contains("certificate") {
+        ErrorKind::Tls
+    } else if text.contains("reset") || text.contains("closed") {
+        ErrorKind::Reset
+    } else {
+        ErrorKind::Connect
+    }
+}
+
 /// curl's exit codes (man curl, EXIT CODES) as error kinds.
-fn curl_kind(code: i32, stderr: &str) -> ErrorKind {
+pub(crate) fn curl_kind(code: i32, stderr: &str) -> ErrorKind {
     match code {
         6 => ErrorKind::Dns,
         // "Failed to connect": refused, unless curl says the network is unreachable.

@@ -5,6 +5,7 @@
 //! * [`spec`]: what to probe and what counts as success, parsed from a map.
 //! * [`http`], [`tcp`], [`dns`]: one attempt each, as a [`ProbeResult`].
 //! * [`http_from`]: an HTTP probe run from inside a pod (curl or wget through exec).
+//! * [`stream`]: a guard's probe loop inside a pod, one exec for the whole guard.
 //! * [`until`]: retry until N consecutive successes.
 //! * [`stats`], [`guard`]: the background prober and what it measured.
 
@@ -14,6 +15,7 @@ pub mod http;
 pub mod http_from;
 pub mod spec;
 pub mod stats;
+pub mod stream;
 pub mod tcp;
 pub mod until;
 

@@ -24,6 +24,29 @@ pub struct Sample {
     pub path: Option<String>,
 }
 
+/// A guard fired from a pod through one exec stream (`super::stream`): how
+/// that stream fared. A broken stream is the vantage point failing, not the
+/// app: it is reported apart from the probes' failures.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StreamReport {
+    /// `pods/exec` sessions opened (one, unless a stream broke or ran out).
+    pub sessions: u64,
+    /// Streams that ended or broke while the guard ran.
+    pub breaks: u64,
+    /// Longest time without a working stream after one broke (or from the
+    /// start, when none ever worked).
+    pub longest_gap_ms: u64,
+    /// How long a broken stream may stay unreplaced (`max_gap_ms`, else
+    /// [`DEFAULT_STREAM_GAP_MS`]).
+    pub gap_limit_ms: u64,
+    pub last_error: Option<String>,
+    /// The vantage cannot run the loop at all (neither curl nor wget).
+    pub fatal: Option<String>,
+}
+
+/// How long a guard waits for a fresh stream when its `max_gap_ms` says nothing.
+pub const DEFAULT_STREAM_GAP_MS: u64 = 2000;
+
 /// A guard's limits: more failures, or a longer failure run, breaks it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
@@ -58,6 +81,8 @@ pub struct Stats {
     /// The path of the last successful answer.
     pub last_path: Option<String>,
     pub limits: Limits,
+    /// Set for a guard fired from a pod.
+    pub stream: Option<StreamReport>,
 }
 
 impl Stats {
@@ -108,6 +133,7 @@ impl Stats {
             paths,
             last_path,
             limits,
+            stream: None,
         }
     }
 
@@ -128,6 +154,18 @@ impl Stats {
                 "failures lasted {}ms in a row, at most {max}ms allowed",
                 self.longest_failure_ms
             ));
+        }
+        if let Some(stream) = &self.stream {
+            if let Some(fatal) = &stream.fatal {
+                broken.push(fatal.clone());
+            } else if stream.longest_gap_ms > stream.gap_limit_ms {
+                broken.push(format!(
+                    "the vantage failed, not (necessarily) the app: {}; no fresh stream took over for {}ms, at most {}ms allowed",
+                    stream.last_error.as_deref().unwrap_or("the probe stream broke"),
+                    stream.longest_gap_ms,
+                    stream.gap_limit_ms
+                ));
+            }
         }
         if self.requests == 0 {
             broken.push("no request completed, so nothing was proven".into());
@@ -177,8 +215,15 @@ impl Stats {
                     .join(", ")
             )
         };
+        let stream = match &self.stream {
+            Some(s) if s.breaks > 0 => format!(
+                ", the probe stream from the pod broke {} times (longest gap {}ms)",
+                s.breaks, s.longest_gap_ms
+            ),
+            _ => String::new(),
+        };
         format!(
-            "{} requests in {}, {} failures{kinds}, longest failure run {}ms, latency p50 {}ms p99 {}ms max {}ms{paths}",
+            "{} requests in {}, {} failures{kinds}, longest failure run {}ms, latency p50 {}ms p99 {}ms max {}ms{paths}{stream}",
             self.requests,
             crate::events::format_duration(self.duration_ms),
             self.failures,
@@ -206,6 +251,13 @@ impl Stats {
             "paths": self.paths,
             "last_path": self.last_path,
             "limits": { "max_failures": self.limits.max_failures, "max_gap_ms": self.limits.max_gap_ms },
+            "stream": self.stream.as_ref().map(|s| json!({
+                "sessions": s.sessions,
+                "breaks": s.breaks,
+                "longest_gap_ms": s.longest_gap_ms,
+                "gap_limit_ms": s.gap_limit_ms,
+                "last_error": s.last_error,
+            })),
             "ok": self.violations().is_empty(),
             "summary": self.summary(),
         })

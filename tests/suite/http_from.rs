@@ -3,16 +3,18 @@
 //! against a real local HTTP server.
 
 use crate::common::backend::Backend;
-use ferry::ports::exec::{ExecFuture, ExecOutput, PodExec};
+use ferry::ports::exec::{ExecFuture, ExecOutput, ExecStream, ExecStreamFuture, PodExec};
 use ferry::probes::http_from::{Vantage, http_from};
 use ferry::probes::spec::HttpSpec;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// A "pod" whose container has exactly `tools` (plus `sh`).
-struct LocalPod {
+pub(crate) struct LocalPod {
     bin: tempfile::TempDir,
-    commands: Mutex<Vec<Vec<String>>>,
+    pub(crate) commands: Mutex<Vec<Vec<String>>>,
+    /// The streamed commands' processes, to see that they end.
+    pub(crate) streams: Mutex<Vec<std::process::Child>>,
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
@@ -23,7 +25,7 @@ fn which(tool: &str) -> Option<PathBuf> {
 }
 
 impl LocalPod {
-    fn with(tools: &[&str]) -> LocalPod {
+    pub(crate) fn with(tools: &[&str]) -> LocalPod {
         let bin = tempfile::tempdir().unwrap();
         for tool in ["sh"].iter().chain(tools) {
             let path = which(tool).unwrap_or_else(|| panic!("{tool} is needed on this machine"));
@@ -32,6 +34,7 @@ impl LocalPod {
         LocalPod {
             bin,
             commands: Mutex::new(Vec::new()),
+            streams: Mutex::new(Vec::new()),
         }
     }
 }
@@ -58,6 +61,55 @@ impl PodExec for LocalPod {
                 stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
                 status: out.status.code(),
+            })
+        })
+    }
+
+    /// The command with stdin and stdout piped, as an exec with stdin open:
+    /// stopping closes its stdin.
+    fn exec_stream<'a>(
+        &'a self,
+        namespace: &'a str,
+        pod: &'a str,
+        _container: Option<&'a str>,
+        command: &'a [String],
+    ) -> ExecStreamFuture<'a> {
+        Box::pin(async move {
+            assert_eq!((namespace, pod), ("app2-ns", "app2"));
+            self.commands.lock().unwrap().push(command.to_vec());
+            let mut child = std::process::Command::new(self.bin.path().join(&command[0]))
+                .args(&command[1..])
+                .env_clear()
+                .env("PATH", self.bin.path())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| format!("exec {}: {e}", command[0]))?;
+            let stdin = child.stdin.take();
+            let stdout = child.stdout.take().expect("piped stdout");
+            self.streams.lock().unwrap().push(child);
+            let (tx, rx) = tokio::sync::mpsc::channel(4096);
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stdout).lines() {
+                    let sent = match line {
+                        Ok(line) => tx.blocking_send(Ok(line)),
+                        Err(e) => tx.blocking_send(Err(e.to_string())),
+                    };
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            });
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(async move {
+                let _ = stopped.await;
+                drop(stdin);
+            });
+            Ok(ExecStream {
+                lines: rx,
+                stop: Some(stop),
             })
         })
     }

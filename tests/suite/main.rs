@@ -21,6 +21,7 @@ mod fleet;
 mod gates;
 mod gitops;
 mod guard;
+mod guard_stream;
 mod http_from;
 mod journal_kubernetes;
 mod journal_postgres;

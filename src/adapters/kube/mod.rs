@@ -360,6 +360,20 @@ impl crate::ports::exec::PodExec for KubeCluster {
                 .map_err(|e| e.to_string())
         })
     }
+
+    fn exec_stream<'a>(
+        &'a self,
+        namespace: &'a str,
+        pod: &'a str,
+        container: Option<&'a str>,
+        command: &'a [String],
+    ) -> crate::ports::exec::ExecStreamFuture<'a> {
+        Box::pin(async move {
+            exec::stream(self, namespace, pod, container, command)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 impl Cluster for KubeCluster {

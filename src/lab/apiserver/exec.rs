@@ -3,13 +3,18 @@
 //! frame starts with a channel byte (1 stdout, 2 stderr, 3 the final
 //! `Status`). The command itself is run by the lab's data plane through
 //! [`PodCommands`], from the pod's own vantage point.
+//!
+//! ferry's guard probe loop (`crate::probes::stream`, recognised by its
+//! marker) is streamed: each line goes out as it is printed, and the loop
+//! stops when the client closes the session or stdin, as a real exec's
+//! would. Every session is counted (`ferry_lab_exec_sessions_total`).
 
 use super::http::Body;
 use super::resources::Resource;
 use super::status::ApiError;
 use super::store::ClusterStore;
 use crate::ports::exec::ExecOutput;
-use futures::SinkExt;
+use futures::{SinkExt, StreamExt};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -32,6 +37,18 @@ pub trait PodCommands: Send + Sync {
         pod: &str,
         container: Option<&str>,
         command: Vec<String>,
+    ) -> Pin<Box<dyn Future<Output = ExecOutput> + Send + '_>>;
+
+    /// Runs ferry's probe loop, sending each line (without its newline) to
+    /// `lines` as it comes; ends when `lines` closes or the loop's time is up.
+    fn stream(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        plan: crate::probes::stream::Plan,
+        lines: tokio::sync::mpsc::Sender<String>,
     ) -> Pin<Box<dyn Future<Output = ExecOutput> + Send + '_>>;
 }
 
@@ -98,15 +115,67 @@ pub async fn handle(
         let io = hyper_util::rt::TokioIo::new(upgraded);
         let mut socket =
             tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
-        let output = commands
-            .run(
-                &cluster_name,
-                &namespace,
-                &pod,
-                container.as_deref(),
-                command,
-            )
-            .await;
+        cluster
+            .traffic
+            .exec_sessions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let plan = match command.as_slice() {
+            [sh, c, script] if sh == "sh" && c == "-c" => crate::probes::stream::plan_of(script),
+            _ => None,
+        };
+        let output = match plan {
+            None => {
+                commands
+                    .run(
+                        &cluster_name,
+                        &namespace,
+                        &pod,
+                        container.as_deref(),
+                        command,
+                    )
+                    .await
+            }
+            Some(plan) => {
+                let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1024);
+                let run = commands.stream(
+                    &cluster_name,
+                    &namespace,
+                    &pod,
+                    container.as_deref(),
+                    plan,
+                    tx,
+                );
+                tokio::pin!(run);
+                let mut output = None;
+                let mut open = true;
+                while open {
+                    tokio::select! {
+                        done = &mut run, if output.is_none() => output = Some(done),
+                        line = rx.recv() => match line {
+                            Some(mut line) => {
+                                line.insert(0, 1u8 as char);
+                                line.push('\n');
+                                if socket.send(Message::binary(line.into_bytes())).await.is_err() {
+                                    return;
+                                }
+                            }
+                            None => open = false,
+                        },
+                        incoming = socket.next() => match incoming {
+                            // Stdin's close (v5's channel 255), a close frame or
+                            // a dropped connection: the loop's stdin ends, so does it.
+                            Some(Ok(Message::Binary(frame))) if frame.first() == Some(&255) => return,
+                            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                            Some(Ok(_)) => {}
+                        },
+                    }
+                }
+                match output {
+                    Some(output) => output,
+                    None => run.await,
+                }
+            }
+        };
         for (channel, text) in [(1u8, &output.stdout), (2u8, &output.stderr)] {
             if !text.is_empty() {
                 let mut frame = vec![channel];

@@ -146,11 +146,13 @@ async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Bod
         ["metrics"] => {
             // Prometheus text, as kube-apiserver's `/metrics` (a small part).
             let (requests, connections) = cluster.traffic.counts();
+            let execs = cluster.traffic.exec_sessions();
             return Ok(Response::builder()
                 .header("content-type", "text/plain; version=0.0.4")
                 .body(full(format!(
                     "# TYPE apiserver_request_total counter\napiserver_request_total {requests}\n\
-                     # TYPE ferry_lab_connections_total counter\nferry_lab_connections_total {connections}\n"
+                     # TYPE ferry_lab_connections_total counter\nferry_lab_connections_total {connections}\n\
+                     # TYPE ferry_lab_exec_sessions_total counter\nferry_lab_exec_sessions_total {execs}\n"
                 )))
                 .unwrap_or_else(|_| Response::new(full(""))));
         }

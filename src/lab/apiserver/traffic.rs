@@ -11,6 +11,9 @@ use std::sync::Mutex;
 pub struct Traffic {
     pub requests: std::sync::atomic::AtomicU64,
     pub connections: std::sync::atomic::AtomicU64,
+    /// `pods/exec` sessions opened: a guard from a pod should open one,
+    /// not one per probe.
+    pub exec_sessions: std::sync::atomic::AtomicU64,
     throttle: Mutex<Option<Throttle>>,
 }
 
@@ -29,6 +32,12 @@ impl Traffic {
     pub fn counts(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
         (self.requests.load(Relaxed), self.connections.load(Relaxed))
+    }
+
+    /// `pods/exec` sessions so far.
+    pub fn exec_sessions(&self) -> u64 {
+        self.exec_sessions
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// From now on, records requests whose path contains `path` and answers

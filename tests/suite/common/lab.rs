@@ -136,8 +136,10 @@ impl LabFixture {
                     .and_then(|p| p["metadata"]["name"].as_str().map(str::to_owned))
             })
             .unwrap_or_else(|| panic!("no pod of {app} in {cluster}/{namespace}"));
+        // The app's own call, not an exec session: no set-up cost.
         let commands = LabCommands {
             network: self.lab.network.clone(),
+            startup: std::time::Duration::ZERO,
         };
         let out = self.rt.block_on(commands.run(
             cluster,

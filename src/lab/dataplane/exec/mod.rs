@@ -14,10 +14,18 @@
 //! and `wget.rs` turn their flags into one request and their own output and
 //! exit codes; `fetch.rs` sends that request the way the pod's network
 //! would, so both tools fail the same way for the same cause.
+//!
+//! ferry's guard probe loop (`crate::probes::stream`: background workers,
+//! `sleep`, arithmetic, a `read` on stdin) is more shell than this one
+//! speaks: `probe_loop.rs` recognises it by its marker and runs the same
+//! loop natively, with the same line per probe. The shell text itself is
+//! tested with a real `sh`, curl and wget. Every session costs
+//! [`LabCommands::startup`] before it runs, as a real exec's set-up does.
 
 mod curl;
 mod fetch;
 mod parser;
+mod probe_loop;
 mod shell;
 mod wget;
 
@@ -30,6 +38,8 @@ use std::pin::Pin;
 
 pub struct LabCommands {
     pub network: SharedNetwork,
+    /// What opening a session costs.
+    pub startup: std::time::Duration,
 }
 
 impl PodCommands for LabCommands {
@@ -48,30 +58,82 @@ impl PodCommands for LabCommands {
             container.map(str::to_owned),
         );
         Box::pin(async move {
-            let Some(cluster) = self.network.cluster(&cluster).cloned() else {
-                return failure(1, "no such cluster\n");
-            };
-            let pod_object =
-                cluster.with_state(|s| s.objects.get(&format!("pods/{namespace}/{pod}")).cloned());
-            let Some(pod_object) = pod_object else {
-                return failure(1, &format!("pods \"{pod}\" not found\n"));
-            };
-            let image = pod_object["spec"]["containers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|c| container.as_deref().is_none_or(|name| c["name"] == name))
-                .and_then(|c| c["image"].as_str())
-                .unwrap_or_default()
-                .to_owned();
+            tokio::time::sleep(self.startup).await;
+            let (store, pod, bare) =
+                match self.find(&cluster, &namespace, &pod, container.as_deref()) {
+                    Ok(found) => found,
+                    Err(failed) => return failed,
+                };
             let shell = Shell {
                 network: &self.network,
-                cluster: &cluster,
-                pod: &pod_object,
-                bare: image.contains("distroless") || image.contains("scratch"),
+                cluster: &store,
+                pod: &pod,
+                bare,
             };
             shell.run(&command).await
         })
+    }
+
+    fn stream(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+        plan: crate::probes::stream::Plan,
+        lines: tokio::sync::mpsc::Sender<String>,
+    ) -> Pin<Box<dyn Future<Output = ExecOutput> + Send + '_>> {
+        let (cluster, namespace, pod, container) = (
+            cluster.to_owned(),
+            namespace.to_owned(),
+            pod.to_owned(),
+            container.map(str::to_owned),
+        );
+        Box::pin(async move {
+            tokio::time::sleep(self.startup).await;
+            let (store, pod, bare) =
+                match self.find(&cluster, &namespace, &pod, container.as_deref()) {
+                    Ok(found) => found,
+                    Err(failed) => return failed,
+                };
+            let shell = Shell {
+                network: &self.network,
+                cluster: &store,
+                pod: &pod,
+                bare,
+            };
+            shell.probe_loop(&plan, &lines).await
+        })
+    }
+}
+
+impl LabCommands {
+    /// The cluster, the pod and whether its container is bare (no tools).
+    fn find(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+    ) -> Result<(std::sync::Arc<ClusterStore>, Value, bool), ExecOutput> {
+        let Some(cluster) = self.network.cluster(cluster).cloned() else {
+            return Err(failure(1, "no such cluster\n"));
+        };
+        let pod_object =
+            cluster.with_state(|s| s.objects.get(&format!("pods/{namespace}/{pod}")).cloned());
+        let Some(pod_object) = pod_object else {
+            return Err(failure(1, &format!("pods \"{pod}\" not found\n")));
+        };
+        let image = pod_object["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| container.is_none_or(|name| c["name"] == name))
+            .and_then(|c| c["image"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let bare = image.contains("distroless") || image.contains("scratch");
+        Ok((cluster, pod_object, bare))
     }
 }
 
