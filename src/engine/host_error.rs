@@ -32,6 +32,20 @@ impl HostError {
         }
     }
 
+    /// A field as text (`verb`, `kind`, ...), if the failure carries it.
+    pub fn field(&self, key: &str) -> Option<String> {
+        self.fields
+            .get(key)
+            .filter(|v| !v.is_unit())
+            .map(|v| v.to_string())
+    }
+
+    /// Whether it failed opening a target (a kubeconfig context or DNS zone
+    /// that is not there): a configuration error, not the world failing.
+    pub fn is_open(&self) -> bool {
+        self.field("verb").as_deref() == Some("open")
+    }
+
     pub fn message(&self) -> String {
         self.fields
             .get("message")

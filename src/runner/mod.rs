@@ -671,8 +671,11 @@ impl Runner {
                             let rendered = host.render(&err);
                             // A cluster, DNS server or probe that failed
                             // outside any step is the world's failure, not
-                            // a usage error.
-                            if crate::engine::host_error::HostError::of(&err).is_some() {
+                            // a usage error; a target that cannot even be
+                            // opened (no such context or zone) is config.
+                            if crate::engine::host_error::HostError::of(&err)
+                                .is_some_and(|h| !h.is_open())
+                            {
                                 Err(Error::Target { rendered })
                             } else {
                                 Err(Error::Script { rendered })

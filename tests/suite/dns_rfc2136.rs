@@ -288,7 +288,7 @@ fn wait_visible_times_out_with_the_last_answer_and_resolve_queries_a_server() {
     );
     sb.ferry(["run", "t.rhai"])
         .env(SECRET_ENV, KEY_SECRET)
-        .code(2)
+        .code(1)
         .stdout_has("resolved=[\"10.5.5.5\"]")
         .stdout_has("missing=true")
         .stderr_has("not visible at")

@@ -9,9 +9,15 @@ use ferry::lab::zone::RecordSet;
 use std::process::Command;
 
 fn kubectl(lab: &Lab, context: &str, args: &[&str]) -> (bool, String) {
+    // A discovery cache of this lab's own: kubectl keys its cache by
+    // host:port, and a port an earlier lab (another build) used may still
+    // have that lab's discovery cached for hours.
+    let cache = lab.kubeconfig.with_file_name("kubectl-cache");
     let out = Command::new("kubectl")
         .arg("--kubeconfig")
         .arg(&lab.kubeconfig)
+        .arg("--cache-dir")
+        .arg(&cache)
         .args(["--context", context])
         .args(args)
         .output()

@@ -73,6 +73,9 @@ fn cannot_open(cloud: &CloudDnsSpec, e: DnsError, pos: Position) -> Box<rhai::Ev
         format!("Cloud DNS zone {project}/{zone}").into(),
     );
     details.insert("kind".into(), e.kind_name().into());
+    // A zone that cannot be opened is configuration (exit 2), like a
+    // missing kubeconfig context.
+    details.insert("verb".into(), "open".into());
     if let Some(status) = e.status {
         details.insert("status".into(), Dynamic::from(status as INT));
     }
