@@ -290,7 +290,7 @@ print(`visible=${{zone.wait_visible("new", "A", ["10.0.0.1"], #{{ timeout: 5 }})
         ),
     );
     sb.ferry(["run", "u.rhai"])
-        .code(2)
+        .code(1)
         .stderr_has("REFUSED")
         .stderr_has("signed with a TSIG key")
         .run();
@@ -420,7 +420,7 @@ fn dns_servers_a_server_that_never_answers_is_a_timeout_and_waits_keep_their_dea
     let started = Instant::now();
     sb.ferry(["run", "w.rhai"])
         .env(SECRET_ENV, KEY_SECRET)
-        .code(2)
+        .code(1)
         .stderr_has("not visible at")
         .run();
     let took = started.elapsed();
