@@ -39,13 +39,16 @@ pub fn exit_code(status: &Status) -> Option<i32> {
         .and_then(|c| c.message.as_deref()?.parse().ok())
 }
 
-pub async fn run(
+/// Opens `pods/exec` (one API request, through the cluster's rate limit),
+/// with stdin when `stdin`; names are checked first.
+async fn open(
     c: &KubeCluster,
     ns: &str,
     pod: &str,
     container: Option<&str>,
     command: &[String],
-) -> Result<ExecOutput, ClusterError> {
+    stdin: bool,
+) -> Result<kube::api::AttachedProcess, ClusterError> {
     let ns = if ns.is_empty() {
         c.default_ns.clone()
     } else {
@@ -60,16 +63,25 @@ pub async fn run(
     c.t.limiter.acquire().await;
     let api: Api<Pod> = Api::namespaced(c.t.client.clone(), &ns);
     let mut params = AttachParams::default()
-        .stdin(false)
+        .stdin(stdin)
         .stdout(true)
         .stderr(true);
     if let Some(container) = container.filter(|c| !c.is_empty()) {
         params = params.container(container);
     }
-    let mut process = api
-        .exec(pod, command.to_vec(), &params)
+    api.exec(pod, command.to_vec(), &params)
         .await
-        .map_err(|e| c.t.error(&target, &Failure::from_kube(&e)))?;
+        .map_err(|e| c.t.error(&target, &Failure::from_kube(&e)))
+}
+
+pub async fn run(
+    c: &KubeCluster,
+    ns: &str,
+    pod: &str,
+    container: Option<&str>,
+    command: &[String],
+) -> Result<ExecOutput, ClusterError> {
+    let mut process = open(c, ns, pod, container, command, false).await?;
     let status = process.take_status();
     let (stdout, stderr) = tokio::join!(read_all(process.stdout()), read_all(process.stderr()));
     let status = match status {
@@ -99,30 +111,7 @@ pub async fn stream(
     command: &[String],
 ) -> Result<crate::ports::exec::ExecStream, ClusterError> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let ns = if ns.is_empty() {
-        c.default_ns.clone()
-    } else {
-        ns.to_owned()
-    };
-    let target = Target::new("exec in", "Pod", &ns, pod);
-    check_name("namespace", &ns, &target, c.cluster())?;
-    check_name("pod name", pod, &target, c.cluster())?;
-    if command.is_empty() {
-        return Err(target.error(c.cluster(), None, "Invalid", "exec needs a command".into()));
-    }
-    c.t.limiter.acquire().await;
-    let api: Api<Pod> = Api::namespaced(c.t.client.clone(), &ns);
-    let mut params = AttachParams::default()
-        .stdin(true)
-        .stdout(true)
-        .stderr(true);
-    if let Some(container) = container.filter(|c| !c.is_empty()) {
-        params = params.container(container);
-    }
-    let mut process = api
-        .exec(pod, command.to_vec(), &params)
-        .await
-        .map_err(|e| c.t.error(&target, &Failure::from_kube(&e)))?;
+    let mut process = open(c, ns, pod, container, command, true).await?;
     let (lines_tx, lines_rx) = tokio::sync::mpsc::channel(4096);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let stdout = process.stdout();
