@@ -608,6 +608,16 @@ impl Runner {
                     Err(err) if matches!(Control::of(&err), Some(Control::RollbackCollected)) => {
                         Ok(undo::run_undos(host, &*store, run))
                     }
+                    // A script error where the replay went on past the
+                    // completed steps (code between steps, a broken later
+                    // part): collecting undos needs only the steps that
+                    // started, so if every one of them was collected the
+                    // rollback goes on; `run_undos` refuses otherwise,
+                    // naming the error.
+                    Err(err) if Control::of(&err).is_none() => {
+                        session.ledger.replay_failed(session.summarize(&err));
+                        Ok(undo::run_undos(host, &*store, run))
+                    }
                     Err(err) => Err(err),
                 },
                 _ => replay.map(|()| Ok(Outcome::Succeeded)),

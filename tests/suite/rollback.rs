@@ -70,3 +70,24 @@ fn a_failed_undo_stops_and_a_second_rollback_continues() {
     sb.ferry(["rollback", "u2"]).run();
     assert_eq!(sb.lines("log"), ["do a", "do b", "undo b", "undo a"]);
 }
+
+/// A script error after the last step that started (code between steps,
+/// a part of the script that broke) does not block the way back: the undos
+/// of every step that started were collected, so they run.
+#[test]
+fn rollback_goes_on_past_a_script_error_after_the_steps_that_started() {
+    let sb = Sandbox::new();
+    sb.write(
+        "broken.rhai",
+        r#"
+step("a", || test_mutate("log", "a"), || test_mutate("log", "undo a"));
+let v = step("b", || { test_mutate("log", "b"); 1 }, || test_mutate("log", "undo b"));
+let broken = v.no_such_field + 1;
+step("c", || test_mutate("log", "c"), || test_mutate("log", "undo c"));
+"#,
+    );
+    sb.ferry(["run", "broken.rhai", "--id", "x"]).code(2).run();
+    sb.ferry(["rollback", "x"]).run();
+    assert_eq!(sb.lines("log"), ["a", "b", "undo b", "undo a"]);
+    assert_eq!(sb.run_status("x"), "rolled-back");
+}

@@ -36,6 +36,14 @@ impl Ledger {
         ));
     }
 
+    /// Notes that the rollback's replay stopped at a script error: the undos
+    /// collected so far may still be all that is needed.
+    pub fn replay_failed(&self, error: String) {
+        self.state()
+            .collect_stopped
+            .get_or_insert(format!("the replay stopped at a script error: {error}"));
+    }
+
     /// The collected undo closures, newest first: by the order steps first
     /// started, so nested steps' undos run before their parent's.
     pub fn take_undos(&self) -> Vec<Undo> {
