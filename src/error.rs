@@ -168,6 +168,19 @@ pub enum Error {
         why: String,
     },
 
+    #[error(
+        "cannot roll back run `{run}` past step `{step}`: it cannot be undone safely ({why}); \
+         nothing was undone; pass --force to roll back the rest anyway"
+    )]
+    Irreversible {
+        run: String,
+        step: String,
+        why: String,
+    },
+
+    #[error("rollback of run `{run}` {what}; nothing was undone")]
+    RollbackDeclined { run: String, what: String },
+
     #[error("run `{run}` is {status}: {hint}")]
     NotResumable {
         run: String,
@@ -216,6 +229,8 @@ impl Error {
             Error::Locked { .. }
             | Error::Claimed { .. }
             | Error::NotApprover { .. }
+            | Error::Irreversible { .. }
+            | Error::RollbackDeclined { .. }
             | Error::ScriptChanged { .. }
             | Error::SourcesChanged { .. }
             | Error::RollbackUnderway { .. }

@@ -117,7 +117,7 @@ pub enum Command {
     },
     /// Undo a run: run the undo closures of its completed steps, newest first
     #[command(
-        after_help = "Examples:\n  ferry rollback RUN\n  ferry status RUN   # rolling-back, rolled-back or rollback-failed"
+        after_help = "Examples:\n  ferry rollback RUN            # lists what it would undo, then asks\n  ferry rollback RUN --yes      # in a script or CI job\n  ferry status RUN   # rolling-back, rolled-back or rollback-failed"
     )]
     Rollback {
         /// The run id (`ferry runs` lists them)
@@ -126,6 +126,12 @@ pub enum Command {
         /// Roll back even though the script changed, matching steps by name
         #[arg(long)]
         allow_changed: bool,
+        /// Roll back without asking (needed when stdin is not a terminal)
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Roll back even past steps that declared they cannot be undone safely
+        #[arg(long)]
+        force: bool,
     },
     /// Show a run (the most recent one without RUN): its state, step, lock holder and gate
     #[command(

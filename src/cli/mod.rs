@@ -87,8 +87,16 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let outcome = runner(global)?.resume(&run, allow_changed)?;
             Ok(report(&run, outcome))
         }
-        Command::Rollback { run, allow_changed } => {
-            let outcome = runner(global)?.rollback(&run, allow_changed)?;
+        Command::Rollback {
+            run,
+            allow_changed,
+            yes,
+            force,
+        } => {
+            if !yes {
+                confirm_rollback(global, &run, force)?;
+            }
+            let outcome = runner(global)?.rollback(&run, allow_changed, force)?;
             if matches!(outcome, Outcome::Interrupted) {
                 // The rollback has begun: only rollback may continue it.
                 eprintln!(
@@ -213,6 +221,59 @@ fn dispatch(cli: Cli) -> Result<i32> {
             clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
             Ok(exit::SUCCEEDED)
         }
+    }
+}
+
+/// Shows what `ferry rollback RUN` would undo and asks on a terminal;
+/// without one (a script, CI), `--yes` says it.
+fn confirm_rollback(global: &GlobalArgs, id: &str, force: bool) -> Result<()> {
+    use std::io::{BufRead, Write};
+    let store = open_for_reading(global)?;
+    let run = store.run(id)?.ok_or_else(|| Error::UnknownRun {
+        id: id.to_owned(),
+        state: store.location(),
+    })?;
+    let records = store.steps(&run.id)?;
+    if !force && let Some((step, why)) = crate::runner::irreversible(&records) {
+        return Err(Error::Irreversible {
+            run: run.id,
+            step,
+            why,
+        });
+    }
+    let plan = crate::runner::undo_plan(&records);
+    let mut text = format!(
+        "rollback of run {} ({}) would undo {} step{}, newest first:\n",
+        run.id,
+        run.status,
+        plan.len(),
+        if plan.len() == 1 { "" } else { "s" }
+    );
+    for step in &plan {
+        text.push_str(&format!(
+            "  - {} ({})\n",
+            output::line(&step.name),
+            step.status
+        ));
+    }
+    eprint!("{text}");
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::RollbackDeclined {
+            run: run.id,
+            what: "asks before it undoes anything and stdin is not a terminal: pass --yes".into(),
+        });
+    }
+    eprint!("undo them? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::RollbackDeclined {
+            run: run.id,
+            what: "was not confirmed".into(),
+        })
     }
 }
 

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod corefile;
 pub mod dns;
 pub mod guard;
+pub mod irreversible;
 pub mod options;
 pub mod parallel;
 pub mod params;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     step::register(engine, session);
     claim::register(engine, session);
+    irreversible::register(engine, session);
     pause::register(engine, session);
     sleep::register(engine, session);
     parallel::register(engine);

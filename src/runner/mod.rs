@@ -286,7 +286,7 @@ impl Runner {
 
     /// `ferry rollback`: replays the script to collect the undo closures of
     /// completed steps and runs them newest first, each journaled.
-    pub fn rollback(&self, id: &str, allow_changed: bool) -> Result<Outcome> {
+    pub fn rollback(&self, id: &str, allow_changed: bool, force: bool) -> Result<Outcome> {
         let id = validate_run_id(id)?;
         let _lock = self.store.lock(&id)?;
         let mut run = self.existing(&id)?;
@@ -298,6 +298,9 @@ impl Runner {
             });
         }
         let records = self.store.steps(&id)?;
+        if !force && let Some((step, why)) = irreversible(&records) {
+            return Err(Error::Irreversible { run: id, step, why });
+        }
         let (script, host, ast, _lab) =
             self.reopen(&run, Mode::Rollback, records, allow_changed)?;
         run.record(&*self.store, ActionKind::Rollback, None);
@@ -747,6 +750,36 @@ impl Runner {
         self.sink.finish();
         outcome
     }
+}
+
+/// The newest step that ran and declared it cannot be undone safely
+/// (`irreversible(why)` in its body), with why.
+pub fn irreversible(records: &[Step]) -> Option<(String, String)> {
+    records
+        .iter()
+        .rev()
+        .filter(|s| s.kind == StepKind::Step && s.undo != UndoStatus::Done)
+        .find_map(|s| {
+            let why = s.data.as_ref()?.get("irreversible")?.as_str()?;
+            Some((s.name.clone(), why.to_owned()))
+        })
+}
+
+/// What `ferry rollback` would undo, newest first: every step that started
+/// with an undo not yet done.
+pub fn undo_plan(records: &[Step]) -> Vec<&Step> {
+    let mut plan: Vec<&Step> = records
+        .iter()
+        .filter(|s| {
+            s.kind == StepKind::Step
+                && matches!(
+                    s.undo,
+                    UndoStatus::Pending | UndoStatus::Running | UndoStatus::Failed
+                )
+        })
+        .collect();
+    plan.sort_by_key(|s| std::cmp::Reverse(s.seq));
+    plan
 }
 
 /// A run's recorded library roots, kept in order (missing ones included,

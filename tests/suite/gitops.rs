@@ -146,7 +146,7 @@ fn a_flux_managed_service_is_refused_untouched_then_moved_with_flux_suspended() 
         lab.object("old", "services/app1-ns/app1").unwrap()["spec"]["selector"].is_null(),
         "bridged while Flux is paused"
     );
-    sb.ferry(["rollback", "s"]).run();
+    sb.ferry(["rollback", "s", "--yes"]).run();
     assert_eq!(
         lab.object("old", kustomization).unwrap()["spec"]["suspend"],
         false
@@ -202,7 +202,7 @@ fn an_argo_cd_application_loses_its_automated_sync_during_the_move_and_gets_it_b
         paused["spec"]["syncPolicy"]["automated"].is_null(),
         "{paused}"
     );
-    sb.ferry(["rollback", "a"]).run();
+    sb.ferry(["rollback", "a", "--yes"]).run();
     let back = lab.object("old", app).unwrap();
     assert_eq!(back["spec"]["syncPolicy"]["automated"], automated);
     assert!(back["metadata"]["annotations"]["ferry.dev/automated"].is_null());

@@ -233,7 +233,7 @@ fn rollback_stopped_by(sig: i32) {
     let sb = Sandbox::new();
     sb.write("u.rhai", UNDO_WAITS);
     sb.ferry(["run", "u.rhai", "--id", "u"]).code(3).run();
-    let mut child = sb.spawn(["rollback", "u"]);
+    let mut child = sb.spawn(["rollback", "u", "--yes"]);
     await_condition("undo b started", || {
         sb.lines("log").contains(&"undo b started".to_owned())
     });
@@ -256,7 +256,7 @@ fn rollback_stopped_by(sig: i32) {
         .stderr_has("finish it with `ferry rollback u`")
         .run();
     sb.write("go", "");
-    sb.ferry(["rollback", "u"]).run();
+    sb.ferry(["rollback", "u", "--yes"]).run();
     assert_eq!(
         sb.lines("log"),
         [
@@ -291,7 +291,7 @@ fn nested_undos_run_innermost_first() {
         r#"step("outer", || { step("inner", || 1, || print("UNDO inner")); }, || print("UNDO outer")); pause("g","m");"#,
     );
     sb.ferry(["run", "n.rhai", "--id", "n"]).code(3).run();
-    let out = sb.ferry(["rollback", "n"]).run();
+    let out = sb.ferry(["rollback", "n", "--yes"]).run();
     let inner = out.stdout.find("UNDO inner").expect("inner undone");
     let outer = out.stdout.find("UNDO outer").expect("outer undone");
     assert!(inner < outer, "{}", out.stdout);
@@ -310,7 +310,9 @@ fn the_undo_of_a_step_that_failed_after_changing_the_world_runs_first() {
         "#,
     );
     sb.ferry(["run", "f.rhai", "--id", "f"]).code(1).run();
-    sb.ferry(["rollback", "f"]).stdout_has("✔ undo flip").run();
+    sb.ferry(["rollback", "f", "--yes"])
+        .stdout_has("✔ undo flip")
+        .run();
     assert_eq!(sb.lines("log"), ["do a", "flipped", "unflip", "undo a"]);
 }
 
@@ -321,7 +323,7 @@ fn a_step_inside_an_undo_is_refused_at_its_position_and_the_rollback_can_finish(
     sb.write("s.rhai", bad);
     sb.ferry(["run", "s.rhai", "--id", "s"]).code(3).run();
     let out = sb
-        .ferry(["rollback", "s"])
+        .ferry(["rollback", "s", "--yes"])
         .code(1)
         .stderr_has("undo of `a` failed")
         .stderr_has("cannot contain steps or gates")
@@ -338,7 +340,7 @@ fn a_step_inside_an_undo_is_refused_at_its_position_and_the_rollback_can_finish(
         "s.rhai",
         "step(\"a\", || 1, || {\n    print(\"undo a\");\n});\npause(\"g\", \"m\");\n",
     );
-    sb.ferry(["rollback", "s", "--allow-changed"])
+    sb.ferry(["rollback", "s", "--allow-changed", "--yes"])
         .stdout_has("undo a")
         .run();
     assert_eq!(sb.run_status("s"), "rolled-back");
@@ -535,7 +537,7 @@ fn rollback_refuses_when_an_undo_cannot_be_collected_and_repeats_no_mutation() {
         "#,
     );
     sb.ferry(["run", "c.rhai", "--id", "c"]).code(3).run();
-    sb.ferry(["rollback", "c"])
+    sb.ferry(["rollback", "c", "--yes"])
         .code(4)
         .stderr_has("the undo of `inner` could not be collected")
         .stderr_has("`test_mutate` at c.rhai:3:")

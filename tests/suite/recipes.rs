@@ -391,7 +391,7 @@ fn rollback_after_cutover_restores_the_lab_while_app2_keeps_answers() {
         &[url],
         Duration::from_millis(20),
     );
-    sb.ferry(["rollback", "r"]).run();
+    sb.ferry(["rollback", "r", "--yes"]).run();
     let calls = poller.stop();
     let failures: Vec<_> = calls.iter().filter(|c| !c.ok()).collect();
     assert!(

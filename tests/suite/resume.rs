@@ -68,7 +68,7 @@ fn a_second_process_cannot_drive_a_held_run_and_a_dead_holder_releases_it() {
         .code(4)
         .stderr_has(&format!("pid {}", child.id()))
         .run();
-    sb.ferry(["rollback", "l"])
+    sb.ferry(["rollback", "l", "--yes"])
         .code(4)
         .stderr_has("is held by")
         .run();

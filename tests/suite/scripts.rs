@@ -26,7 +26,7 @@ fn the_tour_runs_stops_at_its_gate_and_finishes_after_approval() {
         .stdout_has("✔ cut over app1 to new.mycompany.internal.")
         .stdout_has("app1 now answers from the new cluster")
         .run();
-    sb.ferry(["rollback", "tour"])
+    sb.ferry(["rollback", "tour", "--yes"])
         .stdout_has("undo: point app1 back to old.mycompany.internal.")
         .stdout_has("undo: remove the bridge of app1")
         .run();

@@ -228,7 +228,7 @@ fn rollback_from_every_phase_loses_no_call() {
             sb.ferry(["resume", run]).any_code().run();
         }
         let poller = call(&lab, &[url]);
-        sb.ferry(["rollback", run]).run();
+        sb.ferry(["rollback", run, "--yes"]).run();
         let calls = poller.stop();
         assert_eq!(sb.run_status(run), "rolled-back");
         assert!(!calls.is_empty());
@@ -326,7 +326,7 @@ fn rolling_back_a_finalize_then_the_move_loses_no_call() {
     );
 
     let poller = call(&lab, &[url]);
-    sb.ferry(["rollback", "f"]).run();
+    sb.ferry(["rollback", "f", "--yes"]).run();
     assert_eq!(
         lab.object("old", deployment).unwrap()["spec"]["replicas"],
         1
@@ -335,7 +335,7 @@ fn rolling_back_a_finalize_then_the_move_loses_no_call() {
         lab.object("old", "services/app1-ns/app1-internal")
             .is_some()
     );
-    sb.ferry(["rollback", "m"]).run();
+    sb.ferry(["rollback", "m", "--yes"]).run();
     let calls = poller.stop();
 
     assert_eq!(failures(&calls).len(), 0, "{:?}", failures(&calls));

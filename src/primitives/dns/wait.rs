@@ -39,17 +39,17 @@ impl<'s> Wait<'s> {
     }
 }
 
+/// What a look cut short by the wait's deadline reports.
+const DEADLINE: &str = "no answer before the wait's deadline";
+
 /// `fut`, or a transient error once `left` has passed.
 async fn within<T>(
     left: Duration,
     fut: impl std::future::Future<Output = Result<T, DnsError>>,
 ) -> Result<T, DnsError> {
-    tokio::time::timeout(left, fut).await.unwrap_or_else(|_| {
-        Err(DnsError::new(
-            DnsErrorKind::Transient,
-            "no answer before the wait's deadline",
-        ))
-    })
+    tokio::time::timeout(left, fut)
+        .await
+        .unwrap_or_else(|_| Err(DnsError::new(DnsErrorKind::Transient, DEADLINE)))
 }
 
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -109,7 +109,9 @@ pub(super) fn wait_visible(
     let place = server.map_or_else(|| zone.port().label().to_owned(), |s| s.to_string());
     let wait = Wait::start(session, format!("{record} visible at {place}"), timeout);
     let fail = |stop| zone.error("wait_visible", &record, stop, pos);
-    let mut last;
+    // What the server last answered; a look cut short by the deadline
+    // keeps the answer before it (it says nothing new about the record).
+    let mut last: Option<String> = None;
     loop {
         // Each look gets only the time left: a server that does not answer
         // would otherwise hold the wait a whole request timeout past its
@@ -135,14 +137,16 @@ pub(super) fn wait_visible(
                     let set = records.unwrap_or_else(|| RecordSet::new(&name, &t, 0, vec![]));
                     return Ok(record_map(&set));
                 }
-                last = if seen.is_empty() {
+                last = Some(if seen.is_empty() {
                     format!("no {t} records ({rcode})")
                 } else {
                     format!("{seen:?}")
-                };
+                });
             }
             Err(Stop::Dns(e)) if e.kind == DnsErrorKind::Transient => {
-                last = format!("error: {}", e.message);
+                if last.is_none() || e.message != DEADLINE {
+                    last = Some(format!("error: {}", e.message));
+                }
             }
             Err(stop) => return Err(fail(stop)),
         }
@@ -151,8 +155,9 @@ pub(super) fn wait_visible(
             let mut e = DnsError::new(
                 DnsErrorKind::Transient,
                 format!(
-                    "not visible at {place} after {}: wanted {wanted:?}, last answer: {last}",
-                    format_duration(timeout.as_millis() as u64)
+                    "not visible at {place} after {}: wanted {wanted:?}, last answer: {}",
+                    format_duration(timeout.as_millis() as u64),
+                    last.as_deref().unwrap_or("none")
                 ),
             );
             e.kind = DnsErrorKind::Timeout;

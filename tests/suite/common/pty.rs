@@ -11,7 +11,13 @@ use std::process::{Command, Stdio};
 /// Runs `cmd` with stdin, stdout and stderr on a new pseudo-terminal of
 /// `cols` x `rows` (its controlling terminal); returns the exit code and
 /// every byte it wrote.
-pub fn run(mut cmd: Command, cols: u16, rows: u16) -> (i32, Vec<u8>) {
+pub fn run(cmd: Command, cols: u16, rows: u16) -> (i32, Vec<u8>) {
+    run_typing(cmd, cols, rows, b"")
+}
+
+/// [`run`], with `typed` waiting in the terminal's input as if a person had
+/// typed it (a line is read when the program asks).
+pub fn run_typing(mut cmd: Command, cols: u16, rows: u16, typed: &[u8]) -> (i32, Vec<u8>) {
     let (mut master, mut slave) = (0, 0);
     let size = libc::winsize {
         ws_row: rows,
@@ -49,6 +55,10 @@ pub fn run(mut cmd: Command, cols: u16, rows: u16) -> (i32, Vec<u8>) {
     drop(slave);
     drop(cmd);
     let mut file = std::fs::File::from(master);
+    if !typed.is_empty() {
+        use std::io::Write;
+        file.write_all(typed).expect("type into the pty");
+    }
     let mut out = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
