@@ -5,9 +5,9 @@
 //! people deploy. `.ci/run` installs it (Debian package `bind9`). Readiness
 //! is a polled SOA query; stopped when dropped.
 
-use super::knot::{KEY_ALGORITHM, KEY_NAME, KEY_SECRET, free_port};
+use super::knot::{KEY_ALGORITHM, KEY_NAME, KEY_SECRET, binary, free_port, zone_file};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -21,16 +21,6 @@ pub struct Bind {
     pub zone: String,
     dir: tempfile::TempDir,
     child: Child,
-}
-
-fn binary(name: &str) -> PathBuf {
-    for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin"] {
-        let path = Path::new(dir).join(name);
-        if path.exists() {
-            return path;
-        }
-    }
-    PathBuf::from(name)
 }
 
 impl Bind {
@@ -49,11 +39,7 @@ impl Bind {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path().display().to_string();
         let port = free_port();
-        std::fs::write(
-            dir.path().join("zone.db"),
-            format!("$ORIGIN {zone}\n$TTL 60\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n{extra}\n"),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("zone.db"), zone_file(zone, extra)).unwrap();
         let conf = format!(
             "options {{\n    directory \"{d}\";\n    pid-file \"{d}/named.pid\";\n    session-keyfile \"{d}/session.key\";\n    \
              listen-on port {port} {{ 127.0.0.1; }};\n    listen-on-v6 {{ none; }};\n    recursion no;\n    \

@@ -18,7 +18,8 @@ pub struct Knot {
     child: Child,
 }
 
-fn binary(name: &str) -> PathBuf {
+/// A server binary where Debian puts it (sbin is not on every PATH).
+pub fn binary(name: &str) -> PathBuf {
     for dir in ["/usr/sbin", "/usr/bin", "/usr/local/sbin"] {
         let path = Path::new(dir).join(name);
         if path.exists() {
@@ -26,6 +27,13 @@ fn binary(name: &str) -> PathBuf {
         }
     }
     PathBuf::from(name)
+}
+
+/// A zone file for `zone`: an SOA, an NS and `extra` lines.
+pub fn zone_file(zone: &str, extra: &str) -> String {
+    format!(
+        "$ORIGIN {zone}\n$TTL 60\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n{extra}\n"
+    )
 }
 
 /// A port free on loopback for both UDP and TCP right now.
@@ -47,11 +55,7 @@ impl Knot {
         let d = dir.path().display().to_string();
         let port = free_port();
         std::fs::create_dir_all(dir.path().join("db")).unwrap();
-        std::fs::write(
-            dir.path().join("zone"),
-            format!("$ORIGIN {zone}\n$TTL 60\n@ SOA ns1 hostmaster 1 3600 600 86400 60\n@ NS ns1\nns1 A 127.0.0.1\n{extra}\n"),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("zone"), zone_file(zone, extra)).unwrap();
         let conf = format!(
             "server:\n    listen: 127.0.0.1@{port}\n    rundir: {d}\n    pidfile: {d}/knot.pid\n\
              control:\n    listen: {d}/knot.sock\n\

@@ -58,19 +58,13 @@ impl PodCommands for LabCommands {
             container.map(str::to_owned),
         );
         Box::pin(async move {
-            tokio::time::sleep(self.startup).await;
-            let (store, pod, bare) =
-                match self.find(&cluster, &namespace, &pod, container.as_deref()) {
-                    Ok(found) => found,
-                    Err(failed) => return failed,
-                };
-            let shell = Shell {
-                network: &self.network,
-                cluster: &store,
-                pod: &pod,
-                bare,
-            };
-            shell.run(&command).await
+            match self
+                .open(&cluster, &namespace, &pod, container.as_deref())
+                .await
+            {
+                Ok(target) => target.shell(&self.network).run(&command).await,
+                Err(failed) => failed,
+            }
         })
     }
 
@@ -90,32 +84,47 @@ impl PodCommands for LabCommands {
             container.map(str::to_owned),
         );
         Box::pin(async move {
-            tokio::time::sleep(self.startup).await;
-            let (store, pod, bare) =
-                match self.find(&cluster, &namespace, &pod, container.as_deref()) {
-                    Ok(found) => found,
-                    Err(failed) => return failed,
-                };
-            let shell = Shell {
-                network: &self.network,
-                cluster: &store,
-                pod: &pod,
-                bare,
-            };
-            shell.probe_loop(&plan, &lines).await
+            match self
+                .open(&cluster, &namespace, &pod, container.as_deref())
+                .await
+            {
+                Ok(target) => target.shell(&self.network).probe_loop(&plan, &lines).await,
+                Err(failed) => failed,
+            }
         })
     }
 }
 
+/// The pod an exec session runs in: its cluster, the pod, and whether its
+/// container is bare (no tools).
+struct Target {
+    cluster: std::sync::Arc<ClusterStore>,
+    pod: Value,
+    bare: bool,
+}
+
+impl Target {
+    fn shell<'a>(&'a self, network: &'a SharedNetwork) -> Shell<'a> {
+        Shell {
+            network,
+            cluster: &self.cluster,
+            pod: &self.pod,
+            bare: self.bare,
+        }
+    }
+}
+
 impl LabCommands {
-    /// The cluster, the pod and whether its container is bare (no tools).
-    fn find(
+    /// Opens a session: pays its start-up cost, then finds the pod (or the
+    /// answer kubectl would print when there is none).
+    async fn open(
         &self,
         cluster: &str,
         namespace: &str,
         pod: &str,
         container: Option<&str>,
-    ) -> Result<(std::sync::Arc<ClusterStore>, Value, bool), ExecOutput> {
+    ) -> Result<Target, ExecOutput> {
+        tokio::time::sleep(self.startup).await;
         let Some(cluster) = self.network.cluster(cluster).cloned() else {
             return Err(failure(1, "no such cluster\n"));
         };
@@ -133,7 +142,11 @@ impl LabCommands {
             .unwrap_or_default()
             .to_owned();
         let bare = image.contains("distroless") || image.contains("scratch");
-        Ok((cluster, pod_object, bare))
+        Ok(Target {
+            cluster,
+            pod: pod_object,
+            bare,
+        })
     }
 }
 
