@@ -249,7 +249,25 @@ impl PostgresStore {
             f(session).await.map_err(|e| shared.fail(&e))
         })
     }
+
+    /// Runs one statement, prepared once per session, with owned parameters
+    /// (it runs on the store's worker thread); returns the rows it changed.
+    fn execute(&self, sql: &'static str, params: Vec<Param>) -> Result<u64> {
+        self.with_session(move |s| {
+            Box::pin(async move {
+                let statement = s.statement(sql).await?;
+                let params: Vec<&(dyn ToSql + Sync)> = params
+                    .iter()
+                    .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+                    .collect();
+                s.client.execute(&statement, &params).await
+            })
+        })
+    }
 }
+
+/// A statement parameter the worker thread owns.
+type Param = Box<dyn ToSql + Send + Sync>;
 
 impl Shared {
     /// The session, connected.
@@ -619,52 +637,30 @@ impl Store for PostgresStore {
     }
 
     fn create_run(&self, run: &Run) -> Result<()> {
-        let id = run.id.clone();
-        let values: (
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            bool,
-            Option<String>,
-        ) = (
-            run.id.clone(),
-            run.script.to_string_lossy().into_owned(),
-            run.script_hash.clone(),
-            json_col(&run.params),
-            json_col(&run.libs),
-            run.status.as_str().to_owned(),
-            run.dry_run,
-            run.error.clone(),
-        );
-        let more: (String, i64, i64, String, String, String) = (
-            json_col(&run.identities),
-            run.created_at,
-            run.updated_at,
-            json_col(&run.environment),
-            json_col(&run.sources),
-            json_col(&run.actions),
-        );
-        let inserted = self.with_session(move |s| {
-            Box::pin(async move {
-                let statement = s
-                    .statement(
-                        "INSERT INTO runs (id, script, script_hash, params, libs, status, dry_run, error, \
-                         identities, created_at, updated_at, environment, sources, actions) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                         ON CONFLICT (id) DO NOTHING",
-                    )
-                    .await?;
-                let (a, b, c, d, e, f, g, h) = &values;
-                let (i, j, k, l, m, n) = &more;
-                let params: [&(dyn ToSql + Sync); 14] = [a, b, c, d, e, f, g, h, i, j, k, l, m, n];
-                s.client.execute(&statement, &params).await
-            })
-        })?;
+        let inserted = self.execute(
+            "INSERT INTO runs (id, script, script_hash, params, libs, status, dry_run, error, \
+             identities, created_at, updated_at, environment, sources, actions) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (id) DO NOTHING",
+            vec![
+                Box::new(run.id.clone()),
+                Box::new(run.script.to_string_lossy().into_owned()),
+                Box::new(run.script_hash.clone()),
+                Box::new(json_col(&run.params)),
+                Box::new(json_col(&run.libs)),
+                Box::new(run.status.as_str()),
+                Box::new(run.dry_run),
+                Box::new(run.error.clone()),
+                Box::new(json_col(&run.identities)),
+                Box::new(run.created_at),
+                Box::new(run.updated_at),
+                Box::new(json_col(&run.environment)),
+                Box::new(json_col(&run.sources)),
+                Box::new(json_col(&run.actions)),
+            ],
+        )?;
         if inserted == 0 {
-            return Err(Error::RunExists { id });
+            return Err(Error::RunExists { id: run.id.clone() });
         }
         Ok(())
     }
@@ -698,39 +694,20 @@ impl Store for PostgresStore {
     }
 
     fn update_run(&self, run: &Run) -> Result<()> {
-        let values: (
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-            i64,
-            String,
-            String,
-        ) = (
-            run.id.clone(),
-            run.script_hash.clone(),
-            run.status.as_str().to_owned(),
-            run.error.clone(),
-            json_col(&run.identities),
-            run.updated_at,
-            json_col(&run.sources),
-            json_col(&run.actions),
-        );
-        let updated = self.with_session(move |s| {
-            Box::pin(async move {
-                let statement = s
-                    .statement(
-                        "UPDATE runs SET script_hash = $2, status = $3, error = $4, identities = $5, \
-                         updated_at = $6, sources = $7, actions = $8 WHERE id = $1",
-                    )
-                    .await?;
-                let (a, b, c, d, e, f, g, h) = &values;
-                s.client
-                    .execute(&statement, &[a, b, c, d, e, f, g, h])
-                    .await
-            })
-        })?;
+        let updated = self.execute(
+            "UPDATE runs SET script_hash = $2, status = $3, error = $4, identities = $5, \
+             updated_at = $6, sources = $7, actions = $8 WHERE id = $1",
+            vec![
+                Box::new(run.id.clone()),
+                Box::new(run.script_hash.clone()),
+                Box::new(run.status.as_str()),
+                Box::new(run.error.clone()),
+                Box::new(json_col(&run.identities)),
+                Box::new(run.updated_at),
+                Box::new(json_col(&run.sources)),
+                Box::new(json_col(&run.actions)),
+            ],
+        )?;
         if updated == 0 {
             return Err(Error::UnknownRun {
                 id: run.id.clone(),
@@ -754,34 +731,26 @@ impl Store for PostgresStore {
     }
 
     fn put_step(&self, run: &str, step: &Step, durable: bool) -> Result<()> {
-        // Owned, since the statement runs on the store's worker thread.
-        let values: Vec<Box<dyn ToSql + Send + Sync>> = vec![
-            Box::new(run.to_owned()),
-            Box::new(step.name.clone()),
-            Box::new(step.position.clone()),
-            Box::new(step.kind.as_str()),
-            Box::new(step.status.as_str()),
-            Box::new(step.value.as_ref().map(json_col)),
-            Box::new(step.error.clone()),
-            Box::new(i64::from(step.attempts)),
-            Box::new(step.started_at),
-            Box::new(step.ended_at),
-            Box::new(step.undo.as_str()),
-            Box::new(step.undo_error.clone()),
-            Box::new(step.data.as_ref().map(json_col)),
-            Box::new(step.parent.clone()),
-            Box::new(durable),
-        ];
-        self.with_session(move |s| {
-            Box::pin(async move {
-                let statement = s.statement(PUT_STEP).await?;
-                let params: Vec<&(dyn ToSql + Sync)> = values
-                    .iter()
-                    .map(|v| v.as_ref() as &(dyn ToSql + Sync))
-                    .collect();
-                s.client.execute(&statement, &params).await
-            })
-        })
+        self.execute(
+            PUT_STEP,
+            vec![
+                Box::new(run.to_owned()),
+                Box::new(step.name.clone()),
+                Box::new(step.position.clone()),
+                Box::new(step.kind.as_str()),
+                Box::new(step.status.as_str()),
+                Box::new(step.value.as_ref().map(json_col)),
+                Box::new(step.error.clone()),
+                Box::new(i64::from(step.attempts)),
+                Box::new(step.started_at),
+                Box::new(step.ended_at),
+                Box::new(step.undo.as_str()),
+                Box::new(step.undo_error.clone()),
+                Box::new(step.data.as_ref().map(json_col)),
+                Box::new(step.parent.clone()),
+                Box::new(durable),
+            ],
+        )
         .map(drop)
     }
 
@@ -813,50 +782,34 @@ impl Store for PostgresStore {
     }
 
     fn put_gate(&self, run: &str, gate: &Gate) -> Result<()> {
-        let values: (String, String, String, i64, Option<i64>, Option<String>) = (
-            run.to_owned(),
-            gate.name.clone(),
-            gate.message.clone(),
-            gate.requested_at,
-            gate.approved_at,
-            gate.approved_by.clone(),
-        );
-        self.with_session(move |s| {
-            Box::pin(async move {
-                let (a, b, c, d, e, f) = &values;
-                s.client
-                    .execute(
-                        "INSERT INTO gates (run_id, name, message, requested_at, approved_at, approved_by) \
-                         VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (run_id, name) DO UPDATE SET message = excluded.message, \
-                           approved_at = excluded.approved_at, approved_by = excluded.approved_by",
-                        &[a, b, c, d, e, f],
-                    )
-                    .await
-            })
-        })
+        self.execute(
+            "INSERT INTO gates (run_id, name, message, requested_at, approved_at, approved_by) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (run_id, name) DO UPDATE SET message = excluded.message, \
+               approved_at = excluded.approved_at, approved_by = excluded.approved_by",
+            vec![
+                Box::new(run.to_owned()),
+                Box::new(gate.name.clone()),
+                Box::new(gate.message.clone()),
+                Box::new(gate.requested_at),
+                Box::new(gate.approved_at),
+                Box::new(gate.approved_by.clone()),
+            ],
+        )
         .map(drop)
     }
 
     fn set_undo(&self, run: &str, step: &str, undo: UndoStatus, error: Option<&str>) -> Result<()> {
-        let values: (String, String, String, Option<String>) = (
-            run.to_owned(),
-            step.to_owned(),
-            undo.as_str().to_owned(),
-            error.map(str::to_owned),
-        );
-        self.with_session(move |s| {
-            Box::pin(async move {
-                let (a, b, c, d) = &values;
-                s.client
-                    .execute(
-                        "UPDATE steps SET undo = $3, undo_error = $4 \
-                         WHERE run_id = $1 AND kind = 'step' AND name = $2",
-                        &[a, b, c, d],
-                    )
-                    .await
-            })
-        })
+        self.execute(
+            "UPDATE steps SET undo = $3, undo_error = $4 \
+             WHERE run_id = $1 AND kind = 'step' AND name = $2",
+            vec![
+                Box::new(run.to_owned()),
+                Box::new(step.to_owned()),
+                Box::new(undo.as_str()),
+                Box::new(error.map(str::to_owned)),
+            ],
+        )
         .map(drop)
     }
 
@@ -980,14 +933,10 @@ impl Store for PostgresStore {
     }
 
     fn release_claims(&self, run: &str) -> Result<usize> {
-        let run = run.to_owned();
-        self.with_session(move |s| {
-            Box::pin(async move {
-                s.client
-                    .execute("DELETE FROM claims WHERE run_id = $1", &[&run])
-                    .await
-            })
-        })
+        self.execute(
+            "DELETE FROM claims WHERE run_id = $1",
+            vec![Box::new(run.to_owned())],
+        )
         .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
     }
 
