@@ -31,9 +31,21 @@ fn spec(url: &str, options: serde_json::Value) -> HttpSpec {
 
 /// Guards `spec` from `pod` at `rate` for `window`; the statistics.
 fn guard_from(pod: &Arc<LocalPod>, spec: HttpSpec, rate: f64, window: Duration) -> Stats {
+    guard_through(pod.clone(), spec, rate, None, window)
+}
+
+/// Guards `spec` through `exec` (the pod `app2-ns/app2`) at `rate` for
+/// `window`, with the gap limit `max_gap_ms`; the statistics.
+fn guard_through(
+    exec: Arc<dyn PodExec>,
+    spec: HttpSpec,
+    rate: f64,
+    max_gap_ms: Option<u64>,
+    window: Duration,
+) -> Stats {
     let rt = runtime();
     let vantage = PodVantage {
-        exec: pod.clone(),
+        exec,
         namespace: "app2-ns".into(),
         pod: "app2".into(),
         container: None,
@@ -43,7 +55,7 @@ fn guard_from(pod: &Arc<LocalPod>, spec: HttpSpec, rate: f64, window: Duration) 
         rate,
         limits: Limits {
             max_failures: 0,
-            max_gap_ms: None,
+            max_gap_ms,
         },
     };
     let mut prober = Prober::start(
@@ -339,27 +351,9 @@ fn flaky_guard(opens: &[Option<u64>], max_gap_ms: Option<u64>, window: Duration)
         opens: std::sync::Mutex::new(opens.iter().copied().collect()),
         opened: Default::default(),
     });
-    let rt = runtime();
-    let vantage = PodVantage {
-        exec: pod.clone(),
-        namespace: "app2-ns".into(),
-        pod: "app2".into(),
-        container: None,
-        tool: Default::default(),
-    };
-    let options = GuardOptions {
-        rate: 100.0,
-        limits: Limits {
-            max_failures: 0,
-            max_gap_ms,
-        },
-    };
-    let probe = ProbeSpec::HttpFrom(spec("http://app1.app1-ns/", serde_json::json!({})), vantage);
-    let mut prober = Prober::start(rt.handle(), probe, options, |_, _| {}).unwrap();
-    std::thread::sleep(window);
-    let end = rt.block_on(prober.stop());
-    let opened = pod.opened.load(std::sync::atomic::Ordering::Relaxed);
-    (prober.stats(end), opened)
+    let probe = spec("http://app1.app1-ns/", serde_json::json!({}));
+    let stats = guard_through(pod.clone(), probe, 100.0, max_gap_ms, window);
+    (stats, pod.opened.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 #[test]
