@@ -93,10 +93,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             yes,
             force,
         } => {
-            if !yes {
-                confirm_rollback(global, &run, force)?;
-            }
-            let outcome = runner(global)?.rollback(&run, allow_changed, force)?;
+            let confirm = |run: &crate::journal::Run, records: &[crate::journal::Step]| {
+                if yes {
+                    Ok(())
+                } else {
+                    confirm_rollback(run, records)
+                }
+            };
+            let outcome = runner(global)?.rollback(&run, allow_changed, force, &confirm)?;
             if matches!(outcome, Outcome::Interrupted) {
                 // The rollback has begun: only rollback may continue it.
                 eprintln!(
@@ -226,22 +230,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
 
 /// Shows what `ferry rollback RUN` would undo and asks on a terminal;
 /// without one (a script, CI), `--yes` says it.
-fn confirm_rollback(global: &GlobalArgs, id: &str, force: bool) -> Result<()> {
+fn confirm_rollback(run: &crate::journal::Run, records: &[crate::journal::Step]) -> Result<()> {
     use std::io::{BufRead, Write};
-    let store = open_for_reading(global)?;
-    let run = store.run(id)?.ok_or_else(|| Error::UnknownRun {
-        id: id.to_owned(),
-        state: store.location(),
-    })?;
-    let records = store.steps(&run.id)?;
-    if !force && let Some((step, why)) = crate::runner::irreversible(&records) {
-        return Err(Error::Irreversible {
-            run: run.id,
-            step,
-            why,
-        });
-    }
-    let plan = crate::runner::undo_plan(&records);
+    let plan = crate::runner::undo_plan(records);
     let mut text = format!(
         "rollback of run {} ({}) would undo {} step{}, newest first:\n",
         run.id,
@@ -259,7 +250,7 @@ fn confirm_rollback(global: &GlobalArgs, id: &str, force: bool) -> Result<()> {
     eprint!("{text}");
     if !std::io::stdin().is_terminal() {
         return Err(Error::RollbackDeclined {
-            run: run.id,
+            run: run.id.clone(),
             what: "asks before it undoes anything and stdin is not a terminal: pass --yes".into(),
         });
     }
@@ -271,7 +262,7 @@ fn confirm_rollback(global: &GlobalArgs, id: &str, force: bool) -> Result<()> {
         Ok(())
     } else {
         Err(Error::RollbackDeclined {
-            run: run.id,
+            run: run.id.clone(),
             what: "was not confirmed".into(),
         })
     }

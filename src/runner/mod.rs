@@ -286,7 +286,16 @@ impl Runner {
 
     /// `ferry rollback`: replays the script to collect the undo closures of
     /// completed steps and runs them newest first, each journaled.
-    pub fn rollback(&self, id: &str, allow_changed: bool, force: bool) -> Result<Outcome> {
+    /// `confirm` sees the run and its records once they are read under the
+    /// lock (nobody can start driving the run while a person answers) and
+    /// may refuse; nothing has been undone yet.
+    pub fn rollback(
+        &self,
+        id: &str,
+        allow_changed: bool,
+        force: bool,
+        confirm: &dyn Fn(&Run, &[Step]) -> Result<()>,
+    ) -> Result<Outcome> {
         let id = validate_run_id(id)?;
         let _lock = self.store.lock(&id)?;
         let mut run = self.existing(&id)?;
@@ -301,6 +310,7 @@ impl Runner {
         if !force && let Some((step, why)) = irreversible(&records) {
             return Err(Error::Irreversible { run: id, step, why });
         }
+        confirm(&run, &records)?;
         let (script, host, ast, _lab) =
             self.reopen(&run, Mode::Rollback, records, allow_changed)?;
         run.record(&*self.store, ActionKind::Rollback, None);
@@ -754,7 +764,7 @@ impl Runner {
 
 /// The newest step that ran and declared it cannot be undone safely
 /// (`irreversible(why)` in its body), with why.
-pub fn irreversible(records: &[Step]) -> Option<(String, String)> {
+fn irreversible(records: &[Step]) -> Option<(String, String)> {
     records
         .iter()
         .rev()

@@ -238,7 +238,7 @@ pub fn drive(
         Runner::new(store.clone(), sink.clone(), vec![], Default::default()).expect("runner");
     let outcome = match verb {
         "resume" => runner.resume(RUN, allow_changed),
-        "rollback" => runner.rollback(RUN, allow_changed, false),
+        "rollback" => runner.rollback(RUN, allow_changed, false, &|_, _| Ok(())),
         other => panic!("no verb {other}"),
     };
     (outcome, sink)
