@@ -99,16 +99,11 @@ pub enum Error {
 
     /// Another run holds an app (any claim key) this run wants to touch.
     #[error(
-        "`{key}` is claimed by run `{holder}` ({status}, started by {by} at {since}); \
-         finish, roll back or abort that run first (ferry status {holder})"
+        "`{}` is claimed by run `{}` ({}, started by {} at {}); \
+         finish, roll back or abort that run first (ferry status {})",
+        .0.key, .0.holder, .0.status, .0.by, .0.since, .0.holder
     )]
-    Claimed {
-        key: String,
-        holder: String,
-        status: String,
-        by: String,
-        since: String,
-    },
+    Claimed(ClaimHeld),
 
     /// A command that must not act on a run a live process drives.
     #[error("cannot {action} run `{run}`: {holder} drives it; {hint}")]
@@ -227,7 +222,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Locked { .. }
-            | Error::Claimed { .. }
+            | Error::Claimed(_)
             | Error::NotApprover { .. }
             | Error::Irreversible { .. }
             | Error::RollbackDeclined { .. }
@@ -253,6 +248,17 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A key another run holds: which, the holder, and what it is (for the
+/// refusal to name), carried from the `claim` primitive to the runner.
+#[derive(Debug, Clone)]
+pub struct ClaimHeld {
+    pub key: String,
+    pub holder: String,
+    pub status: String,
+    pub by: String,
+    pub since: String,
+}
 
 /// What can go wrong with the journal, typed, so a caller (and the next
 /// backend: PostgreSQL, Kubernetes) can tell a busy database from a newer

@@ -26,13 +26,7 @@ pub enum Control {
     /// The journal could not be written: the run cannot continue safely.
     Journal { message: String },
     /// Another run holds a key this run claims.
-    Claimed {
-        key: String,
-        holder: String,
-        status: String,
-        by: String,
-        since: String,
-    },
+    Claimed(crate::error::ClaimHeld),
     /// A target (e.g. a cluster) is not the one the journal recorded.
     IdentityMismatch {
         name: String,

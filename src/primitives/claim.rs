@@ -75,13 +75,13 @@ fn claim(ctx: &NativeCallContext, session: &Session, key: &str) -> Result<(), Bo
                 ),
                 None => ("gone".into(), "someone".into(), format_ms(claim.claimed_at)),
             };
-            Err(Control::Claimed {
+            Err(Control::Claimed(crate::error::ClaimHeld {
                 key: key.to_owned(),
                 holder: claim.run,
                 status,
                 by,
                 since,
-            }
+            })
             .raise(pos))
         }
         _ => Ok(()),

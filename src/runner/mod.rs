@@ -659,19 +659,7 @@ impl Runner {
                     recorded,
                     found,
                 }),
-                Some(Control::Claimed {
-                    key,
-                    holder,
-                    status,
-                    by,
-                    since,
-                }) => Err(Error::Claimed {
-                    key,
-                    holder,
-                    status,
-                    by,
-                    since,
-                }),
+                Some(Control::Claimed(held)) => Err(Error::Claimed(held)),
                 Some(Control::Diverged { step, detail }) => Err(Error::ScriptChanged {
                     run: run.id.clone(),
                     step,
@@ -716,7 +704,7 @@ impl Runner {
             outcome,
             Err(Error::ScriptChanged { .. }
                 | Error::IdentityMismatch { .. }
-                | Error::Claimed { .. }
+                | Error::Claimed(_)
                 | Error::RollbackIncomplete { .. })
         );
         if refused {
