@@ -107,21 +107,27 @@ impl Failure {
                 retry_after: None,
             };
         }
-        let mut parts = vec![err.to_string()];
-        let mut source = std::error::Error::source(err);
-        while let Some(e) = source {
-            let text = e.to_string();
-            if !parts.iter().any(|p| p.contains(&text)) {
-                parts.push(text);
-            }
-            source = e.source();
-        }
         let retryable = matches!(err, kube::Error::HyperError(_) | kube::Error::Service(_));
         Failure::Transport {
-            message: parts.join(": "),
+            message: describe(err),
             retryable,
         }
     }
+}
+
+/// kube's error with its sources, each said once: its top-level text alone
+/// says little ("client error (Connect)").
+pub fn describe(err: &kube::Error) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = e.source();
+    }
+    parts.join(": ")
 }
 
 /// What the request was about, for the error message.

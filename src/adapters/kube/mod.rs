@@ -25,6 +25,7 @@ mod services;
 
 pub use client::Notify;
 pub use config::{KubeConnector, load_config};
+pub use errors::describe as describe_error;
 pub use retry::RetryPolicy;
 
 use crate::ports::cluster::{

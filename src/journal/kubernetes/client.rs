@@ -216,7 +216,7 @@ impl Conn {
                     "cannot reach the API server of context `{}` at {}: {}",
                     self.context,
                     self.server,
-                    redact(&chain(other), &self.secrets)
+                    redact(&crate::adapters::kube::describe_error(other), &self.secrets)
                 ),
             },
         };
@@ -243,21 +243,6 @@ pub(super) fn missing_namespace(context: &str, namespace: &str) -> String {
          create it (kubectl create namespace {namespace}) or name another in \
          kubernetes://CONTEXT/NAMESPACE"
     )
-}
-
-/// kube's error with its sources: its top-level text alone says little
-/// ("client error (Connect)").
-fn chain(err: &kube::Error) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = std::error::Error::source(err);
-    while let Some(e) = source {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = e.source();
-    }
-    parts.join(": ")
 }
 
 /// Credentials in a configuration, to scrub from messages.
