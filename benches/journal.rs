@@ -63,7 +63,6 @@ fn main() {
                 script: script.clone(),
                 params: Default::default(),
                 id: Some(id.clone()),
-                dry_run: false,
                 environment: Default::default(),
                 allow_unknown_params: false,
             })
@@ -160,7 +159,6 @@ fn main() {
                 script,
                 params: Default::default(),
                 id: Some(format!("push-{n}")),
-                dry_run: false,
                 environment: Default::default(),
                 allow_unknown_params: false,
             })
@@ -264,7 +262,6 @@ fn postgres_figures() {
                 script: script.clone(),
                 params: Default::default(),
                 id: Some(id.clone()),
-                dry_run: false,
                 environment: Default::default(),
                 allow_unknown_params: false,
             })

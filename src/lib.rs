@@ -8,6 +8,7 @@
 //! * [`engine`]: the Rhai host (session, module resolver, diagnostics, checks).
 //! * [`primitives`]: what scripts call, one file per Rhai name.
 //! * [`journal`]: the durable step journal and its stores.
+//! * [`plan`]: `ferry plan`, the script run against overlays that change nothing.
 //! * [`ports`] / [`adapters`]: the traits every side effect goes through, and their real implementations.
 //! * [`probes`]: HTTP, TCP and DNS probes and the guard's prober (no Rhai).
 //! * [`settings`]: how to reach targets (kubeconfig, rate limits, dry run).
@@ -26,6 +27,7 @@ pub mod events;
 pub mod journal;
 #[cfg(feature = "lab")]
 pub mod lab;
+pub mod plan;
 pub mod ports;
 pub mod primitives;
 pub mod probes;

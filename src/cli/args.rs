@@ -79,7 +79,7 @@ pub enum Command {
         /// Run id to use instead of a generated one
         #[arg(long, value_name = "RUN_ID")]
         id: Option<String>,
-        /// Send every mutation with server-side dry run: nothing changes; the run is recorded as a dry run
+        /// Show the plan instead of running: the same as `ferry plan` (nothing changes, nothing is recorded)
         #[arg(long)]
         dry_run: bool,
         /// Environment profile mapping cluster and zone names to targets [default: the nearest ferry.toml from the script's folder, else the working directory, upwards]
@@ -90,6 +90,43 @@ pub enum Command {
         lab: bool,
         /// Run against the lab in DIR (a running `ferry lab up --dir DIR`, or its saved state)
         #[arg(long, value_name = "DIR")]
+        lab_dir: Option<PathBuf>,
+    },
+    /// Show what a script would do, changing nothing: every write checked by its server (dry run), waits and proofs noted, gates passed
+    #[command(after_help = "Examples:\n  \
+        ferry plan migrate.rhai --set app=app1 --set ns=app1-ns\n  \
+        ferry plan two-apps.rhai --lab --until-gate cutover   # stop at a gate\n  \
+        ferry plan --run RUN                                  # what `ferry resume RUN` would do next\n  \
+        ferry plan migrate.rhai --json | jq .summary\n\n\
+        Exit codes: 0 the plan went through (or reached --until-gate), 1 a step would fail, 2 usage or script error.")]
+    Plan {
+        /// The migration script (not with --run)
+        #[arg(
+            value_name = "SCRIPT",
+            required_unless_present = "run",
+            conflicts_with = "run"
+        )]
+        script: Option<PathBuf>,
+        /// A parameter the script reads as params.KEY (repeatable)
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_param, conflicts_with = "run")]
+        params: Vec<(String, String)>,
+        /// Accept --set keys the script never reads
+        #[arg(long)]
+        allow_unknown_params: bool,
+        /// Plan what `ferry resume RUN` would do next, from the run's journal
+        #[arg(long, value_name = "RUN", add = ArgValueCandidates::new(super::complete::run_ids))]
+        run: Option<String>,
+        /// Stop the plan at this gate instead of passing it
+        #[arg(long, value_name = "GATE")]
+        until_gate: Option<String>,
+        /// Environment profile mapping cluster and zone names to targets
+        #[arg(long = "env", value_name = "FILE", conflicts_with_all = ["lab", "lab_dir", "run"])]
+        env: Option<PathBuf>,
+        /// Plan against a lab of its own, removed afterwards
+        #[arg(long, conflicts_with_all = ["lab_dir", "run"])]
+        lab: bool,
+        /// Plan against the lab in DIR (a running `ferry lab up --dir DIR`, or its saved state)
+        #[arg(long, value_name = "DIR", conflicts_with = "run")]
         lab_dir: Option<PathBuf>,
     },
     /// Continue a run from its journal

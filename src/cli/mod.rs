@@ -20,7 +20,7 @@ pub use args::{Cli, Command, GlobalArgs};
 use crate::error::{Error, Result, exit};
 use crate::events::{EventSink, JsonSink, NullSink, PlainSink, ProgressSink};
 use crate::journal::Store;
-use crate::runner::{EnvironmentChoice, Outcome, Runner, StartRequest};
+use crate::runner::{EnvironmentChoice, Outcome, PlanOf, Runner, StartRequest};
 use crate::settings::Settings;
 use crate::state::{OpenSettings, StateChoice};
 use clap::{CommandFactory, Parser};
@@ -66,22 +66,48 @@ fn dispatch(cli: Cli) -> Result<i32> {
             lab,
             lab_dir,
         } => {
-            let environment = match (env, lab, lab_dir) {
-                (Some(file), _, _) => EnvironmentChoice::File(file),
-                (None, true, _) => EnvironmentChoice::Lab(None),
-                (None, false, Some(dir)) => EnvironmentChoice::Lab(Some(dir)),
-                (None, false, None) => EnvironmentChoice::Auto,
-            };
+            let environment = environment_choice(env, lab, lab_dir);
             let runner = runner(global)?;
+            if dry_run {
+                // One way to preview: the plan.
+                let what = PlanOf::Start {
+                    script,
+                    params: once_each(params)?,
+                    environment,
+                    allow_unknown_params,
+                };
+                return show_plan(&runner, what, None, global);
+            }
             let (id, outcome) = runner.start(StartRequest {
                 script,
                 params: once_each(params)?,
                 id,
-                dry_run,
                 environment,
                 allow_unknown_params,
             })?;
             Ok(report(&id, outcome))
+        }
+        Command::Plan {
+            script,
+            params,
+            allow_unknown_params,
+            run,
+            until_gate,
+            env,
+            lab,
+            lab_dir,
+        } => {
+            let what = match (run, script) {
+                (Some(run), _) => PlanOf::Resume { run },
+                (None, Some(script)) => PlanOf::Start {
+                    script,
+                    params: once_each(params)?,
+                    environment: environment_choice(env, lab, lab_dir),
+                    allow_unknown_params,
+                },
+                (None, None) => return Err(Error::usage("give a SCRIPT to plan, or --run RUN")),
+            };
+            show_plan(&runner(global)?, what, until_gate, global)
         }
         Command::Resume { run, allow_changed } => {
             let outcome = runner(global)?.resume(&run, allow_changed)?;
@@ -93,14 +119,15 @@ fn dispatch(cli: Cli) -> Result<i32> {
             yes,
             force,
         } => {
+            let runner = runner(global)?;
             let confirm = |run: &crate::journal::Run, records: &[crate::journal::Step]| {
                 if yes {
                     Ok(())
                 } else {
-                    confirm_rollback(run, records)
+                    confirm_rollback(&runner, run, records)
                 }
             };
-            let outcome = runner(global)?.rollback(&run, allow_changed, force, &confirm)?;
+            let outcome = runner.rollback(&run, allow_changed, force, &confirm)?;
             if matches!(outcome, Outcome::Interrupted) {
                 // The rollback has begun: only rollback may continue it.
                 eprintln!(
@@ -228,32 +255,57 @@ fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
-/// Shows what `ferry rollback RUN` would undo and asks on a terminal;
-/// without one (a script, CI), `--yes` says it.
-fn confirm_rollback(run: &crate::journal::Run, records: &[crate::journal::Step]) -> Result<()> {
+/// Shows what `ferry rollback RUN` would undo (its plan: the undos run
+/// against overlays, with the diffs they would apply) and asks on a
+/// terminal; without one (a script, CI), `--yes` says it.
+fn confirm_rollback(
+    runner: &Runner,
+    run: &crate::journal::Run,
+    records: &[crate::journal::Step],
+) -> Result<()> {
     use std::io::{BufRead, Write};
-    let plan = crate::runner::undo_plan(records);
+    let undos = crate::runner::undo_plan(records);
     let mut text = format!(
         "rollback of run {} ({}) would undo {} step{}, newest first:\n",
         run.id,
         run.status,
-        plan.len(),
-        if plan.len() == 1 { "" } else { "s" }
+        undos.len(),
+        if undos.len() == 1 { "" } else { "s" }
     );
-    for step in &plan {
-        text.push_str(&format!(
-            "  - {} ({})\n",
-            output::line(&step.name),
-            step.status
-        ));
-    }
-    eprint!("{text}");
     if !std::io::stdin().is_terminal() {
+        for step in &undos {
+            text.push_str(&format!(
+                "  - {} ({})\n",
+                output::line(&step.name),
+                step.status
+            ));
+        }
+        eprint!("{text}");
         return Err(Error::RollbackDeclined {
             run: run.id.clone(),
             what: "asks before it undoes anything and stdin is not a terminal: pass --yes".into(),
         });
     }
+    match runner.plan(
+        PlanOf::Rollback {
+            run: run.id.clone(),
+        },
+        None,
+    ) {
+        Ok(planned) => text.push_str(&planned.report.text()),
+        Err(e) => {
+            // The listing still says what would be undone; the diffs could not be planned.
+            for step in &undos {
+                text.push_str(&format!(
+                    "  - {} ({})\n",
+                    output::line(&step.name),
+                    step.status
+                ));
+            }
+            text.push_str(&format!("(no diffs: planning the undos failed: {e})\n"));
+        }
+    }
+    eprint!("{text}");
     eprint!("undo them? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
@@ -266,6 +318,53 @@ fn confirm_rollback(run: &crate::journal::Run, records: &[crate::journal::Step])
             what: "was not confirmed".into(),
         })
     }
+}
+
+fn environment_choice(
+    env: Option<PathBuf>,
+    lab: bool,
+    lab_dir: Option<PathBuf>,
+) -> EnvironmentChoice {
+    match (env, lab, lab_dir) {
+        (Some(file), _, _) => EnvironmentChoice::File(file),
+        (None, true, _) => EnvironmentChoice::Lab(None),
+        (None, false, Some(dir)) => EnvironmentChoice::Lab(Some(dir)),
+        (None, false, None) => EnvironmentChoice::Auto,
+    }
+}
+
+/// Plans `what` and prints it (JSON with `--json`); the exit code says
+/// whether it went through.
+fn show_plan(
+    runner: &Runner,
+    what: PlanOf,
+    until_gate: Option<String>,
+    global: &GlobalArgs,
+) -> Result<i32> {
+    let planned = runner.plan(what, until_gate)?;
+    let (code, ended) = match &planned.outcome {
+        Outcome::Succeeded | Outcome::RolledBack => (exit::SUCCEEDED, "complete".to_owned()),
+        Outcome::Paused { gate, .. } => (exit::SUCCEEDED, format!("stopped at gate `{gate}`")),
+        Outcome::StepFailed { step, .. } => {
+            (exit::STEP_FAILED, format!("step `{step}` would fail"))
+        }
+        Outcome::UndoFailed { step, .. } => {
+            (exit::STEP_FAILED, format!("undo of `{step}` would fail"))
+        }
+        Outcome::Interrupted => (exit::INTERRUPTED, "interrupted".to_owned()),
+    };
+    if global.json {
+        let mut value = serde_json::to_value(&planned.report).unwrap_or_default();
+        value["ended"] = serde_json::Value::String(ended);
+        println!("{value}");
+    } else if !global.quiet {
+        print!("{}", planned.report.text());
+        println!("Plan {ended}; nothing was changed.");
+        if let Outcome::StepFailed { rendered, .. } = &planned.outcome {
+            eprintln!("{rendered}");
+        }
+    }
+    Ok(code)
 }
 
 /// The state this command uses: `--state`, else the nearest `ferry.toml`.

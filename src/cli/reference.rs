@@ -34,6 +34,7 @@ fn offline_host(script: &Script, libs: &[PathBuf], rt: &tokio::runtime::Runtime)
         settings: Default::default(),
         identities: Default::default(),
         records: None,
+        plan: None,
         backends: crate::adapters::real(),
     })?;
     Ok(Host::new(

@@ -42,6 +42,9 @@ pub struct Session {
     pub backends: crate::ports::Backends,
     /// Every journal record of the run enters and leaves through it.
     pub ledger: Ledger,
+    /// `ferry plan`: what the run would do is recorded here, waits are
+    /// noted instead of awaited, gates are passed.
+    pub plan: Option<Arc<crate::plan::Plan>>,
     state: Mutex<State>,
 }
 
@@ -73,6 +76,8 @@ pub struct SessionConfig {
     /// The run's journal records, read once by the runner; `None` when
     /// nothing runs (`ferry check`, `ferry docs`).
     pub records: Option<Vec<crate::journal::Step>>,
+    /// Plan mode (`ferry plan`).
+    pub plan: Option<Arc<crate::plan::Plan>>,
 }
 
 impl Session {
@@ -99,6 +104,7 @@ impl Session {
             settings: config.settings,
             backends: config.backends,
             ledger,
+            plan: config.plan,
             state: Mutex::new(State {
                 identities: config.identities,
                 sources_recorded: 0,
@@ -192,6 +198,11 @@ impl Session {
         label: &str,
         pos: Position,
     ) -> Result<(), Box<EvalAltResult>> {
+        if self.plan.is_some() {
+            // A plan notes the waits that matter (proofs, rollouts, records
+            // visible); sleeps between them are not worth a line.
+            return Ok(());
+        }
         let countdown = super::Countdown::until(
             &self.events,
             label,

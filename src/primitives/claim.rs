@@ -43,15 +43,18 @@ fn claim(ctx: &NativeCallContext, session: &Session, key: &str) -> Result<(), Bo
     if session.mode == Mode::Check {
         return Ok(());
     }
-    let store = &session.store;
+    // A plan looks in the team's journal without taking: it must not block a real run.
+    let store = match &session.plan {
+        Some(plan) => &plan.journal,
+        None => &session.store,
+    };
     let journal = |e: crate::error::Error| {
         Control::Journal {
             message: format!("cannot claim `{key}`: {e}"),
         }
         .raise(pos)
     };
-    // A dry run looks without taking: it must not block a real run.
-    let holder: Option<Claim> = if session.settings.dry_run {
+    let holder: Option<Claim> = if session.plan.is_some() {
         store
             .claims()
             .map_err(journal)?

@@ -36,7 +36,9 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             "/// of a run to the next success), with the body's result as `value`. Inside a",
             "/// step they are journaled in the step's data under `guard`. If more than",
             "/// `max_failures` (default 0) failed, or failures lasted longer than `max_gap_ms`",
-            "/// (default: no limit), the guard fails showing the statistics.",
+            "/// (default: no limit), the guard fails showing the statistics. Under `ferry",
+            "/// plan` nothing is probed: the body runs and the result is",
+            "/// `#{ planned: true, requests: 0, failures: 0, value }`.",
             "///",
             "/// ```rhai",
             "/// step(\"flip app1\", || guard(#{ http: \"http://app1.app1-ns/\", resolve: ip },",
@@ -63,6 +65,22 @@ fn guard(
     let spec = parse_spec(ctx, "guard", spec)?;
     let options = GuardOptions::from_map(&json_map(ctx, options)?)
         .map_err(|e| runtime_error(format!("guard: {e}"), pos))?;
+    if let Some(plan) = &session.plan {
+        // Known after the run: the plan notes what would watch the body
+        // and runs the body (its writes are planned, its waits noted).
+        plan.note(crate::plan::Entry::Guard {
+            target: spec.target(),
+            rate: options.rate,
+            max_failures: options.limits.max_failures,
+        });
+        let value = body.call_within_context::<Dynamic>(ctx, ())?;
+        let mut map = Map::new();
+        map.insert("planned".into(), Dynamic::TRUE);
+        map.insert("requests".into(), Dynamic::from(0 as rhai::INT));
+        map.insert("failures".into(), Dynamic::from(0 as rhai::INT));
+        map.insert("value".into(), value);
+        return Ok(Dynamic::from_map(map));
+    }
     if session.mode != Mode::Run {
         // Rollback replays the script to collect undos: nothing to watch.
         let value = body.call_within_context::<Dynamic>(ctx, ())?;

@@ -39,6 +39,13 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
                         ctx.call_position(),
                     ));
                 }
+                if let Some(plan) = &s.plan {
+                    plan.note(crate::plan::Entry::Note {
+                        text: format!(
+                            "irreversible: {why} (rollback past this step needs --force)"
+                        ),
+                    });
+                }
                 Ok(())
             },
         );

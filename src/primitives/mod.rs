@@ -32,7 +32,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     irreversible::register(engine, session);
     pause::register(engine, session);
     sleep::register(engine, session);
-    parallel::register(engine);
+    parallel::register(engine, session);
     params::register(engine);
     yaml::register(engine);
     corefile::register(engine);

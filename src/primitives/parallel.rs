@@ -16,7 +16,8 @@ pub const DEFAULT_LIMIT: usize = 8;
 /// Rhai recursion needs more than a default thread stack.
 const BRANCH_STACK: usize = 8 * 1024 * 1024;
 
-pub fn register(engine: &mut Engine) {
+pub fn register(engine: &mut Engine, session: &std::sync::Arc<crate::engine::Session>) {
+    let planning = session.plan.is_some();
     with_options!(
         register_into_engine(engine),
         "parallel",
@@ -32,8 +33,8 @@ pub fn register(engine: &mut Engine) {
             "/// parallel(apps, |app| step(`bridge ${app}`, || bridge(app)), #{ limit: 20 });",
             "/// ```",
         ],
-        [],
-        |ctx, items: Array, branch: FnPtr; options| parallel(&ctx, items, branch, options)
+        [planning],
+        |ctx, items: Array, branch: FnPtr; options| parallel(&ctx, items, branch, options, planning)
     );
 }
 
@@ -42,6 +43,7 @@ fn parallel(
     items: Array,
     branch: FnPtr,
     options: &Map,
+    planning: bool,
 ) -> Result<Array, Box<EvalAltResult>> {
     let pos = ctx.call_position();
     let limit = match options.get("limit") {
@@ -65,6 +67,8 @@ fn parallel(
     if items.is_empty() {
         return Ok(Array::new());
     }
+    // A plan reads in input order, one branch after the other.
+    let limit = if planning { 1 } else { limit };
 
     #[allow(deprecated)]
     let stored = ctx.store_data();

@@ -88,6 +88,16 @@ fn gate(
         Entry::Replayed(_) => return Ok(()),
         Entry::Fresh(previous) => previous,
     };
+    if let Some(plan) = &session.plan
+        && session.mode == Mode::Run
+    {
+        plan.gate(name, message);
+        if plan.until_gate.as_deref() != Some(name) {
+            // Listed and passed: the plan goes on as if it were approved.
+            return Ok(());
+        }
+        return wait_for_approval(session, name, message, pos);
+    }
     match session.mode {
         Mode::Run => {}
         Mode::Rollback => return Err(Control::RollbackCollected.raise(pos)),

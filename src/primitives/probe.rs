@@ -115,6 +115,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             "/// naming one probe plus its options: `#{ http: url, host, resolve, expect_status,",
             "/// expect_body, timeout_ms, tls_insecure }`, `#{ tcp: \"host:port\", timeout_ms }` or",
             "/// `#{ dns: name, type, nameserver, expect, timeout_ms }`. Ctrl-C ends the wait.",
+            "/// Under `ferry plan` it is noted, not awaited: `#{ ok: true, planned: true, attempts: 0 }`.",
             "///",
             "/// ```rhai",
             "/// probe::until(#{ http: \"http://old.mycompany.internal/\", host: \"app1.app1-ns\",",
@@ -296,6 +297,23 @@ fn until(
     let options = UntilOptions::from_map(&json_map(ctx, options)?)
         .map_err(|e| bad(ctx, "probe::until", e))?;
     let total_ms = options.timeout.as_millis() as u64;
+    if let Some(plan) = &session.plan {
+        // What it would prove is known after the run.
+        plan.note(crate::plan::Entry::Wait {
+            what: format!(
+                "probe::until {}: {} success(es) in a row within {}",
+                spec.target(),
+                options.successes,
+                crate::events::format_duration(total_ms)
+            ),
+            now: None,
+        });
+        let mut map = Map::new();
+        map.insert("ok".into(), Dynamic::TRUE);
+        map.insert("planned".into(), Dynamic::TRUE);
+        map.insert("attempts".into(), Dynamic::from(0 as rhai::INT));
+        return Ok(Dynamic::from_map(map));
+    }
     let countdown = Countdown::start(
         &session.events,
         format!("probe::until {}", spec.target()),

@@ -21,10 +21,18 @@ pub fn enabled() -> bool {
 
 pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     let s = session.clone();
+    let planning = session.plan.clone();
     engine.register_fn(
         "test_mutate",
-        |ctx: NativeCallContext, path: &str, line: &str| -> Result<(), Box<EvalAltResult>> {
+        move |ctx: NativeCallContext, path: &str, line: &str| -> Result<(), Box<EvalAltResult>> {
             require_step(&ctx, "test_mutate")?;
+            if let Some(plan) = &planning {
+                // A side effect like any other: planned, not made.
+                plan.note(crate::plan::Entry::Note {
+                    text: format!("would append {line:?} to {path}"),
+                });
+                return Ok(());
+            }
             let mut file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)

@@ -8,11 +8,13 @@ mod engine_thread;
 mod id;
 mod labs;
 mod lifecycle;
+mod plan;
 mod undo;
 
 pub use engine_thread::shutdown_signal;
 pub use id::{new_run_id, validate_run_id};
 pub use lifecycle::{abort, delete, finished, prune};
+pub use plan::{PlanOf, Planned};
 
 use crate::engine::control::Control;
 use crate::engine::diagnostic::Sources;
@@ -102,8 +104,6 @@ pub struct StartRequest {
     pub script: PathBuf,
     pub params: BTreeMap<String, String>,
     pub id: Option<String>,
-    /// Send every mutation with server-side dry run; the run is recorded as a dry run.
-    pub dry_run: bool,
     pub environment: EnvironmentChoice,
     /// Accept `--set` keys the script never reads (it may read them in a way
     /// the check cannot see).
@@ -126,7 +126,10 @@ pub struct Runner {
     libs: Vec<PathBuf>,
     settings: Settings,
     backends: crate::ports::Backends,
-    rt: tokio::runtime::Runtime,
+    rt: Arc<tokio::runtime::Runtime>,
+    /// Set on the runner `ferry plan` drives: its store is a scratch
+    /// journal, its backends overlays (`crate::plan`).
+    plan: Option<Arc<crate::plan::Plan>>,
 }
 
 impl Runner {
@@ -148,7 +151,8 @@ impl Runner {
             libs,
             settings,
             backends: crate::adapters::real(),
-            rt,
+            rt: Arc::new(rt),
+            plan: None,
         })
     }
 
@@ -187,7 +191,7 @@ impl Runner {
                 .map(|l| l.canonicalize().unwrap_or_else(|_| l.clone()))
                 .collect(),
             status: RunStatus::Running,
-            dry_run: request.dry_run,
+            dry_run: self.plan.is_some(),
             error: None,
             identities: BTreeMap::new(),
             environment: self.choose_environment(&request.environment, &script, &id)?,
@@ -556,13 +560,14 @@ impl Runner {
             replay,
             // A dry run stays a dry run when resumed.
             settings: Settings {
-                dry_run: run.dry_run,
+                dry_run: run.dry_run || self.plan.is_some(),
                 environment: Arc::new(environment),
                 ..self.settings.clone()
             },
             identities: run.identities.clone(),
             records: Some(records),
             backends: self.backends.clone(),
+            plan: self.plan.clone(),
         })?;
         let host = Host::new(Arc::new(session), script, libs, crate::primitives::register);
         host.resolver.fall_back_to(&run.sources);

@@ -132,8 +132,8 @@ step("ns", || old.create(#{ apiVersion: "v1", kind: "Namespace", metadata: #{ na
         "--id",
         "dry",
     ])
-    .stdout_has("dry run: would create ConfigMap default/ferry-dry on cluster `old`")
-    .stdout_has("+ data: {\"a\":\"1\"}")
+    .stdout_has("+ create ConfigMap default/ferry-dry on cluster `old`")
+    .stdout_has("+ create Namespace")
     .run();
     sb.ferry([
         "run",

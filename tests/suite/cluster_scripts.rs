@@ -130,7 +130,7 @@ impl World {
         .with_backends(backends)
     }
 
-    fn run(&self, script: &str, dry_run: bool) -> (Result<Outcome, Error>, Arc<Capture>) {
+    fn run(&self, script: &str) -> (Result<Outcome, Error>, Arc<Capture>) {
         let path = self.dir.path().join("s.rhai");
         std::fs::write(&path, script).unwrap();
         let sink = Arc::new(Capture::default());
@@ -140,12 +140,29 @@ impl World {
                 script: path,
                 params: Default::default(),
                 id: Some("r".into()),
-                dry_run,
                 environment: Default::default(),
                 allow_unknown_params: false,
             })
             .map(|(_, o)| o);
         (outcome, sink)
+    }
+
+    /// `ferry plan` of `script`.
+    fn plan(&self, script: &str) -> ferry::runner::Planned {
+        let path = self.dir.path().join("s.rhai");
+        std::fs::write(&path, script).unwrap();
+        let sink = Arc::new(Capture::default());
+        self.runner(&sink)
+            .plan(
+                ferry::runner::PlanOf::Start {
+                    script: path,
+                    params: Default::default(),
+                    environment: Default::default(),
+                    allow_unknown_params: false,
+                },
+                None,
+            )
+            .expect("the plan runs")
     }
 
     fn api(&self, name: &str) -> &FakeApi {
@@ -191,7 +208,6 @@ step("internal", || old.copy(old, "svc", "app1-ns", "app1",
 let svc = step("bridge", || old.to_external_name("app1-ns", "app1", "old.mycompany.internal"));
 print(svc.spec.externalName);
 "#,
-        false,
     );
     succeeded(&outcome, &sink);
     let api = w.api("old");
@@ -223,7 +239,7 @@ print(svc.spec.externalName);
 }
 
 #[test]
-fn a_dry_run_sends_dry_run_writes_and_shows_the_diff() {
+fn a_plan_sends_dry_run_writes_and_shows_the_diff() {
     let mut converted = app1_service();
     converted["spec"] = json!({"type": "ExternalName", "externalName": "old.mycompany.internal",
         "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}], "sessionAffinity": "None",
@@ -232,6 +248,8 @@ fn a_dry_run_sends_dry_run_writes_and_shows_the_diff() {
         "old",
         vec![
             kube_system("uid-old"),
+            // The overlay reads the object before the write, then the
+            // adapter reads it again and sends the write with dry run.
             expect("GET", SVC, ok(app1_service())),
             expect("GET", SVC, ok(app1_service())),
             expect("PATCH", SVC, ok(converted)),
@@ -242,40 +260,39 @@ fn a_dry_run_sends_dry_run_writes_and_shows_the_diff() {
             ),
         ],
     )]);
-    let (outcome, sink) = w.run(
+    let planned = w.plan(
         r#"
 let old = cluster("old");
 step("bridge", || old.to_external_name("app1-ns", "app1", "old.mycompany.internal"));
+// The planned object, not the live one: no request.
+step("read back", || if old.get("svc", "app1-ns", "app1").spec.type != "ExternalName" { throw "the plan's read missed its write" });
 step("cleanup", || old.delete("svc", "app1-ns", "app1-internal"));
 "#,
-        true,
     );
-    succeeded(&outcome, &sink);
+    assert!(
+        matches!(planned.outcome, Outcome::Succeeded),
+        "{:?}",
+        planned.outcome
+    );
     let api = w.api("old");
     api.assert_done();
     let patch = &api.requests()[3];
     assert_eq!(patch.method, "PATCH");
     assert_eq!(patch.q("dryRun"), Some("All"));
     assert_eq!(api.requests()[4].body["dryRun"], json!(["All"]));
-    let out = sink.output().join("\n");
-    assert!(
-        out.contains("dry run: would change Service app1-ns/app1 on cluster `old`:"),
-        "{out}"
-    );
-    assert!(
-        out.contains("~ spec.type: \"ClusterIP\" → \"ExternalName\""),
-        "{out}"
-    );
-    assert!(
-        out.contains("+ spec.externalName: \"old.mycompany.internal\""),
-        "{out}"
-    );
-    assert!(out.contains("- spec.clusterIP: \"10.96.12.34\""), "{out}");
-    assert!(
-        out.contains("dry run: would delete Service app1-ns/app1-internal"),
-        "{out}"
-    );
-    assert!(w.store.run("r").unwrap().unwrap().dry_run);
+    let out = planned.report.text();
+    for line in [
+        "~ change Service app1-ns/app1 on cluster `old`",
+        "~ spec.type: \"ClusterIP\" → \"ExternalName\"",
+        "+ spec.externalName: \"old.mycompany.internal\"",
+        "- spec.clusterIP: \"10.96.12.34\"",
+        "- delete Service app1-ns/app1-internal on cluster `old`",
+        "Plan: 0 to create, 1 to change, 1 to delete",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    // The team's journal gained no run.
+    assert!(w.store.runs().unwrap().is_empty());
 }
 
 #[test]
@@ -302,7 +319,6 @@ try { old.get("svc", "app1-ns", "app1"); }
 catch (e) { print(`${e.source}|${e.status}|${e.reason}|${e.cluster}|${e.verb}|${e.kind}|${e.namespace}|${e.name}`); print(e.message); }
 old.apply(#{ apiVersion: "v1", kind: "ConfigMap", metadata: #{ name: "x" } });
 "#,
-        false,
     );
     assert!(
         sink.has("cluster|403|Forbidden|old|get|Service|app1-ns|app1"),
@@ -326,10 +342,8 @@ old.apply(#{ apiVersion: "v1", kind: "ConfigMap", metadata: #{ name: "x" } });
 #[test]
 fn a_resume_against_another_cluster_under_the_same_name_is_refused() {
     let w = world(vec![("old", vec![kube_system("uid-1")])]);
-    let (outcome, sink) = w.run(
-        "let old = cluster(\"old\");\npause(\"gate\", \"look\");\nstep(\"a\", || 1);\n",
-        false,
-    );
+    let (outcome, sink) =
+        w.run("let old = cluster(\"old\");\npause(\"gate\", \"look\");\nstep(\"a\", || 1);\n");
     assert!(
         matches!(outcome, Ok(Outcome::Paused { .. })),
         "{outcome:?} {:?}",
@@ -412,7 +426,6 @@ try {
     print(`${e.reason}: ${e.message}`);
 }
 "#,
-        false,
     );
     succeeded(&outcome, &sink);
     w.api("new").assert_done();
@@ -469,7 +482,6 @@ let first = step("delete", || old.delete("pvc", "app1-ns", "data"));
 let again = step("delete again", || old.delete("pvc", "app1-ns", "data", #{ wait: false }));
 print(`${first} ${again}`);
 "#,
-        false,
     );
     succeeded(&outcome, &sink);
     w.api("old").assert_done();
@@ -497,7 +509,6 @@ fn retries_show_under_the_step() {
     )]);
     let (outcome, sink) = w.run(
         "let old = cluster(\"old\");\nstep(\"label\", || old.patch(\"svc\", \"app1-ns\", \"app1\", #{ metadata: #{ labels: #{ moved: \"yes\" } } }));\n",
-        false,
     );
     succeeded(&outcome, &sink);
     w.api("old").assert_done();
@@ -545,7 +556,6 @@ let live = step("apply both", || old.apply(docs));
 print(`${docs.len()} ${live[1].metadata.name}`);
 try { yaml("a: 1\n---\nb: 2\n"); } catch (e) { print(e); }
 "#,
-        false,
     );
     succeeded(&outcome, &sink);
     w.api("old").assert_done();

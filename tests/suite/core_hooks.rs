@@ -72,16 +72,23 @@ fn host_errors_are_maps_a_script_can_inspect_and_read_well_uncaught() {
 }
 
 #[test]
-fn a_dry_run_is_recorded_as_one_and_stays_one() {
+fn a_dry_run_is_the_plan_and_records_nothing() {
     let sb = Sandbox::new();
-    sb.write("d.rhai", "step(\"a\", || 1);\npause(\"g\", \"look\");\n");
+    sb.write(
+        "d.rhai",
+        "step(\"a\", || 1);\npause(\"g\", \"look\");\nstep(\"b\", || 2);\n",
+    );
+    // One way to preview: `run --dry-run` prints the plan, passing the gate.
     sb.ferry(["run", "--dry-run", "d.rhai", "--id", "d"])
-        .code(3)
+        .stdout_has("· a\n⏸ gate g\n")
+        .stdout_has("· b\n")
+        .stdout_has("Plan complete; nothing was changed.")
         .run();
-    assert_eq!(sb.status("d")["run"]["dry_run"], true);
-    sb.ferry(["status", "d"])
-        .stdout_has("(dry run: nothing was changed)")
+    sb.ferry(["plan", "d.rhai", "--until-gate", "g"])
+        .stdout_has("Plan stopped at gate `g`")
+        .stdout_lacks("· b")
         .run();
+    sb.ferry(["runs"]).stdout_has("no runs").run();
 }
 
 /// Opens no zone: says which target it was asked for.
@@ -129,7 +136,6 @@ fn zones_open_through_the_injected_opener() {
         script,
         params: Default::default(),
         id: Some("z".into()),
-        dry_run: false,
         environment: Default::default(),
         allow_unknown_params: false,
     });

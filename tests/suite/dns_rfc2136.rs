@@ -355,7 +355,7 @@ fn a_server_without_tcp_is_asked_over_udp() {
 }
 
 #[test]
-fn waits_report_progress_events_and_a_dry_run_changes_nothing() {
+fn waits_report_progress_events_and_a_plan_changes_nothing() {
     let knot = Knot::start(ZONE, "app A 10.5.5.5\n");
     let sb = Sandbox::new();
     script(
@@ -365,22 +365,27 @@ fn waits_report_progress_events_and_a_dry_run_changes_nothing() {
         "",
         "zone.wait_visible(\"app\", \"A\", [\"10.5.5.5\"]);\nstep(\"rec\", || zone.upsert(\"new\", \"A\", [\"10.0.0.1\"], 60));\n",
     );
-    let out = sb
-        .ferry(["run", "e.rhai", "--json", "--dry-run", "--id", "d"])
+    sb.ferry(["run", "e.rhai", "--json", "--id", "w"])
         .env(SECRET_ENV, KEY_SECRET)
         .stdout_has("\"kind\":\"wait_started\"")
         .stdout_has("\"kind\":\"wait_ended\"")
         .stdout_has("app.mycompany.internal. A visible at")
-        .stdout_has("dry run: RFC 2136 zone mycompany.internal.")
+        .run();
+    sb.write("p.rhai", &sb.read("e.rhai").replace("\"new\"", "\"newer\""));
+    let out = sb
+        .ferry(["plan", "p.rhai"])
+        .env(SECRET_ENV, KEY_SECRET)
+        .stdout_has("+ create record newer.mycompany.internal. A in zone")
+        .stdout_has("+ 60 A 10.0.0.1")
         .run();
     assert!(
         out.stdout
-            .contains("would delete [] and add [new.mycompany.internal. A"),
+            .contains("would wait for app.mycompany.internal. A"),
         "{}",
         out.stdout
     );
     assert!(
-        !knot.read("new", "A").contains("10.0.0.1"),
-        "a dry run changes nothing"
+        !knot.read("newer", "A").contains("10.0.0.1"),
+        "a plan changes nothing"
     );
 }

@@ -123,6 +123,12 @@ fn rollback_shows_what_it_would_undo_and_asks() {
     };
     let (code, out) = on_a_terminal(b"n\n");
     assert_eq!(code, 4, "{out}");
+    // On a terminal it shows the rollback's plan: each undo, newest first,
+    // with what it would change.
+    let b = out.find("↩ undo b").expect("undo b planned");
+    let a = out.find("↩ undo a").expect("undo a planned");
+    assert!(b < a, "newest first:\n{out}");
+    assert!(out.contains("would append \"undo b\" to log"), "{out}");
     assert!(out.contains("undo them? [y/N]"), "{out}");
     assert!(out.contains("was not confirmed"), "{out}");
     assert_eq!(sb.lines("log"), ["a", "b"]);

@@ -27,6 +27,7 @@ pub use client::Notify;
 pub use config::{KubeConnector, load_config};
 pub use errors::describe as describe_error;
 pub use retry::RetryPolicy;
+pub use services::{SAVED_SPEC, cluster_ip_patch, external_name_patch};
 
 use crate::ports::cluster::{
     Cluster, ClusterError, ClusterFuture, Deleted, ListOptions, PatchType, Resource,

@@ -1,17 +1,15 @@
 //! The `Cluster` handle scripts hold and the per-run table behind it:
 //! `cluster()` / `cluster(name)` open a context once per run (checking it
 //! against the identity the journal recorded), and every other cluster file
-//! goes through `Clusters` so that cancellation, API errors and dry-run
-//! reporting behave the same for each Rhai function. Also `identity`,
+//! goes through `Clusters` so that cancellation and API errors
+//! behave the same for each Rhai function. Also `identity`,
 //! `context` and `server`.
 
-use super::dry_run;
 use crate::engine::control::{host_error, runtime_error};
 use crate::engine::{Session, frames};
 use crate::events::Event;
 use crate::ports::cluster::{Cluster, ClusterError};
 use rhai::{Dynamic, Engine, EvalAltResult, FuncRegistration, Map, NativeCallContext, Position};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -80,15 +78,6 @@ impl Clusters {
         }
     }
 
-    pub(super) fn say(&self, text: String) {
-        self.session.events.emit(Event::Output {
-            step: frames::current(),
-            depth: frames::depth(),
-            text,
-            debug: false,
-        });
-    }
-
     /// Opens `context` once per run and checks it is the cluster the
     /// journal recorded under that name.
     pub(super) fn open(
@@ -133,38 +122,6 @@ impl Clusters {
         };
         open.insert(key, handle.clone());
         Ok(handle)
-    }
-
-    /// In a dry run, the live object before a mutation (for the diff).
-    pub(super) fn before(
-        &self,
-        c: &ClusterHandle,
-        pos: Position,
-        kind: &str,
-        ns: &str,
-        name: &str,
-    ) -> Res<Option<Option<Value>>> {
-        if !c.inner.dry_run() {
-            return Ok(None);
-        }
-        Ok(Some(self.block(pos, c.inner.get(kind, ns, name))?))
-    }
-
-    pub(super) fn report(
-        &self,
-        c: &ClusterHandle,
-        what: &str,
-        before: Option<Option<Value>>,
-        after: &Value,
-    ) {
-        if let Some(before) = before {
-            self.say(dry_run::report(
-                c.inner.name(),
-                what,
-                before.as_ref(),
-                after,
-            ));
-        }
     }
 }
 

@@ -14,13 +14,11 @@
 //! | `wait`, `rollout` | `waiting.rs` (polls with `waits.rs`) | |
 //! | `exec` | `exec.rs` | `adapters/kube/exec.rs` |
 //! | options maps, defaults | `options.rs` | |
-//! | dry-run diffs | `dry_run.rs` | |
 //!
 //! Reads are allowed anywhere; mutations only inside a step. Under `ferry
-//! run --dry-run` every mutation is sent with `dryRun=All` (the handle is
-//! opened that way) and prints what it would change.
+//! plan` the handle is an overlay (`crate::plan::cluster`): every mutation
+//! is sent with `dryRun=All`, recorded, and seen by later reads.
 
-pub mod dry_run;
 mod exec;
 mod handle;
 mod options;

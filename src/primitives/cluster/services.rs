@@ -35,9 +35,7 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
             move |ctx: NativeCallContext, c: &mut ClusterHandle, ns: &str, name: &str, host: &str| {
                 require_step(&ctx, "to_external_name")?;
                 let pos = ctx.call_position();
-                let before = s.before(c, pos, "v1/Service", ns, name)?;
                 let live = s.block(pos, c.inner.to_external_name(ns, name, host))?;
-                s.report(c, &what("Service", ns, name), before, &live);
                 Ok::<_, Box<EvalAltResult>>(from_json(&live))
             },
         );
@@ -55,9 +53,7 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
             move |ctx: NativeCallContext, c: &mut ClusterHandle, ns: &str, name: &str| {
                 require_step(&ctx, "to_cluster_ip")?;
                 let pos = ctx.call_position();
-                let before = s.before(c, pos, "v1/Service", ns, name)?;
                 let live = s.block(pos, c.inner.to_cluster_ip(ns, name))?;
-                s.report(c, &what("Service", ns, name), before, &live);
                 Ok::<_, Box<EvalAltResult>>(from_json(&live))
             },
         );

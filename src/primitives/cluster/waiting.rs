@@ -12,7 +12,7 @@ use crate::ports::cluster::ClusterError;
 use crate::primitives::options::{known_keys, with_options};
 use rhai::{Dynamic, Engine, FnPtr, Map, NativeCallContext};
 
-/// Waits only look once in a dry run: nothing they wait for will happen.
+/// Waits only look once in a plan: nothing they wait for will happen.
 pub(super) fn dry_look<T>(
     s: &Clusters,
     c: &ClusterHandle,
@@ -23,15 +23,12 @@ pub(super) fn dry_look<T>(
     match seen {
         Seen::Done(v) => Ok(v),
         Seen::Waiting(now) | Seen::Failed(now) => {
-            let now = if now.is_empty() {
-                String::new()
-            } else {
-                format!(" (now: {now})")
-            };
-            s.say(format!(
-                "dry run: would wait for {label} on cluster `{}`{now}",
-                c.inner.name()
-            ));
+            if let Some(plan) = &s.session.plan {
+                plan.note(crate::plan::Entry::Wait {
+                    what: format!("{label} on cluster `{}`", c.inner.name()),
+                    now: (!now.is_empty()).then_some(now),
+                });
+            }
             Ok(fallback)
         }
     }

@@ -17,21 +17,6 @@ use serde_json::Value;
 use std::time::Duration;
 
 /// `Kind ns/name` of an object map, for messages.
-fn describe(obj: &Value) -> (String, String, String) {
-    let api = obj
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let meta = |k: &str| {
-        obj.pointer(&format!("/metadata/{k}"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    (format!("{api}/{kind}"), meta("namespace"), meta("name"))
-}
-
 /// The whole-object writes (`apply`, `create`, `replace`): the object as
 /// JSON, the live one read first for the dry run's diff, the write, the report.
 fn write_one(
@@ -45,10 +30,7 @@ fn write_one(
     require_step(ctx, verb)?;
     let pos = ctx.call_position();
     let obj = json(obj, verb, pos)?;
-    let (kind, ns, name) = describe(&obj);
-    let before = s.before(c, pos, &kind, &ns, &name)?;
     let live = s.block(pos, write(c.inner.as_ref(), obj))?;
-    s.report(c, &what(&kind, &ns, &name), before, &live);
     Ok(from_json(&live))
 }
 
@@ -168,9 +150,7 @@ pub(super) fn register(engine: &mut Engine, h: &Shared) {
                 ));
             };
             let patch = json(&patch, "patch", pos)?;
-            let before = s.before(c, pos, kind, ns, name)?;
             let live = s.block(pos, c.inner.patch(kind, ns, name, patch, ty))?;
-            s.report(c, &what(kind, ns, name), before, &live);
             Ok::<_, Box<EvalAltResult>>(from_json(&live))
         };
         if with_type {
@@ -276,19 +256,10 @@ fn delete(
     let resource = s.block(pos, c.inner.resolve(kind))?;
     let shown = what(&resource.kind, ns, name);
     let Deleted::Gone(last) = deleted else {
-        if c.inner.dry_run() {
-            s.say(format!(
-                "dry run: {shown} on cluster `{}` is already absent",
-                c.inner.name()
-            ));
-        }
         return Ok(false);
     };
     if c.inner.dry_run() {
-        s.say(format!(
-            "dry run: would delete {shown} on cluster `{}`",
-            c.inner.name()
-        ));
+        // Planned: nothing goes away to wait for.
         return Ok(true);
     }
     if !wait {

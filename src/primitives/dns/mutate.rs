@@ -17,9 +17,8 @@ use super::ownership::{self, is_reserved, owner_name, plan_delete, plan_upsert};
 use super::retry::{ATTEMPTS, FIRST_BACKOFF, Stop, block, pause, retrying};
 use super::wait::wait_change;
 use super::{Res, Zone};
+use crate::engine::Session;
 use crate::engine::control::{host_error, runtime_error};
-use crate::engine::{Session, frames};
-use crate::events::Event;
 use crate::ports::dns::{Applied, DnsError, DnsErrorKind, RecordSet};
 use crate::primitives::require_step;
 use rhai::{Dynamic, INT, Map, NativeCallContext, Position};
@@ -79,26 +78,6 @@ fn converge(
         })?;
         if change.is_empty() {
             return Ok(false);
-        }
-        if session.settings.dry_run {
-            let describe = |sets: &[RecordSet]| {
-                sets.iter()
-                    .map(|s| format!("{} {:?}", s.key(), s.values))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            session.events.emit(Event::Output {
-                step: frames::current(),
-                depth: frames::depth(),
-                text: format!(
-                    "dry run: {}: would delete [{}] and add [{}]",
-                    zone.port().label(),
-                    describe(&change.deletions),
-                    describe(&change.additions)
-                ),
-                debug: false,
-            });
-            return Ok(true);
         }
         match block(session, zone.port().apply(&change)) {
             Ok(Applied::Done) => {

@@ -107,6 +107,22 @@ pub(super) fn wait_visible(
     let given = nameserver(options, pos)?;
     let server = given.or(zone.port().authoritative());
     let place = server.map_or_else(|| zone.port().label().to_owned(), |s| s.to_string());
+    if let Some(plan) = &session.plan {
+        // The plan's own view (planned records included) says whether it
+        // would be there once the changes before it are made.
+        let planned = block(session, zone.port().get(&name, &t))
+            .map_err(|stop| zone.error("wait_visible", &record, stop, pos))?;
+        let values = planned.as_ref().map_or(Vec::new(), |r| r.values.clone());
+        plan.note(crate::plan::Entry::Wait {
+            what: format!(
+                "{record} = {wanted:?} visible at {place} (within {})",
+                format_duration(timeout.as_millis() as u64)
+            ),
+            now: (values != wanted).then(|| format!("the plan's records hold {values:?}")),
+        });
+        let set = planned.unwrap_or_else(|| RecordSet::new(&name, &t, 0, wanted.clone()));
+        return Ok(record_map(&set));
+    }
     let wait = Wait::start(session, format!("{record} visible at {place}"), timeout);
     let fail = |stop| zone.error("wait_visible", &record, stop, pos);
     // What the server last answered; a look cut short by the deadline
