@@ -81,7 +81,10 @@ fn guard(
         map.insert("value".into(), value);
         return Ok(Dynamic::from_map(map));
     }
-    if session.mode != Mode::Run {
+    // An undo that flips live routing is watched like the flip it undoes;
+    // the rest of a rollback only replays the script to collect undos.
+    let undoing = session.mode == Mode::Rollback && frames::role() == Some(frames::Role::Undo);
+    if session.mode != Mode::Run && !undoing {
         // Rollback replays the script to collect undos: nothing to watch.
         let value = body.call_within_context::<Dynamic>(ctx, ())?;
         let mut map = Map::new();

@@ -54,9 +54,13 @@ pub(super) fn run_undos(host: &Host, store: &dyn Store, run: &mut Run) -> Result
         let started = Instant::now();
         #[allow(deprecated)]
         let ctx = undo.context.create_context(&host.engine);
-        let result = frames::with_role(&format!("undo of `{}`", undo.step), Role::Undo, || {
+        let frame = format!("undo of `{}`", undo.step);
+        let result = frames::with_role(&frame, Role::Undo, || {
             undo.closure.call_within_context::<Dynamic>(&ctx, ())
         });
+        ledger
+            .keep_undo_annotations(&undo.step, &frame, pos)
+            .map_err(|e| journal(&e))?;
         match result {
             Ok(_) => {
                 ledger

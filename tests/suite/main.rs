@@ -32,6 +32,7 @@ mod ledger;
 mod lifecycle;
 mod modules;
 mod parallel;
+mod plan;
 mod probes;
 mod recipes;
 mod recipes_crash;

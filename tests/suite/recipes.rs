@@ -401,6 +401,20 @@ fn rollback_after_cutover_restores_the_lab_while_app2_keeps_answers() {
     assert!(!calls.is_empty());
 
     assert_eq!(sb.run_status("r"), "rolled-back");
+    // The undos that moved live routing ran under guards, journaled with
+    // the steps they undid, each proven on the path it restored.
+    for (step, path) in [
+        ("app1: EndpointSlice -> new ingress", "old"),
+        ("app1: EndpointSlice -> old ingress", "direct"),
+    ] {
+        let guard = &sb.step("r", step)["data"]["undo"]["guard"];
+        assert!(
+            guard["requests"].as_u64().unwrap_or(0) > 0,
+            "{step}: {guard}"
+        );
+        assert_eq!(guard["failures"], 0, "{step}: {guard}");
+        assert_eq!(guard["last_path"], path, "{step}: {guard}");
+    }
     let app1 = svc(&lab, "old", "app1-ns", "app1");
     assert_eq!(app1["spec"]["type"], "ClusterIP");
     assert_eq!(app1["spec"]["selector"]["app"], "app1");

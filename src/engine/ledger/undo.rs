@@ -104,4 +104,32 @@ impl Ledger {
         }
         Ok(())
     }
+
+    /// Keeps what the undo of `name` observed (its guards' statistics,
+    /// annotated under the undo's frame `frame`) in the step's record, as
+    /// `data.undo`: a rollback's flips are watched and journaled like the
+    /// run's. Written before the undo's durable move, which carries it.
+    pub fn keep_undo_annotations(&self, name: &str, frame: &str, pos: Position) -> Res<()> {
+        let Some(notes) = self.state().annotations.remove(frame) else {
+            return Ok(());
+        };
+        let key = (StepKind::Step, name.to_owned());
+        let Some(mut record) = self.state().records.get(&key).cloned() else {
+            return Ok(());
+        };
+        let mut data = match record.data.take() {
+            Some(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        data.insert(
+            "undo".into(),
+            serde_json::Value::Object(notes.into_iter().collect()),
+        );
+        record.data = Some(serde_json::Value::Object(data));
+        self.store
+            .put_step(&self.run_id, &record, false)
+            .map_err(|e| journal_error(e, pos))?;
+        self.state().records.insert(key, record);
+        Ok(())
+    }
 }
