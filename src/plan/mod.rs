@@ -194,6 +194,10 @@ impl EventSink for Collector {
             Event::StepFailed { step, error, .. } => self.0.failed(step, error),
             Event::UndoStarted { step } => self.0.started(step, 1, "undo"),
             Event::UndoFailed { step, error } => self.0.failed(step, error),
+            // What the script says (`print`) goes under its step.
+            Event::Output {
+                text, debug: false, ..
+            } => self.0.note(Entry::Note { text: text.clone() }),
             _ => {}
         }
     }

@@ -13,6 +13,7 @@ pub mod options;
 pub mod parallel;
 pub mod params;
 pub mod pause;
+pub mod planning;
 pub mod probe;
 pub mod sleep;
 pub mod step;
@@ -31,6 +32,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     claim::register(engine, session);
     irreversible::register(engine, session);
     pause::register(engine, session);
+    planning::register(engine, session);
     sleep::register(engine, session);
     parallel::register(engine, session);
     params::register(engine);

@@ -26,10 +26,61 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         });
     let s = session.clone();
     FuncRegistration::new("sleep")
+        .with_params_info(["seconds: FLOAT", "options: Map", "()"])
+        .with_comments([
+            "/// `sleep` with options: `durable: false` makes it a plain wait even inside",
+            "/// a step (no timer record): the pause between polls of a loop that a",
+            "/// resumed step runs again from its start anyway.",
+        ])
+        .register_into_engine(
+            engine,
+            move |ctx: NativeCallContext, seconds: FLOAT, options: rhai::Map| {
+                let durable = match options.get("durable") {
+                    None => true,
+                    Some(v) => v.as_bool().map_err(|_| {
+                        runtime_error(
+                            "sleep: `durable` must be true or false",
+                            ctx.call_position(),
+                        )
+                    })?,
+                };
+                if let Some(key) = options.keys().find(|k| k.as_str() != "durable") {
+                    return Err(runtime_error(
+                        format!("sleep: unknown option `{key}` (known: durable)"),
+                        ctx.call_position(),
+                    ));
+                }
+                if durable {
+                    durable_sleep(&ctx, &s, seconds)
+                } else {
+                    plain_sleep(&ctx, &s, seconds)
+                }
+            },
+        );
+    let s = session.clone();
+    FuncRegistration::new("sleep")
         .with_params_info(["seconds: INT", "()"])
         .register_into_engine(engine, move |ctx: NativeCallContext, seconds: INT| {
             durable_sleep(&ctx, &s, seconds as FLOAT)
         });
+}
+
+/// A cancellable wait that leaves no record.
+fn plain_sleep(
+    ctx: &NativeCallContext,
+    session: &Session,
+    seconds: FLOAT,
+) -> Result<(), Box<EvalAltResult>> {
+    let pos = ctx.call_position();
+    if !(0.0..=366.0 * 86_400.0).contains(&seconds) {
+        return Err(runtime_error(
+            format!("sleep needs 0 to 366 days in seconds, got {seconds}"),
+            pos,
+        ));
+    }
+    let total_ms = (seconds * 1000.0).round() as u64;
+    let label = format!("sleep {}", crate::events::format_duration(total_ms));
+    session.wait_until(now_ms() + total_ms as i64, total_ms, &label, pos)
 }
 
 fn durable_sleep(

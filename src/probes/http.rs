@@ -4,7 +4,7 @@
 //! reuse: every request takes the path a new client would.
 
 use super::spec::HttpSpec;
-use super::{BODY_LIMIT, ErrorKind, ProbeResult, Status, error_chain, truncate};
+use super::{ErrorKind, ProbeResult, Status, error_chain, truncate};
 use std::time::{Duration, Instant};
 
 /// How much of a body is read to look for `expect_body`.
@@ -95,7 +95,7 @@ pub async fn probe(client: &reqwest::Client, spec: &HttpSpec) -> ProbeResult {
         ok: true,
         status: Status::Http(status),
         latency,
-        body: truncate(&body, BODY_LIMIT),
+        body: truncate(&body, spec.max_body),
         error: None,
         kind: None,
         address,

@@ -11,7 +11,7 @@
 //!   round trip, and bodies of error statuses are not shown.
 
 use super::spec::HttpSpec;
-use super::{BODY_LIMIT, ErrorKind, ProbeResult, Status, http, truncate};
+use super::{ErrorKind, ProbeResult, Status, http, truncate};
 use crate::ports::exec::{ExecOutput, PodExec};
 use std::time::{Duration, Instant};
 
@@ -336,7 +336,7 @@ fn answered(
         ok: true,
         status: Status::Http(code),
         latency,
-        body: truncate(body, BODY_LIMIT),
+        body: truncate(body, spec.max_body),
         error: None,
         kind: None,
         address,

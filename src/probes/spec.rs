@@ -42,7 +42,14 @@ pub struct HttpSpec {
     /// The path (`path_header` value, `direct` without one) an answer must
     /// have come through; another path fails with kind `path`.
     pub expect_path: Option<String>,
+    /// How much of the body the result keeps (`max_body_bytes`, default
+    /// [`super::BODY_LIMIT`]): more for a page that is read, such as an
+    /// ingress's metrics.
+    pub max_body: usize,
 }
+
+/// The most `max_body_bytes` may ask for.
+pub const MAX_BODY_LIMIT: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resolve {
@@ -79,6 +86,7 @@ const HTTP_KEYS: &[&str] = &[
     "tls_insecure",
     "path_header",
     "expect_path",
+    "max_body_bytes",
 ];
 const TCP_KEYS: &[&str] = &["timeout_ms"];
 const DNS_KEYS: &[&str] = &["type", "nameserver", "expect", "timeout_ms"];
@@ -227,6 +235,15 @@ impl HttpSpec {
                     );
                 }
                 (path, _) => path,
+            },
+            max_body: match integer(options, "max_body_bytes")? {
+                None => super::BODY_LIMIT,
+                Some(n) if (1..=MAX_BODY_LIMIT).contains(&n) => n as usize,
+                Some(n) => {
+                    return Err(format!(
+                        "`max_body_bytes` must be 1 to {MAX_BODY_LIMIT}, got {n}"
+                    ));
+                }
             },
         })
     }

@@ -17,6 +17,7 @@ mod dns_clouddns;
 mod dns_probes;
 mod dns_rfc2136;
 mod dns_servers;
+mod drain;
 mod fleet;
 mod gates;
 mod gitops;

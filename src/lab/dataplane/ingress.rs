@@ -7,7 +7,8 @@
 //! server`. A route's `headers` Middlewares (`customResponseHeaders`) are
 //! applied to its answers, as ferry's bridge routes use them to mark the
 //! path an answer took. Routes are read on every request, so a new
-//! IngressRoute routes at once.
+//! IngressRoute routes at once. Each answer is counted per backend
+//! (`metrics`), as Traefik's Prometheus metrics count them.
 
 use super::http::{self, Handler};
 use super::network::SharedNetwork;
@@ -17,10 +18,15 @@ use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-pub fn handler(network: SharedNetwork, cluster: Arc<ClusterStore>) -> Handler {
+pub fn handler(
+    network: SharedNetwork,
+    cluster: Arc<ClusterStore>,
+    counters: Arc<super::metrics::Counters>,
+) -> Handler {
     Arc::new(move |req| {
-        let (network, cluster) = (network.clone(), cluster.clone());
+        let (network, cluster, counters) = (network.clone(), cluster.clone(), counters.clone());
         Box::pin(async move {
+            let method = req.method().as_str().to_owned();
             let host = req
                 .headers()
                 .get(::http::header::HOST)
@@ -61,10 +67,12 @@ pub fn handler(network: SharedNetwork, cluster: Arc<ClusterStore>) -> Handler {
                     };
                     network.route(&cluster, ip, port)
                 });
+            let label = super::metrics::service_label(&namespace, &service, &port);
             let mut response = match target {
                 Some(real) => http::forward(real, req).await,
                 None => http::text(StatusCode::SERVICE_UNAVAILABLE, "no available server\n"),
             };
+            counters.count(&label, &method, response.status().as_u16());
             for (name, value) in response_headers {
                 if let (Ok(name), Ok(value)) = (
                     ::http::HeaderName::from_bytes(name.as_bytes()),

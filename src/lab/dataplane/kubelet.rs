@@ -160,6 +160,11 @@ async fn start(
         let Some((process, ports)) = process(container) else {
             continue;
         };
+        let counters = Arc::new(super::metrics::Counters::default());
+        // Only an ingress serves metrics, on its metrics entry point.
+        let metrics_port = matches!(process, Process::Ingress)
+            .then(|| super::metrics::port(container))
+            .flatten();
         let handler: Handler = match process {
             Process::Echo(text) => {
                 let reply = format!("{text} (cluster {})\n", cluster.name);
@@ -168,9 +173,16 @@ async fn start(
                     Box::pin(async move { http::text(::http::StatusCode::OK, reply) })
                 })
             }
-            Process::Ingress => ingress::handler(network.clone(), cluster.clone()),
+            Process::Ingress => {
+                ingress::handler(network.clone(), cluster.clone(), counters.clone())
+            }
         };
         for port in ports {
+            let handler = if Some(port) == metrics_port {
+                super::metrics::handler(counters.clone())
+            } else {
+                handler.clone()
+            };
             let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
                 continue;
             };
@@ -188,7 +200,7 @@ async fn start(
                 }
                 let _ = task_tx.send(true);
             });
-            tokio::spawn(http::serve(listener, handler.clone(), task_rx));
+            tokio::spawn(http::serve(listener, handler, task_rx));
         }
     }
     running.insert(uid.to_owned(), (pod_ip, stop_tx));

@@ -2,7 +2,8 @@
 //! serve (`kubelet`), workloads get pods (`controllers`), Services their EndpointSlices
 //! (`endpointslices`), Services and load
 //! balancers route to them (`network`), each cluster's ingress routes by
-//! Host header (`ingress`), and `exec` runs curl/wget from a pod (`exec`).
+//! Host header (`ingress`) and counts what it served (`metrics`), and
+//! `exec` runs curl/wget from a pod (`exec`).
 
 pub mod controllers;
 pub mod endpointslices;
@@ -11,6 +12,7 @@ pub mod http;
 pub mod ingress;
 pub mod kubelet;
 pub mod loadbalancer;
+pub mod metrics;
 pub mod network;
 
 pub use network::{Network, SharedNetwork};

@@ -41,6 +41,20 @@ impl Poller {
         urls: &[&str],
         interval: Duration,
     ) -> Poller {
+        Poller::start_with(network, cluster, namespace, pod, urls, interval, &[])
+    }
+
+    /// Like [`Poller::start`], with more curl arguments (`-H`, `Host: ...`).
+    pub fn start_with(
+        network: Arc<Network>,
+        cluster: &str,
+        namespace: &str,
+        pod: &str,
+        urls: &[&str],
+        interval: Duration,
+        curl_args: &[&str],
+    ) -> Poller {
+        let curl_args: Vec<String> = curl_args.iter().map(|a| (*a).to_owned()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let (cluster, namespace, pod) = (cluster.to_owned(), namespace.to_owned(), pod.to_owned());
         let urls: Vec<String> = urls.iter().map(|u| (*u).to_owned()).collect();
@@ -60,14 +74,13 @@ impl Poller {
             while !stopped.load(Ordering::SeqCst) {
                 for url in &urls {
                     let at = started.elapsed();
-                    let argv = ["curl", "-sS", "-m", "2", url.as_str()];
-                    let out = rt.block_on(commands.run(
-                        &cluster,
-                        &namespace,
-                        &pod,
-                        None,
-                        argv.iter().map(|a| (*a).to_owned()).collect(),
-                    ));
+                    let mut argv: Vec<String> = ["curl", "-sS", "-m", "2"]
+                        .iter()
+                        .map(|a| (*a).to_owned())
+                        .collect();
+                    argv.extend(curl_args.iter().cloned());
+                    argv.push(url.clone());
+                    let out = rt.block_on(commands.run(&cluster, &namespace, &pod, None, argv));
                     calls.push(Call {
                         url: url.clone(),
                         at,
