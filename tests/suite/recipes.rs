@@ -346,6 +346,15 @@ fn two_apps_runs_the_article_and_finalizes_both() {
     );
     assert_eq!(status["apps"]["app1"]["cut over"]["last_path"], "new");
     assert_eq!(status["apps"]["app2"]["finalized"], true);
+
+    // Finalized with its shared records released: a rollback would point
+    // callers at names that no longer resolve, so it refuses unless forced.
+    sb.ferry(["rollback", "t", "--yes"])
+        .code(4)
+        .stderr_has("past step `app2: release records`")
+        .stderr_has("no longer resolve")
+        .run();
+    assert_eq!(sb.run_status("t"), "succeeded");
 }
 
 #[test]
