@@ -16,8 +16,8 @@
 //!
 //! Needs kubectl, jq and knsupdate on PATH for the baseline.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
@@ -32,108 +32,30 @@ fn env_list(name: &str, default: &str) -> Vec<usize> {
         .collect()
 }
 
-/// A lab served by `ferry lab up` in its own process.
-struct Lab {
-    dir: PathBuf,
-    child: Child,
-}
+#[path = "common/lab.rs"]
+mod lab;
+use lab::Lab;
 
-impl Lab {
-    fn up(dir: &Path, apps: usize) -> Lab {
-        let child = Command::new(FERRY)
-            .args(["--quiet", "lab", "up", "--dir"])
-            .arg(dir)
-            .args(["--apps", &apps.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("ferry lab up");
-        let lab = Lab {
-            dir: dir.to_owned(),
-            child,
-        };
-        let started = Instant::now();
-        while !dir.join("lab.pid").exists() {
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "the lab did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        lab
-    }
-
-    fn kubectl(&self, context: &str, args: &[&str]) -> String {
-        let out = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(self.dir.join("kubeconfig"))
-            .args(["--context", context])
-            .args(args)
-            .output()
-            .expect("kubectl");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// (requests, connections) both API servers counted so far; the
-    /// requests reading them are left out.
-    fn traffic(&self) -> (u64, u64) {
-        let mut total = (0, 0);
-        for context in ["old", "new"] {
-            let text = self.kubectl(context, &["get", "--raw", "/metrics"]);
-            let value = |name: &str| -> u64 {
-                text.lines()
-                    .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-                    .unwrap_or_else(|| panic!("{name} in /metrics"))
-            };
-            total.0 += value("apiserver_request_total ") - 1;
-            total.1 += value("ferry_lab_connections_total ") - 1;
-        }
-        total
-    }
-
-    /// The lab process's CPU time so far.
-    fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        Duration::from_millis(ticks * 1000 / hz)
-    }
-
-    /// Every app's Service in the old cluster points at `new.<zone>` and is
-    /// marked finalized; no bridge object is left.
-    fn check_moved(&self, apps: usize) {
-        let services = self.kubectl("old", &["get", "svc", "-A", "-o", "json"]);
-        let services: serde_json::Value = serde_json::from_str(&services).unwrap();
-        let moved = services["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|s| {
-                s["spec"]["externalName"] == "new.mycompany.internal"
-                    && s["metadata"]["annotations"]["ferry.dev/finalized"] == "true"
-            })
-            .count();
-        assert_eq!(moved, apps, "every app moved and finalized");
-        let routes = self.kubectl(
-            "new",
-            &["get", "ingressroutes.traefik.io", "-A", "-o", "name"],
-        );
-        assert!(routes.trim().is_empty(), "bridges left: {routes}");
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        // SAFETY: signals the lab process this harness started.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let _ = self.child.wait();
-    }
+/// Every app's Service in the old cluster points at `new.<zone>` and is
+/// marked finalized; no bridge object is left.
+fn check_moved(lab: &Lab, apps: usize) {
+    let services = lab.kubectl("old", &["get", "svc", "-A", "-o", "json"]);
+    let services: serde_json::Value = serde_json::from_str(&services).unwrap();
+    let moved = services["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["spec"]["externalName"] == "new.mycompany.internal"
+                && s["metadata"]["annotations"]["ferry.dev/finalized"] == "true"
+        })
+        .count();
+    assert_eq!(moved, apps, "every app moved and finalized");
+    let routes = lab.kubectl(
+        "new",
+        &["get", "ingressroutes.traefik.io", "-A", "-o", "name"],
+    );
+    assert!(routes.trim().is_empty(), "bridges left: {routes}");
 }
 
 /// Runs `command` to its end: (exit status, wall time, user+system CPU,
@@ -181,7 +103,7 @@ fn fleet(apps: usize, limit: usize) -> Fleet {
     assert_eq!(code, 0, "the fleet run of {apps} apps succeeds");
     let lab_cpu = lab.cpu() - lab_before;
     let after = lab.traffic();
-    lab.check_moved(apps);
+    check_moved(&lab, apps);
     Fleet {
         apps,
         wall,
@@ -204,7 +126,7 @@ fn baseline(apps: usize) -> Duration {
             .stdout(Stdio::null()),
     );
     assert_eq!(code, 0, "the kubectl loop over {apps} apps succeeds");
-    lab.check_moved(apps);
+    check_moved(&lab, apps);
     wall
 }
 

@@ -80,7 +80,8 @@ pub struct PlannedStep {
     pub name: String,
     pub depth: usize,
     /// `run` (the plan ran its body), `replayed` (completed in the journal
-    /// the plan continues: `--run`), `gate`, `undo` (a rollback's).
+    /// the plan continues: `--run`), `gate`, `undo` (a rollback's),
+    /// `script` (what the script did between steps; no name).
     pub state: &'static str,
     /// Why the plan stopped at it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,12 +98,12 @@ pub struct Plan {
     inner: Mutex<Recorded>,
 }
 
+/// The steps met so far, in order; what happens between steps (a
+/// top-level wait, a `print`) is kept in order too, as a step of state
+/// `script` with no name.
 #[derive(Default)]
 struct Recorded {
     steps: Vec<PlannedStep>,
-    /// Entries made outside any step (reads never make one; a top-level
-    /// wait does).
-    top: Vec<Entry>,
 }
 
 impl Plan {
@@ -129,16 +130,26 @@ impl Plan {
                 .rev()
                 .find(|s| s.name == name && s.error.is_none())
         });
-        match found {
-            Some(step) => step.entries.push(entry),
-            None => recorded.top.push(entry),
+        if let Some(step) = found {
+            step.entries.push(entry);
+            return;
+        }
+        match recorded.steps.last_mut() {
+            Some(last) if last.state == "script" => last.entries.push(entry),
+            _ => recorded.steps.push(PlannedStep {
+                name: String::new(),
+                depth: 1,
+                state: "script",
+                error: None,
+                entries: vec![entry],
+            }),
         }
     }
 
     /// The report of everything noted so far.
     pub fn report(&self) -> Report {
         let recorded = self.recorded();
-        Report::new(recorded.steps.clone(), recorded.top.clone())
+        Report::new(recorded.steps.clone())
     }
 
     /// A gate the run would stop at.

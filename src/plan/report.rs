@@ -97,16 +97,16 @@ pub struct Summary {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub steps: Vec<PlannedStep>,
-    /// Entries made outside any step.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub top: Vec<Entry>,
     pub summary: Summary,
 }
 
 impl Report {
-    pub fn new(steps: Vec<PlannedStep>, top: Vec<Entry>) -> Report {
+    pub fn new(steps: Vec<PlannedStep>) -> Report {
         let mut summary = Summary {
-            steps: steps.iter().filter(|s| s.state != "gate").count(),
+            steps: steps
+                .iter()
+                .filter(|s| s.state != "gate" && s.state != "script")
+                .count(),
             ..Summary::default()
         };
         for step in &steps {
@@ -118,7 +118,7 @@ impl Report {
                 summary.guarded += 1;
             }
         }
-        for entry in steps.iter().flat_map(|s| &s.entries).chain(&top) {
+        for entry in steps.iter().flat_map(|s| &s.entries) {
             match entry {
                 Entry::Object { action, .. } => match action {
                     Action::Create => summary.created += 1,
@@ -131,11 +131,7 @@ impl Report {
                 Entry::Guard { .. } | Entry::Note { .. } => {}
             }
         }
-        Report {
-            steps,
-            top,
-            summary,
-        }
+        Report { steps, summary }
     }
 
     /// The step that stopped the plan, with its error.
@@ -146,10 +142,13 @@ impl Report {
     /// The plan for a terminal or a file.
     pub fn text(&self) -> String {
         let mut out = String::new();
-        for entry in &self.top {
-            entry_text(&mut out, entry, "  ");
-        }
         for step in &self.steps {
+            if step.state == "script" {
+                for entry in &step.entries {
+                    entry_text(&mut out, entry, "  ");
+                }
+                continue;
+            }
             let indent = "  ".repeat(step.depth.saturating_sub(1));
             let mark = match (step.state, &step.error) {
                 (_, Some(_)) => "✘",
