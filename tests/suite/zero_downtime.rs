@@ -326,7 +326,13 @@ fn rolling_back_a_finalize_then_the_move_loses_no_call() {
     );
 
     let poller = call(&lab, &[url]);
-    sb.ferry(["rollback", "f", "--yes"]).run();
+    // Finalize released the shared records: rolling back past that is
+    // refused unless forced (the EndpointSlice bridge's undos need no name).
+    sb.ferry(["rollback", "f", "--yes"])
+        .code(4)
+        .stderr_has("past step `app1: release records`")
+        .run();
+    sb.ferry(["rollback", "f", "--yes", "--force"]).run();
     assert_eq!(
         lab.object("old", deployment).unwrap()["spec"]["replicas"],
         1
