@@ -71,6 +71,9 @@ pub struct Plan {
     /// Probes one worker keeps in flight at most: enough for its rate at
     /// the probe's timeout, within [`MAX_IN_FLIGHT`] for all workers.
     pub in_flight: u32,
+    /// A TCP connect probe (curl `telnet://`): connected is success.
+    #[serde(default)]
+    pub connect: bool,
 }
 
 /// Probes in flight in the container at most, all workers together: a
@@ -93,7 +96,13 @@ impl Plan {
                 .as_ref()
                 .map(|h| format!(" %header{{{h}}}"))
                 .unwrap_or_default();
-            curl[at + 1] = format!("\\n{MARK} %{{http_code}} %{{time_total}}{path}");
+            // A TCP connect probe times the connect: above zero, it connected.
+            let time = if spec.connect {
+                "time_connect"
+            } else {
+                "time_total"
+            };
+            curl[at + 1] = format!("\\n{MARK} %{{http_code}} %{{{time}}}{path}");
             if spec.expect_body.is_none() {
                 curl.insert(at, "/dev/null".into());
                 curl.insert(at, "-o".into());
@@ -112,6 +121,7 @@ impl Plan {
             wget: command(Tool::Wget, spec),
             want: spec.expect_body.clone(),
             path_header: spec.path_header.clone(),
+            connect: spec.connect,
         }
     }
 
@@ -286,7 +296,9 @@ pub fn read_line(tool: Option<Tool>, spec: &HttpSpec, line: &str) -> Read {
         Tool::Curl => rc != 0 || code == 0,
         Tool::Wget => code == 0,
     };
-    let outcome = if failed {
+    let outcome = if spec.connect && tool == Tool::Curl {
+        super::http_from::connected(spec, rc, message, latency, None)
+    } else if failed {
         let kind = match tool {
             Tool::Curl => super::http_from::curl_kind(rc, message),
             Tool::Wget => super::http_from::wget_kind(message),

@@ -7,7 +7,10 @@
 //! server`. A route's `headers` Middlewares (`customResponseHeaders`) are
 //! applied to its answers, as ferry's bridge routes use them to mark the
 //! path an answer took. Routes are read on every request, so a new
-//! IngressRoute routes at once.
+//! IngressRoute routes at once. Each listener is one entry point: a route
+//! serves on those its `entryPoints` name (all of them when it names
+//! none, as Traefik does), and a route's service with `scheme: h2c` is
+//! spoken to in HTTP/2 by prior knowledge (a gRPC backend).
 
 use super::http::{self, Handler};
 use super::network::SharedNetwork;
@@ -17,9 +20,14 @@ use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-pub fn handler(network: SharedNetwork, cluster: Arc<ClusterStore>) -> Handler {
+pub fn handler(
+    network: SharedNetwork,
+    cluster: Arc<ClusterStore>,
+    entry_point: Option<String>,
+) -> Handler {
     Arc::new(move |req| {
         let (network, cluster) = (network.clone(), cluster.clone());
+        let entry_point = entry_point.clone();
         Box::pin(async move {
             let host = req
                 .headers()
@@ -38,7 +46,8 @@ pub fn handler(network: SharedNetwork, cluster: Arc<ClusterStore>) -> Handler {
                 service,
                 port,
                 response_headers,
-            }) = backend(&cluster, &host)
+                h2c,
+            }) = backend(&cluster, &host, entry_point.as_deref())
             else {
                 return http::text(StatusCode::NOT_FOUND, "404 page not found\n");
             };
@@ -62,7 +71,7 @@ pub fn handler(network: SharedNetwork, cluster: Arc<ClusterStore>) -> Handler {
                     network.route(&cluster, ip, port)
                 });
             let mut response = match target {
-                Some(real) => http::forward(real, req).await,
+                Some(real) => http::forward_as(real, req, h2c).await,
                 None => http::text(StatusCode::SERVICE_UNAVAILABLE, "no available server\n"),
             };
             for (name, value) in response_headers {
@@ -85,13 +94,30 @@ struct Backend {
     service: String,
     port: Value,
     response_headers: Vec<(String, String)>,
+    /// The service's `scheme: h2c`.
+    h2c: bool,
 }
 
-/// The first route whose Host rule matches.
-fn backend(cluster: &ClusterStore, host: &str) -> Option<Backend> {
+/// Whether a route object serves on `entry_point` (`None`: a listener
+/// that is no named entry point, which every route reaches).
+fn on_entry_point(route_object: &Value, entry_point: Option<&str>) -> bool {
+    let Some(entry_point) = entry_point else {
+        return true;
+    };
+    match route_object["spec"]["entryPoints"].as_array() {
+        Some(names) if !names.is_empty() => names.iter().any(|n| n.as_str() == Some(entry_point)),
+        _ => true,
+    }
+}
+
+/// The first route on `entry_point` whose Host rule matches.
+fn backend(cluster: &ClusterStore, host: &str, entry_point: Option<&str>) -> Option<Backend> {
     cluster.with_state(|s| {
         for group in ["traefik.io", "traefik.containo.us"] {
             for route_object in s.scan(&format!("ingressroutes.{group}"), None) {
+                if !on_entry_point(route_object, entry_point) {
+                    continue;
+                }
                 let namespace = route_object["metadata"]["namespace"]
                     .as_str()
                     .unwrap_or("default");
@@ -131,6 +157,7 @@ fn backend(cluster: &ClusterStore, host: &str) -> Option<Backend> {
                         service: service["name"].as_str()?.to_owned(),
                         port: service["port"].clone(),
                         response_headers,
+                        h2c: service["scheme"] == "h2c",
                     });
                 }
             }

@@ -1,7 +1,10 @@
 //! The lab's kubelet: every Running pod's processes really run. A container
 //! whose image is an `http-echo` serves its `-text=` argument (suffixed with
 //! the cluster's name, so a reply says where it came from); a `traefik`
-//! container is this cluster's ingress controller (`ingress.rs`). Each
+//! container is this cluster's ingress controller (`ingress.rs`), each of
+//! its ports the entry point its `--entrypoints.<name>.address=:<port>`
+//! argument names; a `tcp-echo` container echoes what a TCP connection
+//! sends, on each of its ports (a plain TCP service, like a database). Each
 //! process listens on 127.0.0.1 and is registered under the pod's IP and
 //! container port, where the lab's kube-proxy finds it.
 
@@ -19,6 +22,39 @@ use tokio::sync::{broadcast, watch};
 enum Process {
     Echo(String),
     Ingress,
+    TcpEcho,
+}
+
+/// The Traefik entry point a container port is, from the container's
+/// `--entrypoints.<name>.address=[host]:<port>` arguments (Traefik reads
+/// option names case-insensitively).
+pub fn entry_point(container: &Value, port: u16) -> Option<String> {
+    const PREFIX: &str = "--entrypoints.";
+    container["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|arg| {
+            let head = arg.get(..PREFIX.len())?;
+            if !head.eq_ignore_ascii_case(PREFIX) {
+                return None;
+            }
+            let rest = &arg[PREFIX.len()..];
+            let (name, address) = rest.split_once('=')?;
+            let name = name
+                .strip_suffix(".address")
+                .or_else(|| name.strip_suffix(".Address"))?;
+            // `:8000`, `0.0.0.0:8000`, `:8000/udp`.
+            let listens: u16 = address
+                .rsplit(':')
+                .next()?
+                .split('/')
+                .next()?
+                .parse()
+                .ok()?;
+            (listens == port).then(|| name.to_owned())
+        })
 }
 
 /// The ports a container serves on once the kubelet runs it (none for
@@ -38,6 +74,9 @@ fn process(container: &Value) -> Option<(Process, Vec<u16>)> {
         .filter_map(Value::as_str)
         .collect();
     let mut ports = listen_ports(container);
+    if image.contains("tcp-echo") {
+        return Some((Process::TcpEcho, ports));
+    }
     if image.contains("traefik") {
         if ports.is_empty() {
             ports.push(8000);
@@ -160,17 +199,26 @@ async fn start(
         let Some((process, ports)) = process(container) else {
             continue;
         };
-        let handler: Handler = match process {
+        let echo: Option<Handler> = match &process {
             Process::Echo(text) => {
                 let reply = format!("{text} (cluster {})\n", cluster.name);
-                Arc::new(move |_req| {
+                Some(Arc::new(move |_req| {
                     let reply = reply.clone();
                     Box::pin(async move { http::text(::http::StatusCode::OK, reply) })
-                })
+                }))
             }
-            Process::Ingress => ingress::handler(network.clone(), cluster.clone()),
+            _ => None,
         };
         for port in ports {
+            let handler: Option<Handler> = match process {
+                Process::Echo(_) => echo.clone(),
+                Process::Ingress => Some(ingress::handler(
+                    network.clone(),
+                    cluster.clone(),
+                    entry_point(container, port),
+                )),
+                Process::TcpEcho => None,
+            };
             let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
                 continue;
             };
@@ -188,8 +236,37 @@ async fn start(
                 }
                 let _ = task_tx.send(true);
             });
-            tokio::spawn(http::serve(listener, handler.clone(), task_rx));
+            match handler {
+                Some(handler) => {
+                    tokio::spawn(http::serve(listener, handler, task_rx));
+                }
+                None => {
+                    tokio::spawn(tcp_echo(listener, task_rx));
+                }
+            }
         }
     }
     running.insert(uid.to_owned(), (pod_ip, stop_tx));
+}
+
+/// A plain TCP service: every connection gets back what it sends, until
+/// it closes or the pod stops.
+async fn tcp_echo(listener: tokio::net::TcpListener, mut stop: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Ok((mut stream, _)) = accepted else {
+            continue;
+        };
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut read, mut write) = stream.split();
+            tokio::select! {
+                _ = tokio::io::copy(&mut read, &mut write) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        });
+    }
 }
