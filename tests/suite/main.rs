@@ -31,6 +31,7 @@ mod lab_dns;
 mod ledger;
 mod lifecycle;
 mod modules;
+mod multiport;
 mod parallel;
 mod probes;
 mod recipes;
