@@ -41,11 +41,22 @@ fn patch(
         .unwrap();
 }
 
-/// Both clusters' Traefik gets the entry points a multi-port app needs:
-/// `metrics` on :9090 and `grpc` on :50051, with the ingress Service
-/// ports 9090 and 50051 leading to them (as the Helm chart's `ports:`
-/// values would).
-fn add_entry_points(lab: &LabFixture) {
+/// Both clusters' Traefik gets the entry points a multi-port app needs
+/// besides `web` (e.g. `metrics` on :9090 and `grpc` on :50051), with
+/// ingress Service ports of the same numbers leading to them (as the Helm
+/// chart's `ports:` values would).
+pub(crate) fn add_entry_points(lab: &LabFixture, extra: &[(&str, u16)]) {
+    let mut args = vec![
+        json!("--providers.kubernetescrd"),
+        json!("--entryPoints.web.address=:8000"),
+    ];
+    let mut ports = vec![json!({ "name": "web", "containerPort": 8000 })];
+    let mut service = vec![json!({ "name": "web", "port": 80, "targetPort": "web" })];
+    for (name, port) in extra {
+        args.push(json!(format!("--entryPoints.{name}.address=:{port}")));
+        ports.push(json!({ "name": name, "containerPort": port }));
+        service.push(json!({ "name": name, "port": port, "targetPort": name }));
+    }
     for cluster in ["old", "new"] {
         patch(
             lab,
@@ -56,11 +67,7 @@ fn add_entry_points(lab: &LabFixture) {
             "traefik",
             json!({
                 "spec": { "template": { "spec": { "containers": [{
-                    "name": "traefik", "image": "traefik:v3.1",
-                    "args": ["--providers.kubernetescrd", "--entryPoints.web.address=:8000",
-                             "--entryPoints.metrics.address=:9090", "--entryPoints.grpc.address=:50051"],
-                    "ports": [{ "name": "web", "containerPort": 8000 }, { "name": "metrics", "containerPort": 9090 },
-                              { "name": "grpc", "containerPort": 50051 }],
+                    "name": "traefik", "image": "traefik:v3.1", "args": args, "ports": ports,
                 }] } } }
             }),
         );
@@ -71,18 +78,13 @@ fn add_entry_points(lab: &LabFixture) {
             "services",
             "traefik",
             "traefik",
-            json!({
-                "spec": { "ports": [
-                    { "name": "web", "port": 80, "targetPort": "web" },
-                    { "name": "metrics", "port": 9090, "targetPort": "metrics" },
-                    { "name": "grpc", "port": 50051, "targetPort": "grpc" },
-                ] }
-            }),
+            json!({ "spec": { "ports": service } }),
         );
     }
+    let last = extra.last().map(|(name, _)| *name).unwrap_or("web");
     for cluster in ["old", "new"] {
         await_condition(
-            &format!("{cluster}'s ingress pods serve the grpc entry point"),
+            &format!("{cluster}'s ingress pods serve the {last} entry point"),
             || {
                 lab.lab.cluster(cluster).unwrap().with_state(|s| {
                     s.scan("endpointslices.discovery.k8s.io", Some("traefik"))
@@ -91,7 +93,7 @@ fn add_entry_points(lab: &LabFixture) {
                                 .as_array()
                                 .into_iter()
                                 .flatten()
-                                .any(|p| p["name"] == "grpc")
+                                .any(|p| p["name"] == last)
                                 && slice["endpoints"].as_array().is_some_and(|e| !e.is_empty())
                         })
                 })
@@ -103,7 +105,7 @@ fn add_entry_points(lab: &LabFixture) {
 /// app1 in the old cluster serves `ports` (its Service's) from an
 /// http-echo container on 80, 9090 and 50051 and a tcp-echo container on
 /// 5432.
-fn serve_app1(lab: &LabFixture, ports: Value) {
+pub(crate) fn serve_app1(lab: &LabFixture, ports: Value) {
     patch(
         lab,
         "old",
@@ -218,7 +220,7 @@ fn an_app_with_http_metrics_h2c_and_tcp_ports_moves_with_no_caller_failing_on_an
     let sb = Sandbox::new();
     let lab = LabFixture::serve(&sb.file("lab"));
     let dir = lab.dir_arg();
-    add_entry_points(&lab);
+    add_entry_points(&lab, &[("metrics", 9090), ("grpc", 50051)]);
     serve_app1(&lab, multiport());
     await_condition("app1 answers on 9090 and 5432", || {
         lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns:9090/")
