@@ -406,10 +406,36 @@ fn an_app_with_http_metrics_h2c_and_tcp_ports_moves_with_no_caller_failing_on_an
         ],
         0,
     );
+    // Finalized: nothing of the bridge is left in the old cluster but the
+    // Service's own slices pointing at the new cluster.
+    assert!(
+        lab.names("old", "ingressroutes.traefik.io", "app1-ns")
+            .is_empty()
+    );
+    assert!(
+        lab.object("old", "services/app1-ns/app1-ferry-lb")
+            .is_none()
+    );
+    assert!(lab.lab.zone.get("app1.old", "A").is_none());
+    assert!(
+        lab.lab.zone.get("app1.new", "A").is_some(),
+        "the new LB's record stays: the bridge still leads there"
+    );
+
+    // Every undo of it: the finalize and then the migration rolled back,
+    // the callers still polling every port.
+    run(&["rollback", "f", "--yes"], 0);
+    assert!(
+        lab.object("old", "services/app1-ns/app1-ferry-lb")
+            .is_some(),
+        "retire undone"
+    );
+    run(&["rollback", "m", "--yes"], 0);
     let calls = poller.stop();
 
-    // Every port's callers: answered all along, none failed, and at the
-    // end the HTTP ones were answered by the new cluster.
+    // Every port's callers: answered all along, none failed, and the HTTP
+    // ones were answered by the old cluster, then the new one, then (rolled
+    // back) the old one again.
     for (port, _) in callers() {
         let mine: Vec<&Call> = calls.iter().filter(|c| c.url == port).collect();
         assert!(mine.len() > 10, "{port}: {} calls", mine.len());
@@ -421,15 +447,14 @@ fn an_app_with_http_metrics_h2c_and_tcp_ports_moves_with_no_caller_failing_on_an
             mine.len()
         );
         if port != "postgres" {
-            assert!(
-                mine.last().unwrap().reply.ends_with("(cluster new)"),
-                "{port}: {:?}",
-                mine.last()
-            );
-            assert!(
-                mine.iter().any(|c| c.reply.ends_with("(cluster old)")),
-                "{port}"
-            );
+            let mut clusters: Vec<&str> = Vec::new();
+            for call in &mine {
+                let cluster = call.reply.rsplit("(cluster ").next().unwrap_or_default();
+                if clusters.last() != Some(&cluster) {
+                    clusters.push(cluster);
+                }
+            }
+            assert_eq!(clusters, ["old)", "new)", "old)"], "{port}");
         }
     }
 
@@ -486,22 +511,6 @@ fn an_app_with_http_metrics_h2c_and_tcp_ports_moves_with_no_caller_failing_on_an
             Some("http://app1.app1-ns/")
         );
     }
-
-    // Finalized: nothing of the bridge is left in the old cluster but the
-    // Service's own slices pointing at the new cluster.
-    assert!(
-        lab.names("old", "ingressroutes.traefik.io", "app1-ns")
-            .is_empty()
-    );
-    assert!(
-        lab.object("old", "services/app1-ns/app1-ferry-lb")
-            .is_none()
-    );
-    assert!(lab.lab.zone.get("app1.old", "A").is_none());
-    assert!(
-        lab.lab.zone.get("app1.new", "A").is_some(),
-        "the new LB's record stays: the bridge still leads there"
-    );
 }
 
 /// Every object of both clusters and every record of the zone.
@@ -598,4 +607,39 @@ fn a_udp_port_nothing_can_carry_is_refused_in_the_check_step_with_nothing_change
     let changed: Vec<_> = before.iter().zip(&after).filter(|(b, a)| b != a).collect();
     assert_eq!(before.len(), after.len(), "objects were added or removed");
     assert!(changed.is_empty(), "changed: {changed:?}");
+
+    // Rolled back: the old cluster as it was, nothing of ferry's anywhere.
+    let app1 = object(&lab, "old", "services/app1-ns/app1");
+    assert_eq!(app1["spec"]["selector"]["app"], "app1", "{app1}");
+    assert!(
+        app1["metadata"]["annotations"]["ferry.dev/selector"].is_null(),
+        "{app1}"
+    );
+    for cluster in ["old", "new"] {
+        assert!(
+            lab.names(cluster, "ingressroutes.traefik.io", "app1-ns")
+                .is_empty(),
+            "{cluster}"
+        );
+        assert!(
+            lab.names(cluster, "middlewares.traefik.io", "app1-ns")
+                .is_empty(),
+            "{cluster}"
+        );
+        assert!(
+            lab.object(cluster, "services/app1-ns/app1-ferry-lb")
+                .is_none(),
+            "{cluster}"
+        );
+        assert!(
+            lab.object(cluster, "services/app1-ns/app1-internal")
+                .is_none(),
+            "{cluster}"
+        );
+    }
+    let slices = lab.names("old", "endpointslices.discovery.k8s.io", "app1-ns");
+    assert!(slices.iter().all(|n| !n.contains("ferry")), "{slices:?}");
+    for name in ["app1.old", "app1.new", "old", "new"] {
+        assert!(lab.lab.zone.get(name, "A").is_none(), "{name}");
+    }
 }
