@@ -643,3 +643,113 @@ fn a_udp_port_nothing_can_carry_is_refused_in_the_check_step_with_nothing_change
         assert!(lab.lab.zone.get(name, "A").is_none(), "{name}");
     }
 }
+
+#[test]
+fn a_tls_port_crosses_the_labs_ingress_by_sni_passthrough() {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    add_entry_points(&lab, &[("websecure", 8443)]);
+    // app1 does its own TLS on 8443 (a certificate for its pod's name).
+    patch(
+        &lab,
+        "old",
+        "apps",
+        "deployments",
+        "app1-ns",
+        "app1",
+        json!({
+            "spec": { "template": { "spec": { "containers": [
+                { "name": "app1", "image": "hashicorp/http-echo:1.0", "args": ["-text=Hello, I'm app1", "-listen=:80"],
+                  "ports": [{ "name": "http", "containerPort": 80 }] },
+                { "name": "tls", "image": "ferry/tls-echo:1", "args": ["-text=Hello over TLS from app1", "-listen=:8443"],
+                  "ports": [{ "name": "https", "containerPort": 8443 }] },
+            ] } } }
+        }),
+    );
+    patch(
+        &lab,
+        "old",
+        "",
+        "services",
+        "app1-ns",
+        "app1",
+        json!({ "spec": { "ports": [
+        { "name": "http", "port": 80, "targetPort": 80 },
+        { "name": "https", "port": 8443, "targetPort": "https", "appProtocol": "https" },
+    ] } }),
+    );
+    await_condition("app1's TLS container runs", || {
+        lab.lab.cluster("old").unwrap().with_state(|s| {
+            s.scan("pods", Some("app1-ns")).count() == 1
+                && s.scan("pods", Some("app1-ns")).all(|p| {
+                    p["spec"]["containers"]
+                        .as_array()
+                        .is_some_and(|c| c.len() == 2)
+                })
+        })
+    });
+    sb.ferry([
+        "run",
+        &script("migrate-app.rhai"),
+        "--id",
+        "m",
+        "--set",
+        "app=app1",
+        "--set",
+        "ns=app1-ns",
+        "--set",
+        "client_ns=app2-ns",
+        "--set",
+        "client_labels=app=app2",
+        "--lab-dir",
+        &lab.dir_arg(),
+    ])
+    .code(3)
+    .run();
+    let route = object(&lab, "old", "ingressroutetcps.traefik.io/app1-ns/app1-8443");
+    assert_eq!(
+        route["spec"]["entryPoints"],
+        json!(["websecure"]),
+        "{route}"
+    );
+    assert_eq!(route["spec"]["tls"]["passthrough"], true, "{route}");
+    let guards = sb.step("m", "app1: EndpointSlice -> old ingress")["value"]["ports"].clone();
+    assert_eq!(guards["https 8443/TCP"]["failures"], 0, "{guards}");
+    assert!(
+        guards["https 8443/TCP"]["target"]
+            .as_str()
+            .unwrap()
+            .starts_with("tcp app1.app1-ns:8443"),
+        "{guards}"
+    );
+
+    // From the host, through the old ingress's 8443 (where its LoadBalancer
+    // sends), TLS with the app's name reaches the app's own TLS server.
+    let old = lab.lab.cluster("old").unwrap();
+    let lb: std::net::Ipv4Addr = object(&lab, "old", "services/traefik/traefik")["status"]["loadBalancer"]["ingress"][0]["ip"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let real = lab
+        .lab
+        .network
+        .route(old, lb, 8443)
+        .expect("the ingress serves 8443");
+    sb.write(
+        "tls.rhai",
+        &format!(
+            r#"
+step("app1", || probe::http("https://app1.app1-ns.svc:{port}/", #{{ resolve: "{ip}", tls_insecure: true, expect_body: "Hello over TLS from app1 (cluster old)" }}));
+step("other", || probe::http("https://app9.app9-ns:{port}/", #{{ resolve: "{ip}", tls_insecure: true }}));
+"#,
+            port = real.port(),
+            ip = real.ip(),
+        ),
+    );
+    sb.ferry(["run", "tls.rhai", "--id", "t"]).code(0).run();
+    let app1 = sb.step("t", "app1")["value"].clone();
+    assert_eq!(app1["ok"], true, "{app1}");
+    let other = sb.step("t", "other")["value"].clone();
+    assert_eq!(other["ok"], false, "no route for that name: {other}");
+}

@@ -4,7 +4,9 @@
 //! container is this cluster's ingress controller (`ingress.rs`), each of
 //! its ports the entry point its `--entrypoints.<name>.address=:<port>`
 //! argument names; a `tcp-echo` container echoes what a TCP connection
-//! sends, on each of its ports (a plain TCP service, like a database). Each
+//! sends, on each of its ports (a plain TCP service, like a database); a
+//! `tls-echo` container serves its text over TLS with a certificate of its
+//! own (self-signed for the pod's name), as an app doing its own TLS. Each
 //! process listens on 127.0.0.1 and is registered under the pod's IP and
 //! container port, where the lab's kube-proxy finds it.
 
@@ -23,6 +25,8 @@ enum Process {
     Echo(String),
     Ingress,
     TcpEcho,
+    /// Its text over HTTPS, with a certificate for the pod's name.
+    TlsEcho(String),
 }
 
 /// The Traefik entry point a container port is, from the container's
@@ -76,6 +80,13 @@ fn process(container: &Value) -> Option<(Process, Vec<u16>)> {
     let mut ports = listen_ports(container);
     if image.contains("tcp-echo") {
         return Some((Process::TcpEcho, ports));
+    }
+    if image.contains("tls-echo") {
+        let text = args.iter().find_map(|a| a.strip_prefix("-text="));
+        return Some((
+            Process::TlsEcho(text.unwrap_or("hello-world").to_owned()),
+            ports,
+        ));
     }
     if image.contains("traefik") {
         if ports.is_empty() {
@@ -200,7 +211,7 @@ async fn start(
             continue;
         };
         let echo: Option<Handler> = match &process {
-            Process::Echo(text) => {
+            Process::Echo(text) | Process::TlsEcho(text) => {
                 let reply = format!("{text} (cluster {})\n", cluster.name);
                 Some(Arc::new(move |_req| {
                     let reply = reply.clone();
@@ -211,13 +222,18 @@ async fn start(
         };
         for port in ports {
             let handler: Option<Handler> = match process {
-                Process::Echo(_) => echo.clone(),
-                Process::Ingress => Some(ingress::handler(
-                    network.clone(),
-                    cluster.clone(),
-                    entry_point(container, port),
-                )),
-                Process::TcpEcho => None,
+                Process::Echo(_) | Process::TlsEcho(_) => echo.clone(),
+                Process::Ingress | Process::TcpEcho => None,
+            };
+            let tls = match process {
+                Process::TlsEcho(_) => {
+                    let name = pod["metadata"]["name"].as_str().unwrap_or("pod");
+                    match self_signed(name) {
+                        Some(tls) => Some(tls),
+                        None => continue,
+                    }
+                }
+                _ => None,
             };
             let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
                 continue;
@@ -236,11 +252,23 @@ async fn start(
                 }
                 let _ = task_tx.send(true);
             });
-            match handler {
-                Some(handler) => {
+            match (handler, tls, &process) {
+                (Some(handler), Some(tls), _) => {
+                    tokio::spawn(serve_tls(listener, handler, tls, task_rx));
+                }
+                (Some(handler), None, _) => {
                     tokio::spawn(http::serve(listener, handler, task_rx));
                 }
-                None => {
+                (None, _, Process::Ingress) => {
+                    tokio::spawn(ingress::serve(
+                        listener,
+                        network.clone(),
+                        cluster.clone(),
+                        entry_point(container, port),
+                        task_rx,
+                    ));
+                }
+                (None, _, _) => {
                     tokio::spawn(tcp_echo(listener, task_rx));
                 }
             }
@@ -266,6 +294,44 @@ async fn tcp_echo(listener: tokio::net::TcpListener, mut stop: watch::Receiver<b
             tokio::select! {
                 _ = tokio::io::copy(&mut read, &mut write) => {}
                 _ = stop.wait_for(|s| *s) => {}
+            }
+        });
+    }
+}
+
+/// A TLS acceptor with a fresh self-signed certificate for `name`.
+fn self_signed(name: &str) -> Option<tokio_rustls::TlsAcceptor> {
+    crate::tls::install_provider();
+    let key = rcgen::generate_simple_self_signed(vec![name.to_owned()]).ok()?;
+    let der = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        key.signing_key.serialize_der(),
+    ));
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![key.cert.der().clone()], der)
+        .ok()?;
+    Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `handler` over TLS on `listener` until the pod stops.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    handler: Handler,
+    tls: tokio_rustls::TlsAcceptor,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let Ok((stream, _)) = accepted else {
+            continue;
+        };
+        let (tls, handler) = (tls.clone(), handler.clone());
+        tokio::spawn(async move {
+            if let Ok(stream) = tls.accept(stream).await {
+                http::serve_connection(stream, handler).await;
             }
         });
     }
