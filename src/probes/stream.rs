@@ -384,6 +384,47 @@ mod tests {
     }
 
     #[test]
+    fn tcp_connect_lines_succeed_on_a_connect_time() {
+        let tcp = crate::probes::spec::TcpSpec::new("db.ns:5432", &serde_json::Map::new()).unwrap();
+        let s = HttpSpec::tcp_connect(&tcp).unwrap();
+        assert_eq!(s.target(), "tcp db.ns:5432");
+        let plan = Plan::new(&s, 20.0, Duration::from_secs(5));
+        assert!(plan.connect);
+        assert!(
+            plan.curl.iter().any(|a| a.contains("%{time_connect}")),
+            "{:?}",
+            plan.curl
+        );
+        assert_eq!(
+            plan.curl.last().map(String::as_str),
+            Some("telnet://db.ns:5432")
+        );
+        // Held to --max-time after connecting: success, latency the connect.
+        let Read::Probe(held) =
+            read_line(Some(Tool::Curl), &s, "1 28 - 000 0.000400 |(28) Time-out")
+        else {
+            panic!("a probe line")
+        };
+        assert!(held.outcome.ok, "{held:?}");
+        assert_eq!(held.outcome.latency, Duration::from_micros(400));
+        let Read::Probe(refused) = read_line(
+            Some(Tool::Curl),
+            &s,
+            "2 7 - 000 0.000000 |(7) Failed to connect to db.ns port 5432: Couldn't connect to server",
+        ) else {
+            panic!("a probe line")
+        };
+        assert_eq!(refused.outcome.kind, Some(ErrorKind::Refused));
+        // Timed out before connecting.
+        let Read::Probe(slow) =
+            read_line(Some(Tool::Curl), &s, "3 28 - 000 0.000000 |(28) Time-out")
+        else {
+            panic!("a probe line")
+        };
+        assert_eq!(slow.outcome.kind, Some(ErrorKind::Timeout));
+    }
+
+    #[test]
     fn lines_read_into_outcomes() {
         let s = spec(serde_json::json!({ "expect_body": "app1", "path_header": "X-Via" }));
         assert_eq!(

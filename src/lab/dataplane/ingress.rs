@@ -192,7 +192,7 @@ fn service_address(
 
 /// Server names in a Traefik TCP rule: every quoted argument of every `HostSNI(...)`.
 pub fn sni_hosts(rule: &str) -> Vec<String> {
-    hosts(&rule.replace("HostSNI(", "Host("))
+    arguments(rule, "HostSNI(")
 }
 
 pub fn handler(
@@ -325,10 +325,15 @@ fn backend(cluster: &ClusterStore, host: &str, entry_point: Option<&str>) -> Opt
 
 /// Host names in a Traefik rule: every quoted argument of every `Host(...)`.
 pub fn hosts(rule: &str) -> Vec<String> {
+    arguments(rule, "Host(")
+}
+
+/// Every quoted argument of every `matcher` (`Host(`) in `rule`, lower case.
+fn arguments(rule: &str, matcher: &str) -> Vec<String> {
     let mut found = Vec::new();
     let mut rest = rule;
-    while let Some(start) = rest.find("Host(") {
-        rest = &rest[start + 5..];
+    while let Some(start) = rest.find(matcher) {
+        rest = &rest[start + matcher.len()..];
         let Some(end) = rest.find(')') else { break };
         for part in rest[..end].split(',') {
             let name = part
@@ -357,5 +362,11 @@ mod tests {
             ["a", "b"]
         );
         assert!(super::hosts("PathPrefix(`/`)").is_empty());
+        assert_eq!(
+            super::sni_hosts("HostSNI(`app1.ns`) || HostSNI(`*`)"),
+            ["app1.ns", "*"]
+        );
+        assert!(super::sni_hosts("Host(`app1.ns`)").is_empty());
+        assert!(super::hosts("HostSNI(`app1.ns`)").is_empty());
     }
 }

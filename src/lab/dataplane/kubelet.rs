@@ -336,3 +336,21 @@ async fn serve_tls(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn entry_points_are_read_from_traefiks_arguments_in_any_case() {
+        let container = serde_json::json!({ "args": [
+            "--providers.kubernetescrd",
+            "--entryPoints.web.address=:8000/tcp",
+            "--entrypoints.metrics.address=0.0.0.0:9090",
+        ] });
+        assert_eq!(super::entry_point(&container, 8000).as_deref(), Some("web"));
+        assert_eq!(
+            super::entry_point(&container, 9090).as_deref(),
+            Some("metrics")
+        );
+        assert_eq!(super::entry_point(&container, 80), None);
+    }
+}
