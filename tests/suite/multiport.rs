@@ -753,3 +753,132 @@ step("other", || probe::http("https://app9.app9-ns:{port}/", #{{ resolve: "{ip}"
     let other = sb.step("t", "other")["value"].clone();
     assert_eq!(other["ok"], false, "no route for that name: {other}");
 }
+
+/// Moves the multi-port app1 with `bridge`, through cutover, a caller on
+/// every port; the run's journal and the caller's calls.
+fn move_through_load_balancers(bridge: &str) -> (Sandbox, LabFixture, Vec<Call>) {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    // No DNS cache: the ExternalName flip itself is what is measured elsewhere.
+    lab.set_dns_cache("old", 0, 0);
+    add_entry_points(&lab, &[("metrics", 9090), ("grpc", 50051)]);
+    serve_app1(&lab, multiport());
+    await_condition("app1 answers on 9090", || {
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns:9090/")
+            .starts_with("Hello")
+    });
+    let client = pod_of(&lab, "old", "app2-ns", "app2");
+    let poller = Poller::start_commands(
+        lab.lab.network.clone(),
+        "old",
+        "app2-ns",
+        &client,
+        callers(),
+        Duration::from_millis(50),
+    );
+    let dir = lab.dir_arg();
+    let bridge = format!("bridge={bridge}");
+    sb.ferry([
+        "run",
+        &script("migrate-app.rhai"),
+        "--id",
+        "m",
+        "--set",
+        "app=app1",
+        "--set",
+        "ns=app1-ns",
+        "--set",
+        "client_ns=app2-ns",
+        "--set",
+        "client_labels=app=app2",
+        "--set",
+        &bridge,
+        "--lab-dir",
+        &dir,
+    ])
+    .code(3)
+    .run();
+    sb.ferry(["approve", "m", "prepare"]).code(0).run();
+    sb.ferry(["resume", "m"]).code(3).run();
+    sb.ferry(["approve", "m", "cutover"]).code(0).run();
+    sb.ferry(["resume", "m"]).code(0).run();
+    await_condition("app1 answers from the new cluster on 80", || {
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns/")
+            .ends_with("(cluster new)")
+    });
+    let calls = poller.stop();
+    (sb, lab, calls)
+}
+
+fn assert_every_port_answered(calls: &[Call]) {
+    for (port, _) in callers() {
+        let mine: Vec<&Call> = calls.iter().filter(|c| c.url == port).collect();
+        assert!(mine.len() > 5, "{port}: {} calls", mine.len());
+        let failed: Vec<&&Call> = mine.iter().filter(|c| !answered(c)).collect();
+        assert!(
+            failed.is_empty(),
+            "{port}: {} of {} failed: {failed:?}",
+            failed.len(),
+            mine.len()
+        );
+    }
+}
+
+#[test]
+fn every_port_through_the_apps_own_load_balancer_keeps_its_callers() {
+    let (sb, lab, calls) = move_through_load_balancers("loadbalancer");
+    assert_every_port_answered(&calls);
+    // No ingress route: every port on the LoadBalancer, one slice to it.
+    for cluster in ["old", "new"] {
+        assert!(
+            lab.names(cluster, "ingressroutes.traefik.io", "app1-ns")
+                .is_empty()
+        );
+        let lb = object(&lab, cluster, "services/app1-ns/app1-ferry-lb");
+        assert_eq!(lb["spec"]["ports"].as_array().unwrap().len(), 4, "{lb}");
+    }
+    assert!(
+        lab.object(
+            "old",
+            "endpointslices.discovery.k8s.io/app1-ns/app1-ferry-bridge"
+        )
+        .is_none()
+    );
+    let cut = sb.step("m", "app1: EndpointSlice -> new load balancer");
+    assert_eq!(cut["status"], "completed", "{cut}");
+    // No answer names its path here: the bridge's state proves the flip.
+    assert!(
+        cut["value"]["path_proof"]
+            .as_str()
+            .unwrap()
+            .starts_with("bridge state"),
+        "{cut}"
+    );
+    assert_eq!(cut["value"]["ports"].as_object().unwrap().len(), 4, "{cut}");
+}
+
+#[test]
+fn with_the_externalname_bridge_every_port_resolves_to_the_apps_load_balancer() {
+    let (sb, lab, calls) = move_through_load_balancers("externalname");
+    assert_every_port_answered(&calls);
+    let app1 = object(&lab, "old", "services/app1-ns/app1");
+    assert_eq!(app1["spec"]["type"], "ExternalName", "{app1}");
+    assert_eq!(
+        app1["spec"]["externalName"], "app1.new.mycompany.internal",
+        "{app1}"
+    );
+    // One name carries every port: all four through the LoadBalancer.
+    let plan = &sb.step("m", "app1: check in old")["value"]["plan"];
+    assert!(
+        plan["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["carrier"] == "loadbalancer"),
+        "{plan}"
+    );
+    assert_eq!(
+        sb.step("m", "app1: ExternalName -> app1.new.mycompany.internal")["status"],
+        "completed"
+    );
+}
