@@ -199,8 +199,11 @@ fn callers() -> Vec<(String, Vec<String>)> {
 
 fn answered(call: &Call) -> bool {
     if call.url == "postgres" {
-        // Connected (time_connect above zero), then held to --max-time.
-        return call.status == Some(28)
+        // Connected (time_connect above zero), then held to --max-time
+        // (28), or closed by the far end meanwhile (0: a backend retired
+        // while the connection was open; new connections are what a
+        // bridge keeps), as ferry's TCP guards count it.
+        return matches!(call.status, Some(0 | 28))
             && call
                 .reply
                 .split("connected=")
