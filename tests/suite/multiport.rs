@@ -435,6 +435,10 @@ fn an_app_with_http_metrics_h2c_and_tcp_ports_moves_with_no_caller_failing_on_an
     );
     run(&["rollback", "m", "--yes"], 0);
     let calls = poller.stop();
+    eprintln!(
+        "caller: {} calls over every phase, finalize and rollback",
+        calls.len()
+    );
 
     // Every port's callers: answered all along, none failed, and the HTTP
     // ones were answered by the old cluster, then the new one, then (rolled
@@ -492,6 +496,12 @@ fn an_app_with_http_metrics_h2c_and_tcp_ports_moves_with_no_caller_failing_on_an
             "{targets:?}"
         );
         let ports = &step["value"]["ports"];
+        for (label, stats) in ports.as_object().unwrap() {
+            eprintln!(
+                "{flip}: {label}: {}",
+                stats["summary"].as_str().unwrap_or_default()
+            );
+        }
         for label in [
             "http 80/TCP",
             "metrics 9090/TCP",
