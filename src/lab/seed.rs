@@ -111,6 +111,7 @@ pub fn seed(cluster: &ClusterStore, apps: &[App], with_apps: bool) -> std::io::R
     for group in ["traefik.io", "traefik.containo.us"] {
         for (kind, plural) in [
             ("IngressRoute", "ingressroutes"),
+            ("IngressRouteTCP", "ingressroutetcps"),
             ("Middleware", "middlewares"),
         ] {
             match cluster.create(&crds, None, crd(group, kind, plural), Write::default()) {

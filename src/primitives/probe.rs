@@ -195,12 +195,19 @@ pub(crate) fn parse_spec(
     let from = spec.remove("from");
     let parsed = ProbeSpec::from_map(&json_map(ctx, spec)?).map_err(|e| bad(ctx, primitive, e))?;
     let Some(from) = from else { return Ok(parsed) };
-    let ProbeSpec::Http(http) = parsed else {
-        return Err(bad(
-            ctx,
-            primitive,
-            "`from` applies to http probes only".into(),
-        ));
+    let http = match parsed {
+        ProbeSpec::Http(http) => http,
+        // A TCP connect from the pod, through the same exec and loop.
+        ProbeSpec::Tcp(tcp) => {
+            crate::probes::spec::HttpSpec::tcp_connect(&tcp).map_err(|e| bad(ctx, primitive, e))?
+        }
+        _ => {
+            return Err(bad(
+                ctx,
+                primitive,
+                "`from` applies to http and tcp probes only".into(),
+            ));
+        }
     };
     let Some(from) = from.try_cast::<Map>() else {
         return Err(bad(

@@ -14,8 +14,14 @@ const BODY_READ_LIMIT: usize = 1 << 20;
 /// idle connections kept, so each request opens a new one.
 pub fn client(spec: &HttpSpec) -> Result<reqwest::Client, String> {
     crate::tls::install_provider();
-    let mut builder = reqwest::Client::builder()
-        .http1_only()
+    let builder = reqwest::Client::builder();
+    // h2c: HTTP/2 spoken from the first byte, as gRPC clients do.
+    let builder = if spec.h2c {
+        builder.http2_prior_knowledge()
+    } else {
+        builder.http1_only()
+    };
+    let mut builder = builder
         .pool_max_idle_per_host(0)
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(spec.timeout)

@@ -156,20 +156,52 @@ pub async fn detect(exec: &dyn PodExec, at: Vantage<'_>) -> Result<Tool, String>
     }
 }
 
+/// What a probe of `spec` needs that wget cannot do, if anything.
+pub fn curl_only(spec: &HttpSpec) -> Option<&'static str> {
+    if spec.connect {
+        Some("a TCP connect probe needs curl (telnet://) in the container; wget speaks only HTTP")
+    } else if spec.h2c {
+        Some(
+            "an h2c probe needs curl (--http2-prior-knowledge) in the container; wget speaks only HTTP/1",
+        )
+    } else {
+        None
+    }
+}
+
 /// The command line for `tool`.
 pub fn command(tool: Tool, spec: &HttpSpec) -> Vec<String> {
     let secs = spec.timeout.as_secs_f64();
     let mut cmd: Vec<String> = Vec::new();
     let mut push = |s: &str| cmd.push(s.to_owned());
+    if let (Tool::Wget, Some(why)) = (tool, curl_only(spec)) {
+        // Fails the probe saying why, in the shape of a wget complaint.
+        for a in ["sh", "-c", &format!("echo 'wget: {why}' >&2; exit 1")] {
+            push(a);
+        }
+        return cmd;
+    }
     match tool {
+        Tool::Curl if spec.connect => {
+            // telnet:// opens the connection and sends nothing (stdin is
+            // empty); curl holds it until --max-time (exit 28) or the
+            // server closes it (exit 0). `time_connect` > 0: connected.
+            for a in ["curl", "-sS", "--max-time", &format!("{secs:.3}"), "-w"] {
+                push(a);
+            }
+            push(&format!(
+                "\\n{MARK} %{{http_code}} %{{time_connect}} %{{remote_ip}} %{{remote_port}}"
+            ));
+            push("--");
+            push(spec.url.as_str());
+        }
         Tool::Curl => {
-            for a in [
-                "curl",
-                "-sS",
-                "--http1.1",
-                "--max-time",
-                &format!("{secs:.3}"),
-            ] {
+            let version = if spec.h2c {
+                "--http2-prior-knowledge"
+            } else {
+                "--http1.1"
+            };
+            for a in ["curl", "-sS", version, "--max-time", &format!("{secs:.3}")] {
                 push(a);
             }
             if spec.tls_insecure {
@@ -269,6 +301,9 @@ fn parse_curl(spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> ProbeResu
         _ => None,
     };
     let status = out.status.unwrap_or(0);
+    if spec.connect {
+        return connected(spec, status, &out.stderr, latency, address);
+    }
     if status != 0 || code == 0 {
         let kind = curl_kind(status, &out.stderr);
         let why = last_line(&out.stderr).unwrap_or_else(|| format!("curl exited {status}"));
@@ -323,6 +358,36 @@ fn parse_wget(spec: &HttpSpec, out: &ExecOutput, elapsed: Duration) -> ProbeResu
             o
         }
     }
+}
+
+/// A TCP connect probe's outcome: curl connected (its `time_connect` is
+/// above zero) and then ran to `--max-time` (28) or saw the server close
+/// (0); anything else failed to connect.
+pub(crate) fn connected(
+    spec: &HttpSpec,
+    status: i32,
+    stderr: &str,
+    connect_time: Duration,
+    address: Option<String>,
+) -> ProbeResult {
+    if matches!(status, 0 | 28) && connect_time > Duration::ZERO {
+        return ProbeResult {
+            ok: true,
+            status: Status::None,
+            latency: connect_time,
+            body: String::new(),
+            error: None,
+            kind: None,
+            address,
+            answers: None,
+            path: None,
+        };
+    }
+    let kind = curl_kind(status, stderr);
+    let why = last_line(stderr).unwrap_or_else(|| format!("curl exited {status}"));
+    let mut o = ProbeResult::failed(kind, format!("{}: {why}", spec.target()), connect_time);
+    o.address = address;
+    o
 }
 
 fn answered(

@@ -46,6 +46,13 @@ pub struct HttpSpec {
     /// [`super::BODY_LIMIT`]): more for a page that is read, such as an
     /// ingress's metrics.
     pub max_body: usize,
+    /// HTTP/2 without TLS by prior knowledge (h2c, as gRPC servers speak
+    /// it; curl's `--http2-prior-knowledge`) instead of HTTP/1.1.
+    pub h2c: bool,
+    /// Only open a TCP connection to the URL's host and port (a `tcp:`
+    /// probe fired `from:` a pod rides the same exec and stream as HTTP
+    /// ones; curl's `telnet://`, which sends nothing): connected is success.
+    pub connect: bool,
 }
 
 /// The most `max_body_bytes` may ask for.
@@ -87,6 +94,7 @@ const HTTP_KEYS: &[&str] = &[
     "path_header",
     "expect_path",
     "max_body_bytes",
+    "h2c",
 ];
 const TCP_KEYS: &[&str] = &["timeout_ms"];
 const DNS_KEYS: &[&str] = &["type", "nameserver", "expect", "timeout_ms"];
@@ -245,10 +253,37 @@ impl HttpSpec {
                     ));
                 }
             },
+            h2c: boolean(options, "h2c")?.unwrap_or(false),
+            connect: false,
+        })
+    }
+
+    /// A TCP connect probe of `tcp` (`host:port`, options as for a `tcp:`
+    /// probe), for firing from a pod.
+    pub fn tcp_connect(tcp: &TcpSpec) -> Result<HttpSpec, String> {
+        let url = reqwest::Url::parse(&format!("telnet://{}", tcp.target))
+            .map_err(|e| format!("bad tcp target `{}`: {e}", tcp.target))?;
+        Ok(HttpSpec {
+            url,
+            host: None,
+            resolve: None,
+            expect_status: None,
+            expect_body: None,
+            timeout: tcp.timeout,
+            tls_insecure: false,
+            path_header: None,
+            expect_path: None,
+            h2c: false,
+            connect: true,
+            max_body: super::BODY_LIMIT,
         })
     }
 
     pub fn target(&self) -> String {
+        if self.connect {
+            let host = self.url.host_str().unwrap_or_default();
+            return format!("tcp {host}:{}", self.url.port().unwrap_or(0));
+        }
         // Never show a password from the URL.
         let mut shown = self.url.clone();
         if shown.password().is_some() {

@@ -71,6 +71,9 @@ pub struct Plan {
     /// Probes one worker keeps in flight at most: enough for its rate at
     /// the probe's timeout, within [`MAX_IN_FLIGHT`] for all workers.
     pub in_flight: u32,
+    /// A TCP connect probe (curl `telnet://`): connected is success.
+    #[serde(default)]
+    pub connect: bool,
 }
 
 /// Probes in flight in the container at most, all workers together: a
@@ -93,7 +96,13 @@ impl Plan {
                 .as_ref()
                 .map(|h| format!(" %header{{{h}}}"))
                 .unwrap_or_default();
-            curl[at + 1] = format!("\\n{MARK} %{{http_code}} %{{time_total}}{path}");
+            // A TCP connect probe times the connect: above zero, it connected.
+            let time = if spec.connect {
+                "time_connect"
+            } else {
+                "time_total"
+            };
+            curl[at + 1] = format!("\\n{MARK} %{{http_code}} %{{{time}}}{path}");
             if spec.expect_body.is_none() {
                 curl.insert(at, "/dev/null".into());
                 curl.insert(at, "-o".into());
@@ -112,6 +121,7 @@ impl Plan {
             wget: command(Tool::Wget, spec),
             want: spec.expect_body.clone(),
             path_header: spec.path_header.clone(),
+            connect: spec.connect,
         }
     }
 
@@ -286,7 +296,9 @@ pub fn read_line(tool: Option<Tool>, spec: &HttpSpec, line: &str) -> Read {
         Tool::Curl => rc != 0 || code == 0,
         Tool::Wget => code == 0,
     };
-    let outcome = if failed {
+    let outcome = if spec.connect && tool == Tool::Curl {
+        super::http_from::connected(spec, rc, message, latency, None)
+    } else if failed {
         let kind = match tool {
             Tool::Curl => super::http_from::curl_kind(rc, message),
             Tool::Wget => super::http_from::wget_kind(message),
@@ -369,6 +381,47 @@ mod tests {
         // Without a body to check, curl throws it away.
         let plain = Plan::new(&spec(serde_json::json!({})), 10.0, MAX_STREAM);
         assert!(plain.curl.windows(2).any(|w| w == ["-o", "/dev/null"]));
+    }
+
+    #[test]
+    fn tcp_connect_lines_succeed_on_a_connect_time() {
+        let tcp = crate::probes::spec::TcpSpec::new("db.ns:5432", &serde_json::Map::new()).unwrap();
+        let s = HttpSpec::tcp_connect(&tcp).unwrap();
+        assert_eq!(s.target(), "tcp db.ns:5432");
+        let plan = Plan::new(&s, 20.0, Duration::from_secs(5));
+        assert!(plan.connect);
+        assert!(
+            plan.curl.iter().any(|a| a.contains("%{time_connect}")),
+            "{:?}",
+            plan.curl
+        );
+        assert_eq!(
+            plan.curl.last().map(String::as_str),
+            Some("telnet://db.ns:5432")
+        );
+        // Held to --max-time after connecting: success, latency the connect.
+        let Read::Probe(held) =
+            read_line(Some(Tool::Curl), &s, "1 28 - 000 0.000400 |(28) Time-out")
+        else {
+            panic!("a probe line")
+        };
+        assert!(held.outcome.ok, "{held:?}");
+        assert_eq!(held.outcome.latency, Duration::from_micros(400));
+        let Read::Probe(refused) = read_line(
+            Some(Tool::Curl),
+            &s,
+            "2 7 - 000 0.000000 |(7) Failed to connect to db.ns port 5432: Couldn't connect to server",
+        ) else {
+            panic!("a probe line")
+        };
+        assert_eq!(refused.outcome.kind, Some(ErrorKind::Refused));
+        // Timed out before connecting.
+        let Read::Probe(slow) =
+            read_line(Some(Tool::Curl), &s, "3 28 - 000 0.000000 |(28) Time-out")
+        else {
+            panic!("a probe line")
+        };
+        assert_eq!(slow.outcome.kind, Some(ErrorKind::Timeout));
     }
 
     #[test]

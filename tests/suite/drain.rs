@@ -37,14 +37,22 @@ fn finalize_refuses_while_a_client_calls_through_the_old_route_then_drains() {
     // A client that still calls app1 through the old ingress by name
     // (a cached old.<zone> answer, a hard-coded host).
     let pod = lab.names("old", "pods", "app2-ns").remove(0);
-    let poller = Poller::start_with(
+    let argv = [
+        "curl",
+        "-sS",
+        "-m",
+        "2",
+        "-H",
+        "Host: app1.app1-ns",
+        "http://old.mycompany.internal/",
+    ];
+    let poller = Poller::start_commands(
         lab.lab.network.clone(),
         "old",
         "app2-ns",
         &pod,
-        &["http://old.mycompany.internal/"],
+        vec![("old".into(), argv.iter().map(|a| (*a).to_owned()).collect())],
         Duration::from_millis(100),
-        &["-H", "Host: app1.app1-ns"],
     );
     let finalize = format!("{SCRIPTS}/finalize-app.rhai");
     let drain = ["--set", "drain_quiet=2", "--set", "drain_timeout=3"];

@@ -472,3 +472,55 @@ fn the_kube_adapters_stream_stops_the_lab_loop_when_stopped() {
     });
     assert_eq!(old.traffic.exec_sessions(), 1);
 }
+
+#[test]
+fn the_probe_loop_connects_over_tcp_in_a_real_shell_and_reports_refusals() {
+    // A TCP port answered (the backend's), then closed: curl telnet:// in
+    // this machine's sh, stdin empty as in the loop's background probes.
+    let app = Backend::start("db");
+    let tcp = |port: u16| {
+        let target = ferry::probes::spec::TcpSpec::new(
+            &format!("127.0.0.1:{port}"),
+            serde_json::json!({ "timeout_ms": 300 })
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        HttpSpec::tcp_connect(&target).unwrap()
+    };
+    let pod = Arc::new(LocalPod::with(&["curl", "date", "sleep"]));
+    let stats = guard_from(&pod, tcp(app.port), 10.0, Duration::from_millis(1500));
+    assert!(stats.requests >= 5, "{}", stats.summary());
+    assert_eq!(stats.failures, 0, "{}", stats.summary());
+    // Latency is the connect, not the held connection (300 ms).
+    assert!(stats.p50_ms < 250.0, "{}", stats.summary());
+    assert!(app.connections() >= stats.requests, "each probe connected");
+    await_streams_end(&pod);
+
+    app.stop();
+    let pod = Arc::new(LocalPod::with(&["curl", "date", "sleep"]));
+    let stats = guard_from(&pod, tcp(app.port), 10.0, Duration::from_millis(1500));
+    assert!(stats.requests >= 5, "{}", stats.summary());
+    assert_eq!(
+        stats.error_kinds.get("refused"),
+        Some(&stats.requests),
+        "{}",
+        stats.summary()
+    );
+    await_streams_end(&pod);
+
+    // wget cannot: the loop says so for every probe.
+    let pod = Arc::new(LocalPod::with(&["wget", "date", "sleep"]));
+    let stats = guard_from(&pod, tcp(app.port), 10.0, Duration::from_millis(1000));
+    assert_eq!(stats.failures, stats.requests, "{}", stats.summary());
+    assert!(
+        stats
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("needs curl"),
+        "{:?}",
+        stats.last_error
+    );
+    await_streams_end(&pod);
+}

@@ -32,6 +32,7 @@ mod lab_dns;
 mod ledger;
 mod lifecycle;
 mod modules;
+mod multiport;
 mod parallel;
 mod plan;
 mod probes;

@@ -416,7 +416,12 @@ fn rollback_after_cutover_restores_the_lab_while_app2_keeps_answers() {
         ("app1: EndpointSlice -> new ingress", "old"),
         ("app1: EndpointSlice -> old ingress", "direct"),
     ] {
-        let guard = &sb.step("r", step)["data"]["undo"]["guard"];
+        let record = sb.step("r", step);
+        assert!(
+            record["value"].is_object(),
+            "the step keeps its value: {record}"
+        );
+        let guard = &record["data"]["undo"]["guard"];
         assert!(
             guard["requests"].as_u64().unwrap_or(0) > 0,
             "{step}: {guard}"

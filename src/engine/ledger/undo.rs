@@ -117,6 +117,19 @@ impl Ledger {
         let Some(mut record) = self.state().records.get(&key).cloned() else {
             return Ok(());
         };
+        if record.value.is_none() {
+            // Replay let the value go (values leave memory once returned);
+            // the record is written whole, so read it back from the store.
+            let stored = self
+                .store
+                .steps(&self.run_id)
+                .map_err(|e| journal_error(e, pos))?
+                .into_iter()
+                .find(|s| s.kind == StepKind::Step && s.name == name);
+            if let Some(stored) = stored {
+                record.value = stored.value;
+            }
+        }
         let mut data = match record.data.take() {
             Some(serde_json::Value::Object(map)) => map,
             _ => serde_json::Map::new(),
@@ -129,6 +142,7 @@ impl Ledger {
         self.store
             .put_step(&self.run_id, &record, false)
             .map_err(|e| journal_error(e, pos))?;
+        record.value = None;
         self.state().records.insert(key, record);
         Ok(())
     }

@@ -38,19 +38,25 @@ pub async fn serve(
             _ = shutdown.wait_for(|stop| *stop) => return,
         };
         let Ok((stream, _)) = accepted else { continue };
-        let handler = handler.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let handler = handler.clone();
-                async move { Ok::<_, Infallible>(handler(req).await) }
-            });
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let _ = builder
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
+        tokio::spawn(serve_connection(stream, handler.clone()));
     }
+}
+
+/// Serves `handler` on one accepted connection (HTTP/1.1 and h2c), plain
+/// or TLS.
+pub async fn serve_connection<S>(stream: S, handler: Handler)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler(req).await) }
+    });
+    let builder =
+        hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+    let _ = builder
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
 }
 
 /// What went wrong sending a request.
@@ -86,21 +92,84 @@ pub async fn send(
     Ok(Response::from_parts(parts, body))
 }
 
+/// [`send`] over HTTP/2 by prior knowledge (h2c), as gRPC clients and
+/// Traefik's `scheme: h2c` speak to a backend.
+pub async fn send_h2c(
+    real: SocketAddr,
+    req: Request<Full<Bytes>>,
+) -> Result<Response<Bytes>, SendError> {
+    let stream = tokio::net::TcpStream::connect(real)
+        .await
+        .map_err(SendError::Connect)?;
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .map_err(|e| SendError::Http(e.to_string()))?;
+    tokio::spawn(connection);
+    let response = sender
+        .send_request(req)
+        .await
+        .map_err(|e| SendError::Http(e.to_string()))?;
+    let (parts, body) = response.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|e| SendError::Http(e.to_string()))?
+        .to_bytes();
+    Ok(Response::from_parts(parts, body))
+}
+
 /// Forwards an incoming request to `real`, keeping method, path, headers and body.
 pub async fn forward(real: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    forward_as(real, req, false).await
+}
+
+/// [`forward`], over h2c to the backend when `h2c` (a route's `scheme: h2c`).
+pub async fn forward_as(real: SocketAddr, req: Request<Incoming>, h2c: bool) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
         return text(StatusCode::BAD_REQUEST, "Bad Request\n");
     };
     let mut outbound = Request::from_parts(parts, Full::new(body));
-    // HTTP/1.1 to the backend: drop what only made sense on the inbound hop.
-    *outbound.version_mut() = http::Version::HTTP_11;
-    if let Some(path) = outbound.uri().path_and_query().cloned()
-        && let Ok(uri) = http::Uri::builder().path_and_query(path).build()
-    {
-        *outbound.uri_mut() = uri;
-    }
-    match send(real, outbound).await {
+    // The inbound hop's Host (HTTP/1) or :authority (HTTP/2).
+    let authority = outbound
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| outbound.uri().authority().map(|a| a.to_string()));
+    let path = outbound.uri().path_and_query().cloned();
+    let sent = if h2c {
+        *outbound.version_mut() = http::Version::HTTP_2;
+        outbound.headers_mut().remove(http::header::HOST);
+        if let (Some(path), Some(authority)) = (path, authority)
+            && let Ok(uri) = http::Uri::builder()
+                .scheme("http")
+                .authority(authority)
+                .path_and_query(path)
+                .build()
+        {
+            *outbound.uri_mut() = uri;
+        }
+        send_h2c(real, outbound).await
+    } else {
+        // HTTP/1.1 to the backend: drop what only made sense on the inbound hop.
+        *outbound.version_mut() = http::Version::HTTP_11;
+        if let Some(authority) = authority
+            && let Ok(value) = http::HeaderValue::from_str(&authority)
+        {
+            outbound.headers_mut().insert(http::header::HOST, value);
+        }
+        if let Some(path) = path
+            && let Ok(uri) = http::Uri::builder().path_and_query(path).build()
+        {
+            *outbound.uri_mut() = uri;
+        }
+        send(real, outbound).await
+    };
+    match sent {
         Ok(response) => response.map(|b| Full::new(b).boxed()),
         Err(_) => text(StatusCode::BAD_GATEWAY, "Bad Gateway\n"),
     }

@@ -30,6 +30,8 @@ pub struct Backend {
     pub cert_pem: Option<String>,
     counts: Arc<Counts>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Speaks HTTP/2 by prior knowledge only (h2c, as gRPC servers do).
+    h2c: bool,
     server: Mutex<Option<JoinHandle<()>>>,
     rt: tokio::runtime::Runtime,
 }
@@ -62,7 +64,22 @@ impl Backend {
         Self::launch(name, true)
     }
 
+    /// h2c only: an HTTP/1 request gets no answer, as from a gRPC server.
+    pub fn start_h2c(name: &str) -> Backend {
+        let (mut backend, listener) = Self::prepare(name, false);
+        backend.h2c = true;
+        backend.listen(listener);
+        backend
+    }
+
     fn launch(name: &str, tls: bool) -> Backend {
+        let (backend, listener) = Self::prepare(name, tls);
+        backend.listen(listener);
+        backend
+    }
+
+    /// The backend and its bound port, not serving yet.
+    fn prepare(name: &str, tls: bool) -> (Backend, std::net::TcpListener) {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -95,16 +112,20 @@ impl Backend {
             cert_pem,
             counts: Arc::new(Counts::default()),
             tls,
+            h2c: false,
             server: Mutex::new(None),
             rt,
         };
+        (backend, listener)
+    }
+
+    fn listen(&self, listener: std::net::TcpListener) {
         listener.set_nonblocking(true).unwrap();
         let listener = {
-            let _guard = backend.rt.enter();
+            let _guard = self.rt.enter();
             tokio::net::TcpListener::from_std(listener).unwrap()
         };
-        backend.serve(listener);
-        backend
+        self.serve(listener);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -151,6 +172,7 @@ impl Backend {
 
     fn serve(&self, listener: tokio::net::TcpListener) {
         let (counts, tls, name) = (self.counts.clone(), self.tls.clone(), self.name.clone());
+        let h2c = self.h2c;
         let server = self.rt.spawn(async move {
             let mut connections = JoinSet::new();
             loop {
@@ -165,6 +187,13 @@ impl Backend {
                         let forced = counts.forced_status.load(Ordering::SeqCst);
                         answer(name.clone(), forced, req)
                     });
+                    if h2c {
+                        let http2 = hyper::server::conn::http2::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        );
+                        let _ = http2.serve_connection(TokioIo::new(stream), service).await;
+                        return;
+                    }
                     let http = hyper::server::conn::http1::Builder::new();
                     match tls {
                         Some(acceptor) => {
@@ -191,12 +220,14 @@ async fn answer(
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path().to_owned();
+    // HTTP/2 names the host in the :authority of the URI.
     let host = req
         .headers()
         .get(hyper::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
     if path == "/slow" {
         tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     }

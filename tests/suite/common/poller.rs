@@ -18,6 +18,8 @@ pub struct Call {
     /// From the poller's start.
     pub at: Duration,
     pub reply: String,
+    /// The command's exit code.
+    pub status: Option<i32>,
 }
 
 impl Call {
@@ -41,23 +43,32 @@ impl Poller {
         urls: &[&str],
         interval: Duration,
     ) -> Poller {
-        Poller::start_with(network, cluster, namespace, pod, urls, interval, &[])
+        let commands = urls
+            .iter()
+            .map(|url| {
+                let argv = ["curl", "-sS", "-m", "2", url];
+                (
+                    (*url).to_owned(),
+                    argv.iter().map(|a| (*a).to_owned()).collect(),
+                )
+            })
+            .collect();
+        Poller::start_commands(network, cluster, namespace, pod, commands, interval)
     }
 
-    /// Like [`Poller::start`], with more curl arguments (`-H`, `Host: ...`).
-    pub fn start_with(
+    /// [`Poller::start`] with a command line of its own per call, each
+    /// `(label, argv)`; a call's `url` is its label.
+    pub fn start_commands(
         network: Arc<Network>,
         cluster: &str,
         namespace: &str,
         pod: &str,
-        urls: &[&str],
+        commands: Vec<(String, Vec<String>)>,
         interval: Duration,
-        curl_args: &[&str],
     ) -> Poller {
-        let curl_args: Vec<String> = curl_args.iter().map(|a| (*a).to_owned()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let (cluster, namespace, pod) = (cluster.to_owned(), namespace.to_owned(), pod.to_owned());
-        let urls: Vec<String> = urls.iter().map(|u| (*u).to_owned()).collect();
+        let urls = commands;
         let stopped = stop.clone();
         let handle = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -72,19 +83,15 @@ impl Poller {
             let started = Instant::now();
             let mut calls = Vec::new();
             while !stopped.load(Ordering::SeqCst) {
-                for url in &urls {
+                for (url, argv) in &urls {
                     let at = started.elapsed();
-                    let mut argv: Vec<String> = ["curl", "-sS", "-m", "2"]
-                        .iter()
-                        .map(|a| (*a).to_owned())
-                        .collect();
-                    argv.extend(curl_args.iter().cloned());
-                    argv.push(url.clone());
-                    let out = rt.block_on(commands.run(&cluster, &namespace, &pod, None, argv));
+                    let out =
+                        rt.block_on(commands.run(&cluster, &namespace, &pod, None, argv.clone()));
                     calls.push(Call {
                         url: url.clone(),
                         at,
                         reply: format!("{}{}", out.stdout, out.stderr).trim().to_owned(),
+                        status: out.status,
                     });
                 }
                 std::thread::sleep(interval);

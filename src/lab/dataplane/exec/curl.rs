@@ -20,6 +20,9 @@ impl Shell<'_> {
                 );
             }
         };
+        if request.http.url.starts_with("telnet://") {
+            return self.telnet(&request).await;
+        }
         let started = Instant::now();
         let result = self.fetch(&request.http).await;
         let elapsed = started.elapsed();
@@ -29,7 +32,7 @@ impl Shell<'_> {
                 let stdout = request
                     .write_out
                     .as_deref()
-                    .map(|w| write_out(w, None, elapsed, &request.http.url))
+                    .map(|w| write_out(w, None, elapsed, None, &request.http.url))
                     .unwrap_or_default();
                 let stderr = if show_error {
                     format!("curl: ({}) {}\n", failed.curl_code, failed.message)
@@ -52,7 +55,13 @@ impl Shell<'_> {
                     stdout.push_str(&String::from_utf8_lossy(&response.body));
                 }
                 if let Some(w) = &request.write_out {
-                    stdout.push_str(&write_out(w, Some(&response), elapsed, &request.http.url));
+                    stdout.push_str(&write_out(
+                        w,
+                        Some(&response),
+                        elapsed,
+                        Some(elapsed),
+                        &request.http.url,
+                    ));
                 }
                 if request.fail && status >= 400 {
                     let stderr = if show_error {
@@ -74,6 +83,124 @@ impl Shell<'_> {
             }
         }
     }
+}
+
+impl Shell<'_> {
+    /// `curl telnet://host:port` with nothing on stdin, as ferry's TCP
+    /// probes run it: connects, sends nothing, and holds the connection
+    /// until the server closes it (exit 0) or `--max-time` ends it (28),
+    /// like curl does; `time_connect` stays 0 when it never connected.
+    async fn telnet(&self, request: &Curl) -> ExecOutput {
+        let started = Instant::now();
+        let show_error = !request.silent || request.show_error;
+        let uri: Result<http::Uri, _> = request.http.url.parse();
+        let target = match &uri {
+            Ok(uri) if uri.port_u16().is_some() => self.connect_target(&request.http, uri),
+            _ => Err(super::fetch::Failure {
+                curl_code: 3,
+                message: "URL rejected: Port number was not a decimal number between 0 and 65535"
+                    .into(),
+                wget_message: String::new(),
+            }),
+        };
+        let limit = request.http.timeout.unwrap_or(Duration::from_secs(300));
+        let outcome = match target {
+            Err(failed) => Err(failed),
+            Ok((real, remote)) => {
+                match tokio::time::timeout(limit, tokio::net::TcpStream::connect(real)).await {
+                    Ok(Ok(stream)) => Ok((stream, remote, started.elapsed())),
+                    Ok(Err(_)) => Err(super::fetch::Failure {
+                        curl_code: 7,
+                        message: format!(
+                            "Failed to connect to {} port {} after 0 ms: Couldn't connect to server",
+                            remote.ip(),
+                            remote.port()
+                        ),
+                        wget_message: String::new(),
+                    }),
+                    Err(_) => Err(timed_out(limit)),
+                }
+            }
+        };
+        let (stdout, code, message) = match outcome {
+            Err(failed) => (
+                write_out_or_empty(request, None, started.elapsed(), None),
+                failed.curl_code,
+                failed.message,
+            ),
+            Ok((mut stream, remote, connected)) => {
+                use tokio::io::AsyncReadExt;
+                // What the server sends goes to stdout; its close ends curl.
+                let mut received = Vec::new();
+                let read = async {
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => received.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                };
+                let left = limit.saturating_sub(started.elapsed());
+                let closed = tokio::time::timeout(left, read).await.is_ok();
+                let response = super::fetch::HttpResponse {
+                    status: 0,
+                    reason: String::new(),
+                    head: String::new(),
+                    body: bytes::Bytes::new(),
+                    remote,
+                };
+                let mut out = String::new();
+                if request.output_body {
+                    out.push_str(&String::from_utf8_lossy(&received));
+                }
+                out.push_str(&write_out_or_empty(
+                    request,
+                    Some(&response),
+                    started.elapsed(),
+                    Some(connected),
+                ));
+                if closed {
+                    (out, 0, String::new())
+                } else {
+                    (out, 28, timed_out(limit).message)
+                }
+            }
+        };
+        ExecOutput {
+            stdout,
+            stderr: if code != 0 && show_error {
+                format!("curl: ({code}) {message}\n")
+            } else {
+                String::new()
+            },
+            status: Some(code),
+        }
+    }
+}
+
+fn timed_out(limit: Duration) -> super::fetch::Failure {
+    super::fetch::Failure {
+        curl_code: 28,
+        message: format!(
+            "Operation timed out after {} milliseconds with 0 bytes received",
+            limit.as_millis()
+        ),
+        wget_message: "download timed out".into(),
+    }
+}
+
+fn write_out_or_empty(
+    request: &Curl,
+    response: Option<&HttpResponse>,
+    elapsed: Duration,
+    connect: Option<Duration>,
+) -> String {
+    request
+        .write_out
+        .as_deref()
+        .map(|w| write_out(w, response, elapsed, connect, &request.http.url))
+        .unwrap_or_default()
 }
 
 struct Curl {
@@ -184,6 +311,7 @@ impl Curl {
                 "--fail" => c.fail = true,
                 "--include" => c.include = true,
                 "--head" => head_only = true,
+                "--http2-prior-knowledge" => c.http.h2c = true,
                 "--insecure" | "--location" | "--http1.1" | "--verbose" | "--compressed"
                 | "--no-keepalive" => {}
                 a if a.starts_with("--") => return Err(format!("option {a}: is unknown")),
@@ -244,14 +372,18 @@ impl Curl {
     }
 }
 
-/// curl's `-w` variables, `%header{name}` (curl 7.84) among them.
+/// curl's `-w` variables, `%header{name}` (curl 7.84) among them;
+/// `connect` is how long the connection took (`None`: never connected,
+/// which curl prints as 0).
 fn write_out(
     format: &str,
     response: Option<&HttpResponse>,
     elapsed: Duration,
+    connect: Option<Duration>,
     url: &str,
 ) -> String {
     let secs = format!("{:.6}", elapsed.as_secs_f64());
+    let connect = format!("{:.6}", connect.unwrap_or_default().as_secs_f64());
     let status = response.map_or(0, |r| r.status);
     let remote = response.map(|r| r.remote);
     let size = response.map_or(0, |r| r.body.len());
@@ -260,7 +392,7 @@ fn write_out(
         .replace("%{response_code}", &format!("{status:03}"))
         .replace("%{time_total}", &secs)
         .replace("%{time_starttransfer}", &secs)
-        .replace("%{time_connect}", &secs)
+        .replace("%{time_connect}", &connect)
         .replace(
             "%{remote_ip}",
             &remote.map(|r| r.ip().to_string()).unwrap_or_default(),
@@ -337,10 +469,20 @@ mod tests {
                 "%{http_code} %{remote_ip} %header{X-Ferry-Via}|%header{x-none}|\\n",
                 Some(&response),
                 Duration::ZERO,
+                None,
                 "u"
             ),
             "200 127.0.0.1 new||\n"
         );
-        assert_eq!(write_out("%{http_code}", None, Duration::ZERO, "u"), "000");
+        assert_eq!(
+            write_out(
+                "%{http_code} %{time_connect}",
+                None,
+                Duration::ZERO,
+                None,
+                "u"
+            ),
+            "000 0.000000"
+        );
     }
 }
