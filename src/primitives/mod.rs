@@ -13,6 +13,7 @@ pub mod options;
 pub mod parallel;
 pub mod params;
 pub mod pause;
+pub mod phase;
 pub mod probe;
 pub mod sleep;
 pub mod step;
@@ -31,6 +32,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     claim::register(engine, session);
     irreversible::register(engine, session);
     pause::register(engine, session);
+    phase::register(engine, session);
     sleep::register(engine, session);
     parallel::register(engine);
     params::register(engine);
@@ -65,6 +67,7 @@ pub fn require_step(ctx: &NativeCallContext, primitive: &str) -> Result<(), Box<
         .raise(pos));
     }
     if frames::depth() > 0 {
+        frames::note_change();
         return Ok(());
     }
     Err(runtime_error(
