@@ -6,6 +6,8 @@
   if (!live || !window.EventSource) return;
   const badge = document.getElementById("live");
   let pending = null;
+  // The fragment shown: the stream's first event is usually the same one.
+  let version = document.body.dataset.version;
   const swap = (html) => {
     const main = document.getElementById("main");
     const focused = document.activeElement;
@@ -25,5 +27,9 @@
   const source = new EventSource(live);
   source.addEventListener("open", () => badge && badge.classList.add("on"));
   source.addEventListener("error", () => badge && badge.classList.remove("on"));
-  source.addEventListener("main", (e) => swap(JSON.parse(e.data)));
+  source.addEventListener("main", (e) => {
+    if (e.lastEventId === version) return;
+    version = e.lastEventId;
+    swap(JSON.parse(e.data));
+  });
 })();

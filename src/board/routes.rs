@@ -367,9 +367,10 @@ fn live(
                 };
                 if last.as_deref() != Some(html.as_str()) {
                     let data = serde_json::to_string(&html).unwrap_or_default();
+                    let version = views::version(&html);
                     last = Some(html);
                     return Some((
-                        Ok(Event::default().event("main").data(data)),
+                        Ok(Event::default().event("main").id(version).data(data)),
                         (render, last, false),
                     ));
                 }

@@ -18,8 +18,18 @@ pub const CSS: &str = include_str!("board.css");
 /// The live-update script, served as `/board.js`.
 pub const JS: &str = include_str!("board.js");
 
+/// A fingerprint of a `<main>` fragment: the live stream sends a fragment
+/// only when it differs from the one the page already shows.
+pub fn version(main: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    main.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
 /// A whole page: `main` is what the live stream replaces.
 pub fn page(title: &str, live: &str, main: Markup) -> Markup {
+    let version = version(&main.0);
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -30,7 +40,7 @@ pub fn page(title: &str, live: &str, main: Markup) -> Markup {
                 link rel="stylesheet" href="/board.css";
                 script src="/board.js" defer {}
             }
-            body data-live=(live) {
+            body data-live=(live) data-version=(version) {
                 header {
                     a.brand href="/" { "ferry board" }
                     span.live #live title="updates as the journal changes" { "live" }
@@ -52,6 +62,10 @@ pub fn message(title: &str, text: &str) -> Markup {
 
 fn status_badge(status: RunStatus) -> Markup {
     html! { span class={ "badge st-" (status.as_str()) } { (status.as_str()) } }
+}
+
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 fn when(ms: i64) -> String {
@@ -186,7 +200,7 @@ pub fn fleet(fleet: &Fleet, runs: &[Run], waiting: &[Waiting], filter: &FleetFil
     html! {
         h1 { "Fleet" }
         p.summary #fleet-summary {
-            (fleet.rows.len()) " apps in " (runs.len()) " runs"
+            (plural(fleet.rows.len(), "app")) " in " (plural(runs.len(), "run")) "; furthest phase:"
             @for (i, phase) in fleet.phases.iter().enumerate() {
                 " · " span class={ "ph ph" (i.min(4)) } { (phase) } " " (by_phase[i])
             }

@@ -633,26 +633,22 @@ fn spawn_board(sb: &Sandbox, shared: &Shared, allow_approve: bool) -> Served {
 
 const TWO_APPS: &str = include_str!("../../scripts/two-apps.rhai");
 
-/// A lab run of two-apps.rhai paused at its gate, seen on the board,
-/// approved from it, then resumed by the CLI to the end.
-fn board_over_a_paused_lab_run(choose: impl FnOnce(&LabFixture) -> Shared) {
-    let lab_home = Sandbox::new();
-    let lab = LabFixture::serve(&lab_home.file("lab"));
-    let shared = choose(&lab);
-    let sb = Sandbox::new();
-    let script = sb.write("two-apps.rhai", TWO_APPS);
-    fn env<'a>(
-        shared: &Shared,
-        mut inv: crate::common::Invocation<'a>,
-    ) -> crate::common::Invocation<'a> {
-        inv = inv.env("FERRY_STATE", &shared.state);
-        for (k, v) in &shared.env {
-            inv = inv.env(k, v);
-        }
-        inv
+fn env<'a>(
+    shared: &Shared,
+    mut inv: crate::common::Invocation<'a>,
+) -> crate::common::Invocation<'a> {
+    inv = inv.env("FERRY_STATE", &shared.state);
+    for (k, v) in &shared.env {
+        inv = inv.env(k, v);
     }
+    inv
+}
+
+/// Runs two-apps.rhai on the lab as run `moving`, to its gate `app2-ready`.
+fn run_to_the_gate(sb: &Sandbox, lab: &LabFixture, shared: &Shared) {
+    let script = sb.write("two-apps.rhai", TWO_APPS);
     env(
-        &shared,
+        shared,
         sb.ferry([
             "run",
             &script.display().to_string(),
@@ -664,6 +660,16 @@ fn board_over_a_paused_lab_run(choose: impl FnOnce(&LabFixture) -> Shared) {
     )
     .code(3)
     .run();
+}
+
+/// A lab run of two-apps.rhai paused at its gate, seen on the board,
+/// approved from it, then resumed by the CLI to the end.
+fn board_over_a_paused_lab_run(choose: impl FnOnce(&LabFixture) -> Shared) {
+    let lab_home = Sandbox::new();
+    let lab = LabFixture::serve(&lab_home.file("lab"));
+    let shared = choose(&lab);
+    let sb = Sandbox::new();
+    run_to_the_gate(&sb, &lab, &shared);
     let served = spawn_board(&sb, &shared, true);
     let client = Client::new(&served.base);
     let fleet = client.get("/", &[]).body;
@@ -718,4 +724,61 @@ fn board_over_a_paused_lab_run_through_postgres() {
 #[test]
 fn board_over_a_paused_lab_run_through_kubernetes() {
     board_over_a_paused_lab_run(crate::team_state::in_the_lab);
+}
+
+/// Chromium, driven by playwright-core (tests/browser/board.mjs), over a
+/// lab run paused at its gate: the fleet's app matrix, the run's guard
+/// charts, approving with the token, the open page following live, and a
+/// second approve without the token refused. Screenshots go to the target
+/// directory (`tmp/board-screenshots`).
+#[test]
+fn a_real_browser_sees_the_fleet_and_approves_the_gate_with_the_token() {
+    let driver = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        driver.join("node_modules/playwright-core").is_dir(),
+        "playwright-core is not installed: run `npm ci` in tests/browser (.ci/run does)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "no Chromium at {chromium}: apt-get install chromium (.ci/run does)"
+    );
+    let lab_home = Sandbox::new();
+    let lab = LabFixture::serve(&lab_home.file("lab"));
+    let sb = Sandbox::new();
+    let shared = Shared::state(&format!("sqlite:{}", sb.file("state").display()));
+    run_to_the_gate(&sb, &lab, &shared);
+    let served = spawn_board(&sb, &shared, true);
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("board-screenshots");
+    let _ = std::fs::remove_dir_all(&shots);
+    let out = std::process::Command::new("node")
+        .arg(driver.join("board.mjs"))
+        .current_dir(&driver)
+        .env("BOARD_URL", &served.base)
+        .env("TOKEN", served.token.as_deref().unwrap())
+        .env("RUN", "moving")
+        .env("GATE", "app2-ready")
+        .env("APP", "app1")
+        .env("SHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the browser test failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
+    for shot in ["fleet.png", "run.png"] {
+        let png = std::fs::read(shots.join(shot)).expect("a screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "{shot} is a PNG");
+    }
+    // The page's approval is the journal's: the CLI sees it.
+    let status = env(&shared, sb.ferry(["status", "moving", "-o", "json"])).run();
+    assert!(
+        status.stdout.contains("dana (on the board of"),
+        "{}",
+        status.stdout
+    );
 }
