@@ -231,3 +231,54 @@ impl Cache {
         runs.retain(|id, _| ids.contains(id.as_str()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: i64, kind: StepKind, undo: UndoStatus, app: &str, phase: &str) -> Step {
+        let mut s = Step::new(format!("{app}: {phase}"), "s:1:1", kind);
+        s.seq = seq;
+        s.status = StepStatus::Completed;
+        s.undo = undo;
+        if kind == StepKind::Phase {
+            s.data = Some(serde_json::json!({ "app": app, "phase": phase, "namespace": "ns" }));
+        }
+        s
+    }
+
+    #[test]
+    fn a_phase_after_an_undone_step_no_longer_counts() {
+        // app1 bridged; app2 bridged; a rollback undid app2's step, then stopped.
+        let steps = [
+            record(1, StepKind::Step, UndoStatus::Pending, "app1", "bridge"),
+            record(2, StepKind::Phase, UndoStatus::None, "app1", "bridged"),
+            record(3, StepKind::Step, UndoStatus::Done, "app2", "bridge"),
+            record(4, StepKind::Step, UndoStatus::None, "app2", "check"),
+            record(5, StepKind::Phase, UndoStatus::None, "app2", "bridged"),
+        ];
+        let run = Run {
+            id: "r".into(),
+            script: "s.rhai".into(),
+            script_hash: String::new(),
+            params: Default::default(),
+            libs: Vec::new(),
+            status: RunStatus::RollbackFailed,
+            dry_run: false,
+            error: None,
+            identities: Default::default(),
+            environment: Default::default(),
+            sources: Default::default(),
+            actions: Vec::new(),
+            created_at: 0,
+            updated_at: 0,
+        };
+        let phases = RunPhases::of(&run, &steps);
+        let reached: Vec<&str> = phases.reached.iter().map(|r| r.app.as_str()).collect();
+        assert_eq!(reached, ["app1"]);
+        assert_eq!(phases.apps.len(), 2, "both apps were touched");
+        let fleet = Fleet::build(&[(run, std::sync::Arc::new(phases))]);
+        assert_eq!(fleet.rows[0].furthest(), Some(0));
+        assert_eq!(fleet.rows[1].furthest(), None);
+    }
+}

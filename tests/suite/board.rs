@@ -782,3 +782,58 @@ fn a_real_browser_sees_the_fleet_and_approves_the_gate_with_the_token() {
         status.stdout
     );
 }
+
+/// `phase(app, name)` is journaled once as a `phase` record, replayed on
+/// resume (not written again), and misuse is an error at its position.
+#[test]
+fn phase_records_are_journaled_once_and_replayed() {
+    let sb = Sandbox::new();
+    let script = sb.write(
+        "phases.rhai",
+        r#"step("copy", || 1);
+phase("app1", "bridged", #{ namespace: "ns1", cluster: "old" });
+pause("go", "on?");
+phase("app1", "cut over");
+"#,
+    );
+    let script = script.display().to_string();
+    sb.ferry(["run", &script, "--id", "p"]).code(3).run();
+    let phases = |sb: &Sandbox| -> Vec<serde_json::Value> {
+        sb.steps("p")
+            .into_iter()
+            .filter(|s| s["kind"] == "phase")
+            .collect()
+    };
+    let first = phases(&sb);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["name"], "app1: bridged");
+    assert_eq!(first[0]["status"], "completed");
+    assert_eq!(first[0]["data"]["namespace"], "ns1");
+    assert_eq!(first[0]["data"]["cluster"], "old");
+    sb.ferry(["approve", "p", "go"]).run();
+    sb.ferry(["resume", "p"]).run();
+    let after = phases(&sb);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(
+        after[0]["ended_at"], first[0]["ended_at"],
+        "replayed, not rewritten"
+    );
+    assert_eq!(after[1]["name"], "app1: cut over");
+    assert!(after[1]["data"]["namespace"].is_null());
+
+    let twice = sb.write(
+        "twice.rhai",
+        "phase(\"a\", \"bridged\");\nphase(\"a\", \"bridged\");\n",
+    );
+    sb.ferry(["run", &twice.display().to_string()])
+        .code(2)
+        .stderr_has("duplicate phase name `a: bridged`")
+        .stderr_has("twice.rhai:2:1")
+        .run();
+    let bad = sb.write("bad.rhai", "phase(\"a\", \"bridged\", #{ zone: 1 });\n");
+    sb.ferry(["run", &bad.display().to_string()])
+        .code(2)
+        .stderr_has("zone")
+        .stderr_has("bad.rhai:1:1")
+        .run();
+}
