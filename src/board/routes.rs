@@ -219,7 +219,7 @@ async fn run_page(
     status: StatusCode,
 ) -> Response {
     let board = app.board.clone();
-    let live = format!("/live/runs/{}", percent(&id));
+    let live = format!("/live/runs/{}", views::segment(&id));
     let title = format!("Run {id}");
     match blocking(move || board.render_run(&id, csrf.as_deref(), notice.as_deref())).await {
         Ok(Some(html)) => page(status, &title, &live, maud::PreEscaped(html)),
@@ -231,19 +231,6 @@ async fn run_page(
         ),
         Err(e) => failed(e),
     }
-}
-
-/// Percent-encodes a path segment (run ids are plain, but never trust that).
-fn percent(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[derive(serde::Deserialize)]
@@ -317,7 +304,7 @@ async fn approve_gate(
     .await;
     let csrf = csrf(&app, &headers);
     match result {
-        Ok(_) => Redirect::to(&format!("/runs/{}", percent(&id))).into_response(),
+        Ok(_) => Redirect::to(&format!("/runs/{}", views::segment(&id))).into_response(),
         Err(e) => run_page(&app, id, csrf, Some(e), StatusCode::FORBIDDEN).await,
     }
 }

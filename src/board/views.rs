@@ -64,6 +64,19 @@ fn status_badge(status: RunStatus) -> Markup {
     html! { span class={ "badge st-" (status.as_str()) } { (status.as_str()) } }
 }
 
+/// Percent-encodes a URL path segment (a run id or a gate name).
+pub fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 fn plural(n: usize, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
@@ -211,7 +224,7 @@ pub fn fleet(fleet: &Fleet, runs: &[Run], waiting: &[Waiting], filter: &FleetFil
                 ul {
                     @for w in waiting {
                         li {
-                            a href={ "/runs/" (w.run) } { (w.run) } " waits at "
+                            a href={ "/runs/" (segment(&w.run)) } { (w.run) } " waits at "
                             code { (w.gate.name) } ": " (w.gate.message)
                             " (since " (when(w.gate.requested_at)) ")"
                             @if let Some(approvers) = &w.approvers {
@@ -264,13 +277,13 @@ pub fn fleet(fleet: &Fleet, runs: &[Run], waiting: &[Waiting], filter: &FleetFil
                                     @match cell {
                                         Some((run, at)) => {
                                             td class={ "cell ph" (i.min(4)) } data-phase=(fleet.phases[i]) title={ (fleet.phases[i]) " by run " (run.id) @if let Some(at) = at { " at " (when(*at)) } } {
-                                                a href={ "/runs/" (run.id) } { "✔" }
+                                                a href={ "/runs/" (segment(&run.id)) } { "✔" }
                                             }
                                         }
                                         None => { td.cell.none data-phase=(fleet.phases[i]) { "·" } }
                                     }
                                 }
-                                td { a href={ "/runs/" (row.latest.id) } { (row.latest.id) } }
+                                td { a href={ "/runs/" (segment(&row.latest.id)) } { (row.latest.id) } }
                                 td { (status_badge(row.latest.status)) }
                                 td { (row.latest.started_by.as_deref().unwrap_or("")) }
                                 td.when { (when(row.latest.created_at)) }
@@ -286,7 +299,7 @@ pub fn fleet(fleet: &Fleet, runs: &[Run], waiting: &[Waiting], filter: &FleetFil
             tbody {
                 @for run in runs.iter().take(200) {
                     tr {
-                        td { a href={ "/runs/" (run.id) } { (run.id) } }
+                        td { a href={ "/runs/" (segment(&run.id)) } { (run.id) } }
                         td { (status_badge(run.status)) }
                         td { (run.script.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()) }
                         td { (run.started_by().unwrap_or("")) }
@@ -361,18 +374,20 @@ pub fn run(view: &RunView) -> Markup {
         .rev()
         .find(|a| a.action == crate::journal::ActionKind::Resume)
         .map(|a| a.at);
+    let parents: std::collections::HashMap<&str, Option<&str>> = steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Step)
+        .map(|s| (s.name.as_str(), s.parent.as_deref()))
+        .collect();
     let depth_of = |step: &Step| {
         let mut depth = 0;
-        let mut parent = step.parent.clone();
+        let mut parent = step.parent.as_deref();
         while let Some(p) = parent {
             depth += 1;
             if depth > 16 {
                 break;
             }
-            parent = steps
-                .iter()
-                .find(|s| s.kind == StepKind::Step && s.name == p)
-                .and_then(|s| s.parent.clone());
+            parent = parents.get(p).copied().flatten();
         }
         depth
     };
@@ -425,7 +440,7 @@ pub fn run(view: &RunView) -> Markup {
                                 } @else if finished {
                                     "never approved (the run has ended)"
                                 } @else if let Some(csrf) = view.csrf {
-                                    form.approve method="post" action={ "/runs/" (run.id) "/gates/" (gate.name) "/approve" } {
+                                    form.approve method="post" action={ "/runs/" (segment(&run.id)) "/gates/" (segment(&gate.name)) "/approve" } {
                                         input type="hidden" name="csrf" value=(csrf);
                                         input type="text" name="name" required placeholder="your name" autocomplete="name";
                                         button type="submit" { "approve" }
