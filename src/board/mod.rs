@@ -41,6 +41,8 @@ pub struct Board {
     store: Arc<dyn Store>,
     cache: fleet::Cache,
     approvals: Option<approve::Approvals>,
+    /// Set on Ctrl-C: live streams end, so the server can stop.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl Board {
@@ -51,7 +53,18 @@ impl Board {
             store,
             cache: fleet::Cache::default(),
             approvals: token.map(|t| approve::Approvals::new(Some(t))),
+            closing: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Ends the live streams (they never end by themselves).
+    pub fn close(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -186,10 +199,12 @@ pub fn serve(store: Arc<dyn Store>, options: &BoardOptions, quiet: bool) -> Resu
             eprintln!("read-only: start with --allow-approve to approve gates from the page");
         }
         let board = Arc::new(Board::new(store, token));
-        let app = routes::router(board, address);
+        let app = routes::router(board.clone(), address);
         axum::serve(listener, app)
-            .with_graceful_shutdown(async {
+            .with_graceful_shutdown(async move {
                 let _ = tokio::signal::ctrl_c().await;
+                // Open pages hold their live stream: end those, then stop.
+                board.close();
             })
             .await
             .map_err(|e| Error::Listen {

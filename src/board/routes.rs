@@ -314,7 +314,7 @@ async fn live_fleet(
     Query(filter): Query<views::FleetFilter>,
 ) -> impl IntoResponse {
     let board = app.board.clone();
-    live(move || board.render_fleet(&filter).map(Some))
+    live(app.board, move || board.render_fleet(&filter).map(Some))
 }
 
 async fn live_run(
@@ -324,44 +324,53 @@ async fn live_run(
 ) -> impl IntoResponse {
     let csrf = csrf(&app, &headers);
     let board = app.board.clone();
-    live(move || board.render_run(&id, csrf.as_deref(), None))
+    live(app.board, move || {
+        board.render_run(&id, csrf.as_deref(), None)
+    })
 }
 
 /// A stream of `main` events: the fragment `render` makes, each time it
 /// differs from the last one sent (JSON-encoded: one line, whatever the
-/// fragment holds). Ends when the page no longer exists.
+/// fragment holds). Ends when the page no longer exists or the board closes.
 fn live(
+    board: Arc<Board>,
     render: impl Fn() -> crate::error::Result<Option<String>> + Send + Sync + 'static,
 ) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
     let render = Arc::new(render);
     let stream = futures::stream::unfold(
         (render, None::<String>, true),
-        |(render, last, first)| async move {
-            if !first {
-                tokio::time::sleep(LIVE_EVERY).await;
-            }
-            let mut last = last;
-            loop {
-                let r = render.clone();
-                let html = match tokio::task::spawn_blocking(move || r()).await {
-                    Ok(Ok(Some(html))) => html,
-                    Ok(Ok(None)) => return None,
-                    // A journal that cannot be read now may be read later.
-                    Ok(Err(_)) | Err(_) => {
-                        tokio::time::sleep(LIVE_EVERY).await;
-                        continue;
-                    }
-                };
-                if last.as_deref() != Some(html.as_str()) {
-                    let data = serde_json::to_string(&html).unwrap_or_default();
-                    let version = views::version(&html);
-                    last = Some(html);
-                    return Some((
-                        Ok(Event::default().event("main").id(version).data(data)),
-                        (render, last, false),
-                    ));
+        move |(render, last, first)| {
+            let board = board.clone();
+            async move {
+                if !first {
+                    tokio::time::sleep(LIVE_EVERY).await;
                 }
-                tokio::time::sleep(LIVE_EVERY).await;
+                let mut last = last;
+                loop {
+                    if board.closing() {
+                        return None;
+                    }
+                    let r = render.clone();
+                    let html = match tokio::task::spawn_blocking(move || r()).await {
+                        Ok(Ok(Some(html))) => html,
+                        Ok(Ok(None)) => return None,
+                        // A journal that cannot be read now may be read later.
+                        Ok(Err(_)) | Err(_) => {
+                            tokio::time::sleep(LIVE_EVERY).await;
+                            continue;
+                        }
+                    };
+                    if last.as_deref() != Some(html.as_str()) {
+                        let data = serde_json::to_string(&html).unwrap_or_default();
+                        let version = views::version(&html);
+                        last = Some(html);
+                        return Some((
+                            Ok(Event::default().event("main").id(version).data(data)),
+                            (render, last, false),
+                        ));
+                    }
+                    tokio::time::sleep(LIVE_EVERY).await;
+                }
             }
         },
     );

@@ -837,3 +837,50 @@ phase("app1", "cut over");
         .stderr_has("bad.rhai:1:1")
         .run();
 }
+
+/// Ctrl-C stops the board even while a page holds its live stream open.
+#[test]
+fn ctrl_c_stops_the_board_with_a_live_page_open() {
+    let sb = Sandbox::new();
+    let shared = Shared::state(&format!("sqlite:{}", sb.file("state").display()));
+    let mut served = spawn_board(&sb, &shared, false);
+    let client = Client::new(&served.base);
+    let fleet = await_event(&client, "/live/", "", |_| true);
+    assert!(fleet.contains("No app has reached a phase yet"), "{fleet}");
+    // A stream stays open in the background while the board is asked to stop.
+    let base = served.base.clone();
+    let (open, opened) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let client = Client::new(&base);
+        client.rt.block_on(async {
+            let mut response = client
+                .http
+                .get(format!("{base}/live/"))
+                .send()
+                .await
+                .expect("the live stream opens");
+            open.send(()).unwrap();
+            // Read until the board ends the stream (or drops the connection).
+            while let Ok(Some(_)) = response.chunk().await {}
+        });
+    });
+    opened
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the stream opened");
+    let pid = served.child.id() as i32;
+    // SAFETY: signalling a child this test spawned and still owns.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the board did not stop on Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    holder.join().unwrap();
+}
