@@ -76,7 +76,13 @@ impl Board {
         let runs = self.store.runs()?;
         let mut summaries = Vec::with_capacity(runs.len());
         let mut waiting = Vec::new();
+        let mut dead = std::collections::HashSet::new();
         for run in &runs {
+            if run.status == crate::journal::RunStatus::Running
+                && !self.store.lock_state(&run.id)?.held
+            {
+                dead.insert(run.id.clone());
+            }
             let phases = match self.cache.get(run) {
                 Some(phases) => phases,
                 None => {
@@ -108,7 +114,7 @@ impl Board {
         let ids = runs.iter().map(|r| r.id.as_str()).collect();
         self.cache.retain(&ids);
         let fleet = fleet::Fleet::build(&summaries);
-        Ok(views::fleet(&fleet, &runs, &waiting, filter).into_string())
+        Ok(views::fleet(&fleet, &runs, &waiting, &dead, filter).into_string())
     }
 
     /// The run view's `<main>` as HTML; `None` when there is no such run.

@@ -60,6 +60,15 @@ pub fn message(title: &str, text: &str) -> Markup {
     }
 }
 
+/// A run's status; a run recorded running whose driver is gone says so.
+fn run_badge(status: RunStatus, dead: bool) -> Markup {
+    if dead {
+        html! { span.badge.st-failed title="recorded running, but no live process holds it: ferry resume continues it" { "running (driver died)" } }
+    } else {
+        status_badge(status)
+    }
+}
+
 fn status_badge(status: RunStatus) -> Markup {
     html! { span class={ "badge st-" (status.as_str()) } { (status.as_str()) } }
 }
@@ -148,7 +157,15 @@ pub struct Waiting {
 }
 
 /// The fleet view's `<main>`.
-pub fn fleet(fleet: &Fleet, runs: &[Run], waiting: &[Waiting], filter: &FleetFilter) -> Markup {
+/// The fleet view's `<main>`; `dead`: runs recorded running that no live
+/// process drives.
+pub fn fleet(
+    fleet: &Fleet,
+    runs: &[Run],
+    waiting: &[Waiting],
+    dead: &std::collections::HashSet<String>,
+    filter: &FleetFilter,
+) -> Markup {
     let mut namespaces: Vec<&str> = fleet
         .rows
         .iter()
@@ -284,7 +301,7 @@ pub fn fleet(fleet: &Fleet, runs: &[Run], waiting: &[Waiting], filter: &FleetFil
                                     }
                                 }
                                 td { a href={ "/runs/" (segment(&row.latest.id)) } { (row.latest.id) } }
-                                td { (status_badge(row.latest.status)) }
+                                td { (run_badge(row.latest.status, dead.contains(&row.latest.id))) }
                                 td { (row.latest.started_by.as_deref().unwrap_or("")) }
                                 td.when { (when(row.latest.created_at)) }
                             }
@@ -300,7 +317,7 @@ pub fn fleet(fleet: &Fleet, runs: &[Run], waiting: &[Waiting], filter: &FleetFil
                 @for run in runs.iter().take(200) {
                     tr {
                         td { a href={ "/runs/" (segment(&run.id)) } { (run.id) } }
-                        td { (status_badge(run.status)) }
+                        td { (run_badge(run.status, dead.contains(&run.id))) }
                         td { (run.script.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()) }
                         td { (run.started_by().unwrap_or("")) }
                         td.when { (when(run.created_at)) }
@@ -398,7 +415,7 @@ pub fn run(view: &RunView) -> Markup {
     let phases: Vec<&Step> = steps.iter().filter(|s| s.kind == StepKind::Phase).collect();
     let finished = crate::runner::finished(run.status);
     html! {
-        h1 { "Run " code { (run.id) } " " (status_badge(run.status)) }
+        h1 { "Run " code { (run.id) } " " (run_badge(run.status, run.status == RunStatus::Running && !view.lock.held)) }
         @if let Some(notice) = view.notice { p.notice #notice { (notice) } }
         dl.facts {
             dt { "script" } dd { (run.script.display().to_string()) }

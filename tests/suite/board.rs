@@ -199,7 +199,8 @@ pause("app2-ready", "app2's team is ready?");
 
 /// Five runs: paused at a gate only alice may approve (app1 cut over,
 /// with a guard), failed (app2 bridged), rolled back (app3), finished
-/// (app4 finalized), and one whose step name and value are markup.
+/// (app4 finalized), one whose step name and value are markup, and one
+/// recorded running whose driver is gone (app6).
 fn fleet() -> Arc<dyn Store> {
     let store = MemoryStore::new();
     History::new(SCRIPT)
@@ -252,6 +253,11 @@ fn fleet() -> Arc<dyn Store> {
             serde_json::json!("<script>alert(2)</script>"),
         )
         .phase("<b>app5</b>", "bridged", "ns5")
+        .write_to(&store);
+    History::new(SCRIPT)
+        .id("dead-run")
+        .status(RunStatus::Running)
+        .phase("app6", "bridged", "ns6")
         .write_to(&store);
     Arc::new(store)
 }
@@ -307,6 +313,8 @@ fn the_fleet_shows_each_apps_phases_across_runs_and_filters_them() {
         )
     );
     assert!(row(body, "app1").contains("alice@laptop"), "who started it");
+    assert!(row(body, "app6").contains("running (driver died)"));
+    assert!(!row(body, "app1").contains("driver died"));
     // The gate waits for alice, and the fleet says so.
     let waiting = &body[body.find("id=\"waiting\"").expect("waiting list")..];
     assert!(waiting.contains("paused-run") && waiting.contains("for alice"));
@@ -324,7 +332,7 @@ fn the_fleet_shows_each_apps_phases_across_runs_and_filters_them() {
     assert_eq!(only("/?namespace=ns4"), ["app4"]);
     assert_eq!(only("/?phase=cut+over"), ["app1"]);
     assert_eq!(only("/?q=APP3"), ["app3"]);
-    assert_eq!(only("/?cluster=old").len(), 5);
+    assert_eq!(only("/?cluster=old").len(), 6);
     let grouped = board.client.get("/?group=status", &[]).body;
     assert!(grouped.contains("paused (1)") && grouped.contains("succeeded (2)"));
 }
