@@ -216,6 +216,10 @@ pub enum Error {
         gate: String,
         message: String,
     },
+
+    /// `ferry board` could not listen where it was told to.
+    #[error("cannot serve the board on {address}: {reason}")]
+    Listen { address: String, reason: String },
 }
 
 impl Error {

@@ -14,10 +14,12 @@
 //! * [`settings`]: how to reach targets (kubeconfig, rate limits, dry run).
 //! * [`tls`]: the one TLS stack (rustls + ring) every client and server shares.
 //! * [`events`]: progress, plain and JSON rendering of what a run does.
+//! * [`board`]: `ferry board`, the web page over the journal.
 //! * `lab` (cargo feature `lab`, on by default): loopback stand-ins for the
 //!   outside world, reached by the runner only through `runner::labs`.
 
 pub mod adapters;
+pub mod board;
 pub mod cli;
 pub mod corefile;
 pub mod engine;

@@ -152,6 +152,18 @@ pub enum Command {
         #[arg(value_name = "GATE", add = ArgValueCandidates::new(super::complete::waiting_gates))]
         gate: String,
     },
+    /// Serve the migration board: every app's phase, every run, guarded flips as charts, live
+    #[command(
+        after_help = "Examples:\n  ferry board                         # http://127.0.0.1:8765/, read-only\n  ferry board --allow-approve         # prints a one-time token URL to approve gates from the page\n  ferry board --listen 0.0.0.0:8765   # beyond this machine (anyone reaching it sees every run)"
+    )]
+    Board {
+        /// Where to listen (loopback unless told otherwise; port 0 picks a free one)
+        #[arg(long, value_name = "ADDRESS:PORT", default_value = crate::board::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Let people approve gates from the page, after opening the one-time token URL printed at start
+        #[arg(long)]
+        allow_approve: bool,
+    },
     /// Undo a run: run the undo closures of its completed steps, newest first
     #[command(
         after_help = "Examples:\n  ferry rollback RUN            # lists what it would undo, then asks\n  ferry rollback RUN --yes      # in a script or CI job\n  ferry status RUN   # rolling-back, rolled-back or rollback-failed"

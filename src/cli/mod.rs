@@ -9,7 +9,7 @@ mod inspect;
 mod lab;
 mod lifecycle;
 mod output;
-mod phases;
+pub(crate) mod phases;
 mod reference;
 mod state;
 
@@ -164,6 +164,23 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 };
                 output::emit(&format!("{what}{next}\n"))?;
             }
+            Ok(exit::SUCCEEDED)
+        }
+        Command::Board {
+            listen,
+            allow_approve,
+        } => {
+            let options = crate::board::BoardOptions {
+                listen,
+                allow_approve,
+            };
+            // Approving writes a gate: open for writing only when asked to.
+            let store = if allow_approve {
+                open_store(global)?
+            } else {
+                open_for_reading(global)?
+            };
+            crate::board::serve(store, &options, global.quiet)?;
             Ok(exit::SUCCEEDED)
         }
         Command::Status { run, watch, output } => {

@@ -63,8 +63,10 @@ pub fn in_guard() -> bool {
 }
 
 /// Runs `f` as a guard's body: sleeps inside it are watch windows that start
-/// over whenever the step runs again, never durable timers.
-pub fn with_guard<R>(f: impl FnOnce() -> R) -> R {
+/// over whenever the step runs again, never durable timers. Also returns
+/// when the body first changed the world ([`note_change`]): the flip the
+/// guard's chart marks.
+pub fn with_guard<R>(f: impl FnOnce() -> R) -> (R, Option<std::time::Instant>) {
     fn adjust(delta: i32) {
         FRAMES.with(|f| {
             if let Some(frame) = f.borrow_mut().stack.last_mut() {
@@ -80,7 +82,28 @@ pub fn with_guard<R>(f: impl FnOnce() -> R) -> R {
     }
     adjust(1);
     let _leave = Leave;
-    f()
+    let outer = FIRST_CHANGE.with(|c| c.take());
+    let result = f();
+    let first = FIRST_CHANGE.with(|c| c.replace(outer));
+    (result, first)
+}
+
+thread_local! {
+    /// When the innermost guard's body on this thread first changed the world.
+    static FIRST_CHANGE: std::cell::Cell<Option<std::time::Instant>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// A primitive is about to change the world: inside a guard, the first such
+/// moment is the flip its statistics mark.
+pub fn note_change() {
+    if in_guard() {
+        FIRST_CHANGE.with(|c| {
+            if c.get().is_none() {
+                c.set(Some(std::time::Instant::now()));
+            }
+        });
+    }
 }
 
 /// Runs `f` inside step `name`; the frame is popped even if `f` unwinds.

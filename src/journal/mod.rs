@@ -120,11 +120,13 @@ string_enum!(
 string_enum!(
     /// What produced a journal record. Each kind is its own namespace: a
     /// record is keyed by (kind, name), so a user's step can never collide
-    /// with a gate or with a step's durable timer.
+    /// with a gate or with a step's durable timer. A `phase` record says
+    /// which phase an app reached (`phase(app, name)`), for the board.
     StepKind {
         Step = "step",
         Gate = "gate",
         Sleep = "sleep",
+        Phase = "phase",
     }
 );
 

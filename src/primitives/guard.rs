@@ -118,14 +118,15 @@ fn guard(
     )
     .map_err(|e| runtime_error(format!("guard: {e}"), pos))?;
 
-    let result = frames::with_guard(|| body.call_within_context::<Dynamic>(ctx, ()));
+    let (result, flipped) = frames::with_guard(|| body.call_within_context::<Dynamic>(ctx, ()));
 
     let stopped = block_on(session, pos, prober.stop());
     let end = match &stopped {
         Ok(end) => *end,
         Err(_) => prober.abort(),
     };
-    let stats = prober.stats(end);
+    let mut stats = prober.stats(end);
+    stats.flip_ms = flipped.map(|at| prober.since_start(at).as_millis() as u64);
     let json = stats.to_json();
     session.ledger.annotate_guard(json.clone());
     let violations = stats.violations();

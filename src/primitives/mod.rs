@@ -13,6 +13,7 @@ pub mod options;
 pub mod parallel;
 pub mod params;
 pub mod pause;
+pub mod phase;
 pub mod planning;
 pub mod probe;
 pub mod sleep;
@@ -33,6 +34,7 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
     irreversible::register(engine, session);
     pause::register(engine, session);
     planning::register(engine, session);
+    phase::register(engine, session);
     sleep::register(engine, session);
     parallel::register(engine, session);
     params::register(engine);
@@ -67,6 +69,7 @@ pub fn require_step(ctx: &NativeCallContext, primitive: &str) -> Result<(), Box<
         .raise(pos));
     }
     if frames::depth() > 0 {
+        frames::note_change();
         return Ok(());
     }
     Err(runtime_error(

@@ -218,6 +218,11 @@ impl Prober {
         end
     }
 
+    /// How long after the guard started `at` was (zero before it).
+    pub fn since_start(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.started)
+    }
+
     pub fn abort(&mut self) -> Duration {
         let end = self.started.elapsed();
         self.stop.take();

@@ -7,12 +7,14 @@
 //! * [`http_from`]: an HTTP probe run from inside a pod (curl or wget through exec).
 //! * [`stream`]: a guard's probe loop inside a pod, one exec for the whole guard.
 //! * [`until`]: retry until N consecutive successes.
-//! * [`stats`], [`guard`]: the background prober and what it measured.
+//! * [`stats`], [`guard`]: the background prober and what it measured;
+//!   [`series`] the same over time, for the board's charts.
 
 pub mod dns;
 pub mod guard;
 pub mod http;
 pub mod http_from;
+pub mod series;
 pub mod spec;
 pub mod stats;
 pub mod stream;

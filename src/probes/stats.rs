@@ -83,6 +83,10 @@ pub struct Stats {
     pub limits: Limits,
     /// Set for a guard fired from a pod.
     pub stream: Option<StreamReport>,
+    /// The same measurements over time, for the board's charts.
+    pub series: super::series::Series,
+    /// When (from the guard's start) its body first changed the world: the flip.
+    pub flip_ms: Option<u64>,
 }
 
 impl Stats {
@@ -96,6 +100,7 @@ impl Stats {
         with_paths: bool,
     ) -> Stats {
         samples.sort_by_key(|s| s.start);
+        let series = super::series::Series::from_samples(samples, duration);
         let mut latencies: Vec<Duration> =
             samples.iter().filter(|s| s.ok).map(|s| s.latency).collect();
         latencies.sort();
@@ -134,6 +139,8 @@ impl Stats {
             last_path,
             limits,
             stream: None,
+            series,
+            flip_ms: None,
         }
     }
 
@@ -258,6 +265,8 @@ impl Stats {
                 "gap_limit_ms": s.gap_limit_ms,
                 "last_error": s.last_error,
             })),
+            "series": self.series.to_json(),
+            "flip_ms": self.flip_ms,
             "ok": self.violations().is_empty(),
             "summary": self.summary(),
         })
@@ -265,7 +274,7 @@ impl Stats {
 }
 
 /// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

@@ -3,6 +3,7 @@
 //! thread while the main thread watches for Ctrl-C/SIGTERM, and turns what
 //! happened into a run status and an [`Outcome`].
 
+mod approve;
 mod changes;
 mod engine_thread;
 mod id;
@@ -11,6 +12,7 @@ mod lifecycle;
 mod plan;
 mod undo;
 
+pub use approve::{Approver, approve};
 pub use engine_thread::shutdown_signal;
 pub use id::{new_run_id, validate_run_id};
 pub use lifecycle::{abort, delete, finished, prune};
@@ -383,51 +385,10 @@ impl Runner {
         }
     }
 
-    /// `ferry approve`: records the approval of a gate (once: approving it
-    /// again changes nothing). A gate of a run that has ended is refused.
+    /// `ferry approve`: records the approval of a gate by this operator
+    /// (once: approving it again changes nothing); see [`approve::approve`].
     pub fn approve(&self, id: &str, gate: &str) -> Result<Approval> {
-        let id = validate_run_id(id)?;
-        let run = self.existing(&id)?;
-        let gates = self.store.gates(&id)?;
-        let Some(mut found) = gates.iter().find(|g| g.name == gate).cloned() else {
-            return Err(Error::UnknownGate {
-                run: id,
-                gate: gate.to_owned(),
-                waiting: gates
-                    .iter()
-                    .filter(|g| g.approved_at.is_none())
-                    .map(|g| g.name.clone())
-                    .collect(),
-            });
-        };
-        let already = found.approved_at.is_some();
-        if !already {
-            if finished(run.status) {
-                return Err(Error::NotResumable {
-                    run: id,
-                    status: run.status.to_string(),
-                    hint: format!("it has ended, so nothing waits at gate `{gate}` any more"),
-                });
-            }
-            if let Some(approvers) = crate::journal::gate_approvers(&self.store.steps(&id)?, gate)
-                && !crate::journal::may_approve(&approvers, &*self.store)
-            {
-                return Err(Error::NotApprover {
-                    run: id,
-                    gate: gate.to_owned(),
-                    who: crate::journal::operator(&*self.store),
-                    approvers,
-                });
-            }
-            found.approved_at = Some(now_ms());
-            found.approved_by = Some(crate::journal::operator(&*self.store));
-            self.store.put_gate(&id, &found)?;
-        }
-        Ok(Approval {
-            gate: found,
-            already,
-            status: run.status,
-        })
+        approve::approve(&*self.store, id, gate, Approver::Operator)
     }
 
     fn existing(&self, id: &str) -> Result<Run> {

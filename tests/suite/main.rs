@@ -8,6 +8,7 @@ mod common;
 mod kube_mock;
 
 mod bad_input;
+mod board;
 mod cluster_adapter;
 mod cluster_live;
 mod cluster_scripts;

@@ -208,7 +208,7 @@ fn teammates_share_a_run_through_postgres() {
 
 /// The journal in a namespace of the lab's `old` cluster: the API server is
 /// all the machines share.
-fn in_the_lab(lab: &LabFixture) -> Shared {
+pub fn in_the_lab(lab: &LabFixture) -> Shared {
     let cluster = lab.lab.cluster("old").unwrap();
     let namespaces = cluster.resource("", "v1", "namespaces").unwrap();
     cluster

@@ -177,6 +177,7 @@ impl Ledger {
             let first = self.sources.display_position(first);
             let what = match kind {
                 StepKind::Gate => "gate",
+                StepKind::Phase => "phase",
                 _ => "step",
             };
             return Err(runtime_error(
@@ -269,6 +270,18 @@ impl Ledger {
         pos: Position,
     ) -> Res<Attempt> {
         self.begin(StepKind::Sleep, name, position, false, Some(data), pos)
+    }
+
+    /// Begins the record of a phase a script declares (`phase(app, name)`),
+    /// `data` saying which app reached which phase; it completes at once.
+    pub fn start_phase(
+        &self,
+        name: &str,
+        position: &str,
+        data: Value,
+        pos: Position,
+    ) -> Res<Attempt> {
+        self.begin(StepKind::Phase, name, position, false, Some(data), pos)
     }
 
     fn begin(

@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 pub const RUN: &str = "h";
 
 pub struct History {
+    id: String,
+    by: Option<String>,
     dir: tempfile::TempDir,
     script: PathBuf,
     text: String,
@@ -98,6 +100,8 @@ impl History {
         let script = dir.path().join("script.rhai");
         std::fs::write(&script, text).expect("write script");
         History {
+            id: RUN.into(),
+            by: None,
             dir,
             script,
             text: text.to_owned(),
@@ -193,11 +197,65 @@ impl History {
         self
     }
 
+    /// The run's id (default [`RUN`]), so several histories share a store.
+    #[must_use]
+    pub fn id(mut self, id: &str) -> Self {
+        self.id = id.to_owned();
+        self
+    }
+
+    /// Who started the run.
+    #[must_use]
+    pub fn started_by(mut self, by: &str) -> Self {
+        self.by = Some(by.to_owned());
+        self
+    }
+
+    /// App `app` reached `phase` (a `phase(app, name)` record).
+    #[must_use]
+    pub fn phase(mut self, app: &str, phase: &str, namespace: &str) -> Self {
+        let mut step = Step::new(
+            format!("{app}: {phase}"),
+            "script.rhai:1:1",
+            StepKind::Phase,
+        );
+        step.status = StepStatus::Completed;
+        step.attempts = 1;
+        step.started_at = Some(1);
+        step.ended_at = Some(1);
+        step.seq = self.records.len() as i64 + 1;
+        step.data = Some(serde_json::json!({
+            "app": app, "phase": phase, "namespace": namespace, "cluster": "old",
+        }));
+        self.records.push(step);
+        self
+    }
+
+    /// The last record's guard statistics (its step data's `guard`).
+    #[must_use]
+    pub fn guard(mut self, stats: Value) -> Self {
+        self.last().data = Some(serde_json::json!({ "guard": stats }));
+        self
+    }
+
+    /// The last gate may only be approved by `approvers`.
+    #[must_use]
+    pub fn approvers(mut self, approvers: &[&str]) -> Self {
+        self.last().data = Some(serde_json::json!({ "approvers": approvers }));
+        self
+    }
+
     /// A store holding the run and its records, as left by an earlier execution.
     pub fn store(&self) -> Arc<dyn Store> {
         let store = MemoryStore::new();
+        self.write_to(&store);
+        Arc::new(store)
+    }
+
+    /// Writes the run and its records into `store`.
+    pub fn write_to(&self, store: &dyn Store) {
         let run = Run {
-            id: RUN.into(),
+            id: self.id.clone(),
             script: self.script.clone(),
             script_hash: String::new(),
             params: BTreeMap::new(),
@@ -208,18 +266,26 @@ impl History {
             identities: BTreeMap::new(),
             environment: Default::default(),
             sources: BTreeMap::from([("script.rhai".to_owned(), self.text.clone())]),
-            actions: Vec::new(),
+            actions: self
+                .by
+                .iter()
+                .map(|by| ferry::journal::Action {
+                    action: ferry::journal::ActionKind::Start,
+                    by: by.clone(),
+                    at: 1,
+                    detail: None,
+                })
+                .collect(),
             created_at: 1,
             updated_at: 1,
         };
         store.create_run(&run).expect("create run");
         for record in &self.records {
-            store.put_step(RUN, record, true).expect("put step");
+            store.put_step(&self.id, record, true).expect("put step");
         }
         for gate in &self.gates {
-            store.put_gate(RUN, gate).expect("put gate");
+            store.put_gate(&self.id, gate).expect("put gate");
         }
-        Arc::new(store)
     }
 
     pub fn dir(&self) -> &std::path::Path {
