@@ -65,13 +65,9 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
         });
 }
 
-/// A cancellable wait that leaves no record.
-fn plain_sleep(
-    ctx: &NativeCallContext,
-    session: &Session,
-    seconds: FLOAT,
-) -> Result<(), Box<EvalAltResult>> {
-    let pos = ctx.call_position();
+/// `seconds` as milliseconds with its progress label, or the error a
+/// sleep out of range gets.
+fn span(seconds: FLOAT, pos: rhai::Position) -> Result<(u64, String), Box<EvalAltResult>> {
     if !(0.0..=366.0 * 86_400.0).contains(&seconds) {
         return Err(runtime_error(
             format!("sleep needs 0 to 366 days in seconds, got {seconds}"),
@@ -79,7 +75,20 @@ fn plain_sleep(
         ));
     }
     let total_ms = (seconds * 1000.0).round() as u64;
-    let label = format!("sleep {}", crate::events::format_duration(total_ms));
+    Ok((
+        total_ms,
+        format!("sleep {}", crate::events::format_duration(total_ms)),
+    ))
+}
+
+/// A cancellable wait that leaves no record.
+fn plain_sleep(
+    ctx: &NativeCallContext,
+    session: &Session,
+    seconds: FLOAT,
+) -> Result<(), Box<EvalAltResult>> {
+    let pos = ctx.call_position();
+    let (total_ms, label) = span(seconds, pos)?;
     session.wait_until(now_ms() + total_ms as i64, total_ms, &label, pos)
 }
 
@@ -89,14 +98,7 @@ fn durable_sleep(
     seconds: FLOAT,
 ) -> Result<(), Box<EvalAltResult>> {
     let pos = ctx.call_position();
-    if !(0.0..=366.0 * 86_400.0).contains(&seconds) {
-        return Err(runtime_error(
-            format!("sleep needs 0 to 366 days in seconds, got {seconds}"),
-            pos,
-        ));
-    }
-    let total_ms = (seconds * 1000.0).round() as u64;
-    let label = format!("sleep {}", crate::events::format_duration(total_ms));
+    let (total_ms, label) = span(seconds, pos)?;
     let role = frames::role();
     if session.mode == Mode::Rollback && role != Some(Role::Undo) {
         // Rollback replays the script only to collect undos: nothing to wait for.

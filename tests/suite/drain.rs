@@ -87,6 +87,18 @@ fn finalize_refuses_while_a_client_calls_through_the_old_route_then_drains() {
     let drained = &sb.step("f", "app1: drain old route")["value"];
     assert_eq!(drained["quiet_s"], 2.0, "{drained}");
     assert!(drained["requests"].as_f64().unwrap() > 5.0, "{drained}");
+    // The drain's polls pause with `sleep(1.0, #{ durable: false })`: no timer records.
+    let timers: Vec<_> = sb
+        .steps("f")
+        .into_iter()
+        .filter(|s| {
+            s["name"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("drain old route/sleep")
+        })
+        .collect();
+    assert!(timers.is_empty(), "{timers:?}");
     assert!(
         lab.object("old", "services/app1-ns/app1-internal")
             .is_none()
