@@ -36,7 +36,7 @@ fn env_list(name: &str, default: &str) -> Vec<usize> {
 mod lab;
 use lab::Lab;
 
-/// Every app's Service in the old cluster points at `new.<zone>` and is
+/// Every app's Service in the old cluster is bridged to the new cluster and
 /// marked finalized; no bridge object is left.
 fn check_moved(lab: &Lab, apps: usize) {
     let services = lab.kubectl("old", &["get", "svc", "-A", "-o", "json"]);
@@ -46,8 +46,11 @@ fn check_moved(lab: &Lab, apps: usize) {
         .unwrap()
         .iter()
         .filter(|s| {
-            s["spec"]["externalName"] == "new.mycompany.internal"
-                && s["metadata"]["annotations"]["ferry.dev/finalized"] == "true"
+            // Either bridge: the ExternalName at the new cluster, or the
+            // default EndpointSlice bridge (selector set aside).
+            let bridged = s["spec"]["externalName"] == "new.mycompany.internal"
+                || s["metadata"]["annotations"]["ferry.dev/selector"].is_string();
+            bridged && s["metadata"]["annotations"]["ferry.dev/finalized"] == "true"
         })
         .count();
     assert_eq!(moved, apps, "every app moved and finalized");
