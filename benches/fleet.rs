@@ -37,7 +37,7 @@ mod lab;
 use lab::Lab;
 
 /// Every app's Service in the old cluster is bridged to the new cluster and
-/// marked finalized; no bridge object is left.
+/// marked finalized; no route to it is left in the old cluster.
 fn check_moved(lab: &Lab, apps: usize) {
     let services = lab.kubectl("old", &["get", "svc", "-A", "-o", "json"]);
     let services: serde_json::Value = serde_json::from_str(&services).unwrap();
@@ -54,11 +54,13 @@ fn check_moved(lab: &Lab, apps: usize) {
         })
         .count();
     assert_eq!(moved, apps, "every app moved and finalized");
+    // Finalize retires each app's route in the old cluster (the new
+    // cluster's stays: callers left in the old cluster cross it).
     let routes = lab.kubectl(
-        "new",
+        "old",
         &["get", "ingressroutes.traefik.io", "-A", "-o", "name"],
     );
-    assert!(routes.trim().is_empty(), "bridges left: {routes}");
+    assert!(routes.trim().is_empty(), "old routes left: {routes}");
 }
 
 /// Runs `command` to its end: (exit status, wall time, user+system CPU,
