@@ -12,7 +12,8 @@ pub struct Settings {
     pub burst: u32,
     /// `--qps`/`--burst` were given: they win over the profile's per-cluster limits.
     pub explicit_limits: bool,
-    /// `--dry-run`: mutations are sent with server-side dry run; nothing changes.
+    /// Mutations are sent with server-side dry run; nothing changes (set
+    /// for `ferry plan`, and for runs an older ferry recorded as dry runs).
     pub dry_run: bool,
     /// The run's environment profile (ferry.toml, --env, --lab): logical
     /// names of clusters and zones -> real targets.

@@ -1,5 +1,5 @@
 //! Reading a cluster: `get`, `exists` and `list`. Reads are allowed
-//! anywhere, inside a step or not, and are the same in a dry run.
+//! anywhere, inside a step or not; under `ferry plan` they see the planned objects.
 
 use super::handle::{ClusterHandle, Clusters, Res, Shared};
 use super::options::selector;

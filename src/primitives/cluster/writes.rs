@@ -1,6 +1,6 @@
 //! Changing a cluster: `apply`, `create`, `replace`, `patch`, `delete` and
-//! `copy`. Each is refused outside a step, and in a dry run reads the live
-//! object first so the diff of what it would change can be printed.
+//! `copy`. Each is refused outside a step; under `ferry plan` the handle is
+//! an overlay that records what each would change (`crate::plan::cluster`).
 
 use super::handle::{ClusterHandle, Clusters, Res, Shared, handle_of, what};
 use super::options::{DEFAULT_DELETE_WAIT, json, opt_str, secs};
@@ -16,9 +16,8 @@ use rhai::{
 use serde_json::Value;
 use std::time::Duration;
 
-/// `Kind ns/name` of an object map, for messages.
 /// The whole-object writes (`apply`, `create`, `replace`): the object as
-/// JSON, the live one read first for the dry run's diff, the write, the report.
+/// JSON, then the write.
 fn write_one(
     s: &Clusters,
     ctx: &NativeCallContext,

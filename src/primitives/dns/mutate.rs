@@ -1,8 +1,8 @@
 //! `upsert` and `delete`: read the record and its ownership record, plan the
 //! change (`ownership.rs`), apply it, and plan again from a fresh read when
 //! the zone changed in between, so that two runs sharing a zone never
-//! overwrite each other blindly. A dry run stops after the plan and says
-//! what it would have changed.
+//! overwrite each other blindly. Under `ferry plan` the zone is an overlay
+//! (`crate::plan::zone`) that keeps the change instead of sending it.
 //!
 //! Servers do not always do what they answer NOERROR to: BIND drops a CNAME
 //! added next to other data (and other data next to a CNAME), PowerDNS
