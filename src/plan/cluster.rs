@@ -17,7 +17,7 @@
 // the cluster, object and server message); boxing it here alone would not help.
 #![allow(clippy::result_large_err)]
 
-use super::{Action, Entry, Plan, object_name};
+use super::{Action, Entry, Plan};
 use crate::adapters::kube::objects::{portable, strip_server_metadata};
 use crate::ports::cluster::{
     Cluster, ClusterConnector, ClusterError, ClusterFuture, ConnectOptions, Deleted, ListOptions,
@@ -146,7 +146,7 @@ impl Overlay {
         self.plan.note(Entry::Object {
             action,
             cluster: self.inner.name().to_owned(),
-            object: object_name(&r.kind, if r.namespaced { ns } else { "" }, name),
+            object: crate::ports::cluster::shown(&r.kind, if r.namespaced { ns } else { "" }, name),
             diff,
         });
     }

@@ -213,13 +213,3 @@ impl EventSink for Collector {
         }
     }
 }
-
-/// A Kubernetes object or record named for people: `Service app1-ns/app1`.
-pub fn object_name(kind: &str, namespace: &str, name: &str) -> String {
-    let kind = kind.rsplit('/').next().unwrap_or(kind);
-    if namespace.is_empty() {
-        format!("{kind} {name}")
-    } else {
-        format!("{kind} {namespace}/{name}")
-    }
-}

@@ -71,6 +71,17 @@ impl fmt::Display for ClusterError {
 
 impl std::error::Error for ClusterError {}
 
+/// An object named for people: `Service app1-ns/app1`, `Namespace app1-ns`
+/// (cluster-scoped); a `group/version/Kind` shows its kind only.
+pub fn shown(kind: &str, namespace: &str, name: &str) -> String {
+    let kind = kind.rsplit('/').next().unwrap_or(kind);
+    if namespace.is_empty() {
+        format!("{kind} {name}")
+    } else {
+        format!("{kind} {namespace}/{name}")
+    }
+}
+
 /// A kind as API discovery resolved it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {

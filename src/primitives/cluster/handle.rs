@@ -125,14 +125,7 @@ impl Clusters {
     }
 }
 
-pub(super) fn what(kind: &str, ns: &str, name: &str) -> String {
-    let kind = kind.rsplit('/').next().unwrap_or(kind);
-    if ns.is_empty() {
-        format!("{kind} {name}")
-    } else {
-        format!("{kind} {ns}/{name}")
-    }
-}
+pub(super) use crate::ports::cluster::shown as what;
 
 pub(super) fn handle_of(d: Dynamic, pos: Position) -> Res<ClusterHandle> {
     let type_name = d.type_name();
