@@ -45,23 +45,38 @@ pub fn copy(from: &dyn Store, to: &dyn Store) -> Result<Copied> {
                 hint: "copy once it has stopped (it pauses at a gate, fails or ends)".into(),
             });
         }
-        let steps = from.steps(&run.id)?;
-        let gates = from.gates(&run.id)?;
-        to.create_run(&run)?;
-        // Only the last record is written durably: it puts every earlier
-        // one on disk with it (one fsync per run, not per record).
-        for (i, step) in steps.iter().enumerate() {
-            to.put_step(&run.id, step, i + 1 == steps.len())?;
-        }
-        for gate in &gates {
-            to.put_gate(&run.id, gate)?;
-        }
+        let records = copy_run(from, to, &run, |_| {})?;
         for claim in claims.iter().filter(|c| c.run == run.id) {
             to.claim(&claim.key, &claim.run, claim.claimed_at)?;
             copied.claims += 1;
         }
         to.update_run(&run)?;
-        copied.runs.push((run.id, steps.len()));
+        copied.runs.push((run.id, records));
     }
     Ok(copied)
+}
+
+/// Copies `run`'s record, steps and gates (each gate through `gate` first)
+/// from `from` to `to`; returns how many step records it wrote. The caller
+/// writes the run's record again once it has added what it adds (claims),
+/// so the copy reads as the original did.
+pub fn copy_run(
+    from: &dyn Store,
+    to: &dyn Store,
+    run: &super::Run,
+    mut gate: impl FnMut(&mut super::Gate),
+) -> Result<usize> {
+    let steps = from.steps(&run.id)?;
+    let gates = from.gates(&run.id)?;
+    to.create_run(run)?;
+    // Only the last record is written durably: it puts every earlier
+    // one on disk with it (one fsync per run, not per record).
+    for (i, step) in steps.iter().enumerate() {
+        to.put_step(&run.id, step, i + 1 == steps.len())?;
+    }
+    for mut g in gates {
+        gate(&mut g);
+        to.put_gate(&run.id, &g)?;
+    }
+    Ok(steps.len())
 }

@@ -14,7 +14,7 @@ mod postgres;
 mod sqlite;
 
 pub use crate::error::JournalError;
-pub use copy::{Copied, copy};
+pub use copy::{Copied, copy, copy_run};
 pub use kubernetes::{
     KubernetesStore, LEASE_DURATION, MAX_RECORD_BYTES, RECORD_FORMAT, rbac_manifest,
 };

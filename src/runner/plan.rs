@@ -110,11 +110,11 @@ impl Runner {
                     .1
             }
             PlanOf::Resume { run } => {
-                let id = copy_run(&*self.store, &*store, &run)?;
+                let id = into_scratch(&*self.store, &*store, &run)?;
                 planner.resume(&id, false)?
             }
             PlanOf::Rollback { run } => {
-                let id = copy_run(&*self.store, &*store, &run)?;
+                let id = into_scratch(&*self.store, &*store, &run)?;
                 planner.rollback(&id, false, true, &|_, _| Ok(()))?
             }
         };
@@ -128,7 +128,7 @@ impl Runner {
 
 /// Copies run `id` (its record, steps and gates) into the scratch journal,
 /// with its waiting gates approved: a plan goes past them.
-fn copy_run(from: &dyn Store, to: &dyn Store, id: &str) -> Result<String> {
+fn into_scratch(from: &dyn Store, to: &dyn Store, id: &str) -> Result<String> {
     let id = super::validate_run_id(id)?;
     let Some(run) = from.run(&id)? else {
         return Err(Error::UnknownRun {
@@ -136,18 +136,12 @@ fn copy_run(from: &dyn Store, to: &dyn Store, id: &str) -> Result<String> {
             state: from.location(),
         });
     };
-    to.create_run(&run)?;
-    let steps = from.steps(&id)?;
-    for (i, step) in steps.iter().enumerate() {
-        to.put_step(&id, step, i + 1 == steps.len())?;
-    }
-    for mut gate in from.gates(&id)? {
+    crate::journal::copy_run(from, to, &run, |gate| {
         if gate.approved_at.is_none() {
             gate.approved_at = Some(now_ms());
             gate.approved_by = Some("(plan)".into());
         }
-        to.put_gate(&id, &gate)?;
-    }
+    })?;
     to.update_run(&run)?;
     Ok(id)
 }
