@@ -75,17 +75,13 @@ fn meta<'a>(object: &'a Value, key: &str) -> &'a str {
         .unwrap_or_default()
 }
 
-fn type_of(object: &Value) -> String {
-    format!(
-        "{}/{}",
-        object
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
-        object
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+/// A whole object's `apiVersion/kind`, namespace and name.
+fn located(object: &Value) -> (String, String, String) {
+    let field = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or_default();
+    (
+        format!("{}/{}", field("apiVersion"), field("kind")),
+        meta(object, "namespace").to_owned(),
+        meta(object, "name").to_owned(),
     )
 }
 
@@ -439,11 +435,7 @@ impl Cluster for Overlay {
 
     fn apply(&self, object: Value) -> ClusterFuture<'_, Value> {
         Box::pin(async move {
-            let kind = type_of(&object);
-            let (ns, name) = (
-                meta(&object, "namespace").to_owned(),
-                meta(&object, "name").to_owned(),
-            );
+            let (kind, ns, name) = located(&object);
             let desired = object.clone();
             self.write(&kind, &ns, &name, Apply(object), move |planned| {
                 let mut computed = planned.unwrap_or_else(|| json!({}));
@@ -458,11 +450,7 @@ impl Cluster for Overlay {
 
     fn create(&self, object: Value) -> ClusterFuture<'_, Value> {
         Box::pin(async move {
-            let kind = type_of(&object);
-            let (ns, name) = (
-                meta(&object, "namespace").to_owned(),
-                meta(&object, "name").to_owned(),
-            );
+            let (kind, ns, name) = located(&object);
             let desired = object.clone();
             self.write(
                 &kind,
@@ -481,11 +469,7 @@ impl Cluster for Overlay {
 
     fn replace(&self, object: Value) -> ClusterFuture<'_, Value> {
         Box::pin(async move {
-            let kind = type_of(&object);
-            let (ns, name) = (
-                meta(&object, "namespace").to_owned(),
-                meta(&object, "name").to_owned(),
-            );
+            let (kind, ns, name) = located(&object);
             let desired = object.clone();
             let cluster = self.inner.name().to_owned();
             let (k, n, m) = (kind.clone(), ns.clone(), name.clone());
