@@ -79,11 +79,16 @@ pub async fn send(
             .await
             .map_err(|e| SendError::Http(e.to_string()))?;
     tokio::spawn(connection);
-    let response = sender
-        .send_request(req)
-        .await
-        .map_err(|e| SendError::Http(e.to_string()))?;
-    let (parts, body) = response.into_parts();
+    collected(sender.send_request(req).await).await
+}
+
+/// A response with its whole body read.
+async fn collected(
+    response: Result<Response<Incoming>, hyper::Error>,
+) -> Result<Response<Bytes>, SendError> {
+    let (parts, body) = response
+        .map_err(|e| SendError::Http(e.to_string()))?
+        .into_parts();
     let body = body
         .collect()
         .await
@@ -108,17 +113,7 @@ pub async fn send_h2c(
     .await
     .map_err(|e| SendError::Http(e.to_string()))?;
     tokio::spawn(connection);
-    let response = sender
-        .send_request(req)
-        .await
-        .map_err(|e| SendError::Http(e.to_string()))?;
-    let (parts, body) = response.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map_err(|e| SendError::Http(e.to_string()))?
-        .to_bytes();
-    Ok(Response::from_parts(parts, body))
+    collected(sender.send_request(req).await).await
 }
 
 /// Forwards an incoming request to `real`, keeping method, path, headers and body.
