@@ -113,6 +113,7 @@ pub fn seed(cluster: &ClusterStore, apps: &[App], with_apps: bool) -> std::io::R
             ("IngressRoute", "ingressroutes"),
             ("IngressRouteTCP", "ingressroutetcps"),
             ("Middleware", "middlewares"),
+            ("TraefikService", "traefikservices"),
         ] {
             match cluster.create(&crds, None, crd(group, kind, plural), Write::default()) {
                 Ok(_) => {}
@@ -145,7 +146,7 @@ pub fn seed(cluster: &ClusterStore, apps: &[App], with_apps: bool) -> std::io::R
                 "selector": { "matchLabels": { "app.kubernetes.io/name": "traefik" } },
                 "template": {
                     "metadata": { "labels": { "app.kubernetes.io/name": "traefik" } },
-                    "spec": { "containers": [{ "name": "traefik", "image": "traefik:v3.1", "args": ["--providers.kubernetescrd", "--entryPoints.web.address=:8000", "--metrics.prometheus=true", "--metrics.prometheus.entryPoint=metrics", "--entryPoints.metrics.address=:9100"], "ports": [{ "name": "web", "containerPort": 8000 }, { "name": "metrics", "containerPort": 9100 }] }] },
+                    "spec": { "containers": [{ "name": "traefik", "image": "traefik:v3.1", "args": ["--providers.kubernetescrd", "--providers.kubernetescrd.allowExternalNameServices=true", "--entryPoints.web.address=:8000", "--metrics.prometheus=true", "--metrics.prometheus.entryPoint=metrics", "--entryPoints.metrics.address=:9100"], "ports": [{ "name": "web", "containerPort": 8000 }, { "name": "metrics", "containerPort": 9100 }] }] },
                 },
             },
         }),

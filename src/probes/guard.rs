@@ -248,6 +248,9 @@ impl Prober {
                 ProbeSpec::Http(h) | ProbeSpec::HttpFrom(h, _) if h.path_header.is_some()
             ),
         );
+        if let ProbeSpec::Http(h) | ProbeSpec::HttpFrom(h, _) = &*self.spec {
+            stats.name_unmarked(h.unmarked());
+        }
         stats.stream = self.stream.as_ref().map(|state| {
             let state = state.lock().unwrap_or_else(|p| p.into_inner());
             let mut report = state.report.clone();

@@ -122,7 +122,7 @@ pub fn check_path(spec: &HttpSpec, outcome: &mut ProbeResult) {
     let Some(expected) = &spec.expect_path else {
         return;
     };
-    let path = outcome.path.as_deref().unwrap_or(super::stats::DIRECT);
+    let path = outcome.path.as_deref().unwrap_or(spec.unmarked());
     if outcome.ok && path != expected {
         outcome.ok = false;
         outcome.kind = Some(ErrorKind::Path);

@@ -39,9 +39,13 @@ pub struct HttpSpec {
     /// A response header naming the path an answer took (ferry's bridge
     /// routes set `X-Ferry-Via: old|new`); its value is the result's `path`.
     pub path_header: Option<String>,
-    /// The path (`path_header` value, `direct` without one) an answer must
-    /// have come through; another path fails with kind `path`.
+    /// The path (`path_header` value, [`HttpSpec::unmarked`] without one)
+    /// an answer must have come through; another path fails with kind `path`.
     pub expect_path: Option<String>,
+    /// What an answer without `path_header` is counted as (`unmarked_path`,
+    /// default `direct`: the app's own pods). While ferry's progressive
+    /// split runs, the old route marks nothing and these are `old`.
+    pub unmarked_path: Option<String>,
     /// How much of the body the result keeps (`max_body_bytes`, default
     /// [`super::BODY_LIMIT`]): more for a page that is read, such as an
     /// ingress's metrics.
@@ -93,6 +97,7 @@ const HTTP_KEYS: &[&str] = &[
     "tls_insecure",
     "path_header",
     "expect_path",
+    "unmarked_path",
     "max_body_bytes",
     "h2c",
 ];
@@ -186,6 +191,13 @@ impl ProbeSpec {
 }
 
 impl HttpSpec {
+    /// The path an answer without `path_header` took.
+    pub fn unmarked(&self) -> &str {
+        self.unmarked_path
+            .as_deref()
+            .unwrap_or(super::stats::DIRECT)
+    }
+
     pub fn new(url: &str, options: &Map<String, Value>) -> Result<HttpSpec, String> {
         check_keys(options, HTTP_KEYS, "an http probe")?;
         let url = reqwest::Url::parse(url).map_err(|e| format!("bad URL `{url}`: {e}"))?;
@@ -244,6 +256,18 @@ impl HttpSpec {
                 }
                 (path, _) => path,
             },
+            unmarked_path: match (
+                string(options, "unmarked_path")?,
+                options.get("path_header"),
+            ) {
+                (Some(_), None | Some(Value::Null)) => {
+                    return Err(
+                        "`unmarked_path` needs `path_header`: the header that names the path"
+                            .into(),
+                    );
+                }
+                (path, _) => path,
+            },
             max_body: match integer(options, "max_body_bytes")? {
                 None => super::BODY_LIMIT,
                 Some(n) if (1..=MAX_BODY_LIMIT).contains(&n) => n as usize,
@@ -273,6 +297,7 @@ impl HttpSpec {
             tls_insecure: false,
             path_header: None,
             expect_path: None,
+            unmarked_path: None,
             h2c: false,
             connect: true,
             max_body: super::BODY_LIMIT,

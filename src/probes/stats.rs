@@ -90,6 +90,19 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Counts answers that named no path as `name` (a spec's `unmarked_path`).
+    pub fn name_unmarked(&mut self, name: &str) {
+        if name == DIRECT {
+            return;
+        }
+        if let Some(n) = self.paths.remove(DIRECT) {
+            *self.paths.entry(name.to_owned()).or_insert(0) += n;
+        }
+        if self.last_path.as_deref() == Some(DIRECT) {
+            self.last_path = Some(name.to_owned());
+        }
+    }
+
     pub fn from_samples(
         target: String,
         rate: f64,

@@ -37,6 +37,7 @@ mod multiport;
 mod parallel;
 mod plan;
 mod probes;
+mod progressive;
 mod recipes;
 mod recipes_crash;
 mod reference;

@@ -18,7 +18,7 @@ fn script(name: &str) -> String {
     format!("{SCRIPTS}/{name}")
 }
 
-fn patch(
+pub(crate) fn patch(
     lab: &LabFixture,
     cluster: &str,
     group: &str,

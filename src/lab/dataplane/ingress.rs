@@ -16,6 +16,15 @@
 //! and all, to the route's Service (Traefik's `tls.passthrough`); any other
 //! connection is HTTP. Each HTTP answer is counted per backend
 //! (`metrics`), as Traefik's Prometheus metrics count them.
+//!
+//! A route's service may be a `TraefikService` with `weighted` services
+//! (ferry's progressive cutover splits an app's traffic this way): each
+//! request goes to one of them as Traefik's weighted round robin picks
+//! ([`super::weighted`]), and a backend may be an ExternalName Service,
+//! reached at its `externalName` (resolved by the cluster's DNS) on the
+//! Service's port, Host header kept — but only when the ingress pod runs
+//! with `--providers.kubernetescrd.allowExternalNameServices=true`, as
+//! Traefik refuses such services otherwise (its route is dropped: 404).
 
 use super::http::{self, Handler};
 use super::network::SharedNetwork;
@@ -27,21 +36,46 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// How one ingress listener is configured, from its container's arguments.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    /// The entry point the listener is (`None`: a port no entry point names).
+    pub entry_point: Option<String>,
+    /// `--providers.kubernetescrd.allowExternalNameServices=true`.
+    pub allow_external_name: bool,
+}
+
+impl Settings {
+    /// The settings of `container`'s listener on `port`.
+    pub fn of(container: &Value, port: u16) -> Settings {
+        const FLAG: &str = "--providers.kubernetescrd.allowexternalnameservices";
+        let allow_external_name = container["args"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .any(|arg| {
+                let arg = arg.to_ascii_lowercase();
+                arg == FLAG || arg == format!("{FLAG}=true")
+            });
+        Settings {
+            entry_point: super::kubelet::entry_point(container, port),
+            allow_external_name,
+        }
+    }
+}
+
 /// Serves one entry point of the ingress on `listener` until `shutdown`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     network: SharedNetwork,
     cluster: Arc<ClusterStore>,
-    entry_point: Option<String>,
+    settings: Settings,
     counters: Arc<super::metrics::Counters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let handler = handler(
-        network.clone(),
-        cluster.clone(),
-        entry_point.clone(),
-        counters,
-    );
+    let entry_point = settings.entry_point.clone();
+    let handler = handler(network.clone(), cluster.clone(), settings, counters);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -184,8 +218,23 @@ fn service_address(
             .get(&format!("services/{namespace}/{service}"))
             .cloned()
     })?;
+    let port = service_port(&svc, port)?;
+    if svc["spec"]["type"] == "ExternalName" {
+        // Traefik dials `<externalName>:<Service port>`, resolved as the
+        // ingress pod resolves it.
+        let ip = network
+            .resolve(cluster, svc["spec"]["externalName"].as_str()?)
+            .ok()?;
+        return network.route(cluster, ip, port);
+    }
     let ip: Ipv4Addr = svc["spec"]["clusterIP"].as_str()?.parse().ok()?;
-    let port = match port {
+    network.route(cluster, ip, port)
+}
+
+/// The number of `svc`'s port `port` names (a number or a port's name;
+/// the first port when it names none).
+fn service_port(svc: &Value, port: &Value) -> Option<u16> {
+    Some(match port {
         Value::Number(n) => u16::try_from(n.as_u64()?).ok()?,
         Value::String(name) => svc["spec"]["ports"]
             .as_array()?
@@ -193,8 +242,7 @@ fn service_address(
             .find(|p| p["name"].as_str() == Some(name))?["port"]
             .as_u64()? as u16,
         _ => svc["spec"]["ports"].as_array()?.first()?["port"].as_u64()? as u16,
-    };
-    network.route(cluster, ip, port)
+    })
 }
 
 /// Server names in a Traefik TCP rule: every quoted argument of every `HostSNI(...)`.
@@ -205,12 +253,13 @@ pub fn sni_hosts(rule: &str) -> Vec<String> {
 pub fn handler(
     network: SharedNetwork,
     cluster: Arc<ClusterStore>,
-    entry_point: Option<String>,
+    settings: Settings,
     counters: Arc<super::metrics::Counters>,
 ) -> Handler {
+    let balancers = Arc::new(Balancers::default());
     Arc::new(move |req| {
         let (network, cluster, counters) = (network.clone(), cluster.clone(), counters.clone());
-        let entry_point = entry_point.clone();
+        let (settings, balancers) = (settings.clone(), balancers.clone());
         Box::pin(async move {
             let method = req.method().as_str().to_owned();
             let host = req
@@ -231,7 +280,7 @@ pub fn handler(
                 port,
                 response_headers,
                 h2c,
-            }) = backend(&cluster, &host, entry_point.as_deref())
+            }) = backend(&cluster, &host, &settings, &balancers)
             else {
                 return http::text(StatusCode::NOT_FOUND, "404 page not found\n");
             };
@@ -266,6 +315,31 @@ struct Backend {
     h2c: bool,
 }
 
+/// One listener's weighted round robins, one per `TraefikService`
+/// (`<group>/<ns>/<name>`), started again when its object changes.
+#[derive(Default)]
+struct Balancers(
+    std::sync::Mutex<std::collections::HashMap<String, (String, super::weighted::Wrr)>>,
+);
+
+impl Balancers {
+    /// The next of `object`'s weighted services, by its balancer.
+    fn next(&self, key: &str, object: &Value, weights: &[u64]) -> Option<usize> {
+        let version = object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default();
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = all.get(key).is_none_or(|(v, _)| v != version);
+        if fresh {
+            all.insert(
+                key.to_owned(),
+                (version.to_owned(), super::weighted::Wrr::new(weights)),
+            );
+        }
+        all.get_mut(key)?.1.pick()
+    }
+}
+
 /// Whether a route object serves on `entry_point` (`None`: a listener
 /// that is no named entry point, which every route reaches).
 fn on_entry_point(route_object: &Value, entry_point: Option<&str>) -> bool {
@@ -278,12 +352,18 @@ fn on_entry_point(route_object: &Value, entry_point: Option<&str>) -> bool {
     }
 }
 
-/// The first route on `entry_point` whose Host rule matches.
-fn backend(cluster: &ClusterStore, host: &str, entry_point: Option<&str>) -> Option<Backend> {
+/// The first route on the listener's entry point whose Host rule matches,
+/// with its service resolved to one Service for this request.
+fn backend(
+    cluster: &ClusterStore,
+    host: &str,
+    settings: &Settings,
+    balancers: &Balancers,
+) -> Option<Backend> {
     cluster.with_state(|s| {
         for group in ["traefik.io", "traefik.containo.us"] {
             for route_object in s.scan(&format!("ingressroutes.{group}"), None) {
-                if !on_entry_point(route_object, entry_point) {
+                if !on_entry_point(route_object, settings.entry_point.as_deref()) {
                     continue;
                 }
                 let namespace = route_object["metadata"]["namespace"]
@@ -317,21 +397,70 @@ fn backend(cluster: &ClusterStore, host: &str, entry_point: Option<&str>) -> Opt
                                 .collect::<Vec<_>>()
                         })
                         .collect();
+                    let leaf = Leaf {
+                        state: s,
+                        group,
+                        settings,
+                        balancers,
+                    }
+                    .resolve(namespace, service, 0)?;
                     return Some(Backend {
-                        namespace: service["namespace"]
-                            .as_str()
-                            .unwrap_or(namespace)
-                            .to_owned(),
-                        service: service["name"].as_str()?.to_owned(),
-                        port: service["port"].clone(),
                         response_headers,
-                        h2c: service["scheme"] == "h2c",
+                        ..leaf
                     });
                 }
             }
         }
         None
     })
+}
+
+/// Resolving a route's service reference to the one Service a request
+/// goes to: a `TraefikService` picks one of its weighted services.
+struct Leaf<'a> {
+    state: &'a crate::lab::apiserver::store::State,
+    group: &'a str,
+    settings: &'a Settings,
+    balancers: &'a Balancers,
+}
+
+impl Leaf<'_> {
+    /// `reference` (a route's or a weighted service's entry) in `namespace`
+    /// as the Service to send to; `None` where Traefik has no router
+    /// (an unknown TraefikService, an ExternalName it may not use).
+    fn resolve(&self, namespace: &str, reference: &Value, depth: usize) -> Option<Backend> {
+        let ns = reference["namespace"].as_str().unwrap_or(namespace);
+        let name = reference["name"].as_str()?;
+        if reference["kind"] == "TraefikService" {
+            if depth > 3 {
+                return None;
+            }
+            let key = format!("traefikservices.{}/{ns}/{name}", self.group);
+            let object = self.state.objects.get(&key)?;
+            let services: Vec<&Value> = object["spec"]["weighted"]["services"]
+                .as_array()?
+                .iter()
+                .collect();
+            // Traefik leaves out a service of weight 0 (or less); no weight is 1.
+            let weights: Vec<u64> = services
+                .iter()
+                .map(|s| s["weight"].as_i64().map_or(1, |w| w.max(0) as u64))
+                .collect();
+            let chosen = self.balancers.next(&key, object, &weights)?;
+            return self.resolve(ns, services[chosen], depth + 1);
+        }
+        let svc = self.state.objects.get(&format!("services/{ns}/{name}"))?;
+        if svc["spec"]["type"] == "ExternalName" && !self.settings.allow_external_name {
+            return None;
+        }
+        Some(Backend {
+            namespace: ns.to_owned(),
+            service: name.to_owned(),
+            port: reference["port"].clone(),
+            response_headers: Vec::new(),
+            h2c: reference["scheme"] == "h2c",
+        })
+    }
 }
 
 /// Host names in a Traefik rule: every quoted argument of every `Host(...)`.

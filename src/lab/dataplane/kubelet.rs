@@ -272,7 +272,7 @@ async fn start(
                         listener,
                         network.clone(),
                         cluster.clone(),
-                        entry_point(container, port),
+                        ingress::Settings::of(container, port),
                         counters.clone(),
                         task_rx,
                     ));

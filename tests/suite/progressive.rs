@@ -1,0 +1,310 @@
+//! Progressive cutover on the lab (`scripts/progressive.rhai`, `ferry/progressive`):
+//! app1's traffic moves to the new cluster at 10%, then 50%, then all,
+//! with no failed request from app2's pod at any weight and the observed
+//! split next to the asked one; a breach at 50% steps back to 10% and
+//! fails the step, and a resume after the fix completes; `kill -9`
+//! between weights resumes from the last good weight; a rollback from 50%
+//! walks the weights back down to none.
+
+use crate::common::lab::LabFixture;
+use crate::common::{Running, Sandbox};
+use serde_json::{Value, json};
+use std::io::BufRead;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/progressive.rhai");
+/// Short holds: the figures come from the analysis, not from how long it watched.
+const HOLDS: [&str; 4] = ["--set", "hold=2", "--set", "baseline=1"];
+
+fn run_args<'a>(lab: &'a str, id: &'a str) -> Vec<&'a str> {
+    let mut args = vec!["--json", "run", SCRIPT, "--id", id, "--lab-dir", lab];
+    args.extend(HOLDS);
+    args
+}
+
+/// The TraefikService splitting app1's route in the old cluster, if any.
+fn split(lab: &LabFixture) -> Option<Value> {
+    lab.object("old", "traefikservices.traefik.io/app1-ns/app1-ferry-split")
+}
+
+/// `(old, new)` weights of the split in the old cluster.
+fn weights(lab: &LabFixture) -> (i64, i64) {
+    let split = split(lab).expect("a split in the old cluster");
+    let legs = split["spec"]["weighted"]["services"].as_array().unwrap();
+    assert_eq!(legs[0]["name"], "app1-internal", "{split}");
+    assert_eq!(legs[1]["name"], "app1-next", "{split}");
+    (
+        legs[0]["weight"].as_i64().unwrap(),
+        legs[1]["weight"].as_i64().unwrap(),
+    )
+}
+
+/// What the old cluster's route for app1 sends to.
+fn route_service(lab: &LabFixture) -> Value {
+    let route = lab
+        .object("old", "ingressroutes.traefik.io/app1-ns/app1")
+        .expect("app1's route in old");
+    route["spec"]["routes"][0]["services"][0].clone()
+}
+
+/// Runs until `step` completes, then kills the run with SIGKILL.
+fn kill_after(mut child: Running, step: &str) {
+    let stdout = child.stdout.take().expect("piped stdout");
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(event) = serde_json::from_str::<Value>(&line.unwrap_or_default()) else {
+            continue;
+        };
+        if event["kind"] == "step_completed" && event["step"] == step {
+            child.kill_now();
+            return;
+        }
+    }
+    panic!("the run ended before `{step}` completed");
+}
+
+/// The split's evidence at a weight step: asked vs observed, no failure.
+fn assert_weight_step(sb: &Sandbox, run: &str, weight: i64) {
+    let step = sb.step(run, &format!("app1: weight {weight}%"));
+    assert_eq!(step["status"], "completed", "{step}");
+    let value = &step["value"];
+    assert_eq!(
+        value["asked"],
+        json!({ "old": 100 - weight, "new": weight })
+    );
+    assert_eq!(value["failures"], 0, "{value}");
+    let observed = &value["observed"];
+    let (old, new) = (
+        observed["old"].as_f64().unwrap(),
+        observed["new"].as_f64().unwrap(),
+    );
+    assert!(
+        old + new > 100.0,
+        "enough answers to judge a split: {value}"
+    );
+    // The lab splits as Traefik does (smooth weighted round robin): exact
+    // over every round of 100, whatever the guard's rate was.
+    let percent = observed["new_percent"].as_f64().unwrap();
+    assert!(
+        (percent - weight as f64).abs() <= 3.0,
+        "asked {weight}%, saw {percent}%: {value}"
+    );
+    let guard = &step["data"]["guard"];
+    assert_eq!(guard["failures"], 0, "{guard}");
+    assert_eq!(guard["paths"]["new"].as_f64(), Some(new), "{guard}");
+    assert_eq!(guard["paths"]["old"].as_f64(), Some(old), "{guard}");
+}
+
+#[test]
+fn progressive_script_moves_app1_at_10_50_and_100_percent_with_no_failed_request() {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    let dir = lab.dir_arg();
+    let mut args = run_args(&dir, "p");
+    args.remove(0);
+    sb.ferry(args).run();
+
+    let names: Vec<String> = sb
+        .steps("p")
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .skip_while(|n| n != "app1: check cutover")
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "app1: check cutover",
+            "app1: baseline",
+            "app1: weight 10%",
+            "app1: weight 50%",
+            "app1: EndpointSlice -> new ingress",
+            "app1: remove split",
+            "app1: cut over",
+        ]
+    );
+    let baseline = &sb.step("p", "app1: baseline")["value"]["http 80/TCP"];
+    assert_eq!(baseline["failures"], 0, "{baseline}");
+    assert_eq!(baseline["observed"]["new"], 0, "{baseline}");
+    assert!(baseline["requests"].as_u64().unwrap() > 0, "{baseline}");
+    assert_weight_step(&sb, "p", 10);
+    assert_weight_step(&sb, "p", 50);
+    // Every guard of the run, from app2's pod: no failed request.
+    for step in sb.steps("p") {
+        let guard = &step["data"]["guard"];
+        if !guard.is_null() {
+            assert_eq!(guard["failures"], 0, "{}: {guard}", step["name"]);
+        }
+    }
+    let flip = &sb.step("p", "app1: EndpointSlice -> new ingress")["data"]["guard"];
+    assert_eq!(flip["last_path"], "new", "{flip}");
+
+    // The split is gone: the old route is as before, the bridge points at new.
+    assert!(split(&lab).is_none());
+    assert!(lab.object("old", "services/app1-ns/app1-next").is_none());
+    assert_eq!(
+        route_service(&lab),
+        json!({ "kind": "Service", "name": "app1-internal", "namespace": "app1-ns", "port": 80 })
+    );
+    let slice = lab
+        .object(
+            "old",
+            "endpointslices.discovery.k8s.io/app1-ns/app1-ferry-bridge",
+        )
+        .expect("the bridge's slice");
+    assert_eq!(
+        slice["metadata"]["annotations"]["ferry.dev/points-at"],
+        "new"
+    );
+    assert_eq!(
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
+        "Hello, I'm app1 (cluster new)"
+    );
+}
+
+#[test]
+fn a_breach_at_50_percent_steps_back_to_10_and_a_resume_after_the_fix_completes() {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    let dir = lab.dir_arg();
+    let mut child = sb.spawn(run_args(&dir, "b"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let scale = |replicas: i64| {
+        crate::multiport::patch(
+            &lab,
+            "new",
+            "apps",
+            "deployments",
+            "app1-ns",
+            "app1",
+            json!({ "spec": { "replicas": replicas } }),
+        )
+    };
+    // Read to the end: the run keeps writing its events.
+    for line in std::io::BufReader::new(stdout).lines() {
+        let event: Value = serde_json::from_str(&line.unwrap_or_default()).unwrap_or_default();
+        if event["kind"] == "step_completed" && event["step"] == "app1: weight 10%" {
+            // The new cluster's app1 goes away: its ingress answers 503.
+            scale(0);
+        }
+    }
+    let out = crate::common::finish(child);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let failed = sb.step("b", "app1: weight 50%");
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("error rate"), "{error}");
+    assert!(error.contains("Stepped back to 10%"), "{error}");
+    // The failed step keeps the guard's statistics: the failures it saw.
+    assert!(
+        failed["data"]["guard"]["failures"].as_u64().unwrap() > 0,
+        "{failed}"
+    );
+    assert_eq!(
+        weights(&lab),
+        (90, 10),
+        "stepped back to the last good weight"
+    );
+    assert_eq!(route_service(&lab)["kind"], "TraefikService");
+
+    scale(1);
+    sb.ferry(["resume", "b"]).run();
+    let retried = sb.step("b", "app1: weight 50%");
+    assert_eq!(retried["attempts"], 2, "{retried}");
+    assert_weight_step(&sb, "b", 50);
+    assert_eq!(sb.step("b", "app1: weight 10%")["attempts"], 1);
+    assert!(split(&lab).is_none());
+}
+
+#[test]
+fn kill_between_weights_resumes_from_the_last_good_weight_and_rollback_walks_them_down() {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    let dir = lab.dir_arg();
+    kill_after(sb.spawn(run_args(&dir, "k")), "app1: weight 10%");
+    assert_eq!(weights(&lab), (90, 10));
+    kill_after(sb.spawn(["--json", "resume", "k"]), "app1: weight 50%");
+    assert_eq!(weights(&lab), (50, 50));
+    assert_eq!(sb.step("k", "app1: weight 10%")["attempts"], 1);
+    assert_weight_step(&sb, "k", 50);
+
+    sb.ferry(["rollback", "k", "--yes"]).run();
+    assert_eq!(sb.run_status("k"), "rolled-back");
+    // Each weight's undo went one weight down, watched from app2's pod.
+    let down_to_10 = &sb.step("k", "app1: weight 50%")["data"]["undo"]["guard"];
+    let percent = |stats: &Value| {
+        let (old, new) = (
+            stats["paths"]["old"].as_f64().unwrap_or_default(),
+            stats["paths"]["new"].as_f64().unwrap_or_default(),
+        );
+        100.0 * new / (old + new)
+    };
+    assert_eq!(down_to_10["failures"], 0, "{down_to_10}");
+    // The guard watched the change from 50% to 10%: between the two.
+    let seen = percent(down_to_10);
+    assert!((5.0..=30.0).contains(&seen), "{seen}%: {down_to_10}");
+    let down_to_0 = &sb.step("k", "app1: weight 10%")["data"]["undo"]["guard"];
+    assert_eq!(down_to_0["failures"], 0, "{down_to_0}");
+    assert_eq!(down_to_0["last_path"], "old", "{down_to_0}");
+    for step in ["app1: weight 50%", "app1: weight 10%"] {
+        assert_eq!(sb.step("k", step)["undo"], "done", "{step}");
+    }
+    // Nothing of the split is left, nor of the rest of the run.
+    assert!(split(&lab).is_none());
+    assert!(lab.object("old", "services/app1-ns/app1-next").is_none());
+    assert!(
+        lab.object("old", "ingressroutes.traefik.io/app1-ns/app1")
+            .is_none()
+    );
+    assert_eq!(
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
+        "Hello, I'm app1 (cluster old)"
+    );
+}
+
+#[test]
+fn progressive_options_are_checked_before_anything_changes() {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    let dir = lab.dir_arg();
+    for (steps, says) in [
+        ("10,50", "must end at 100"),
+        ("50,10,100", "must rise"),
+        ("0,100", "must rise from above 0"),
+    ] {
+        let out = sb
+            .ferry([
+                "run",
+                SCRIPT,
+                "--lab-dir",
+                &dir,
+                "--set",
+                &format!("steps={steps}"),
+            ])
+            .any_code()
+            .run();
+        assert_ne!(out.code, 0);
+        assert!(out.stderr.contains(says), "{steps}: {}", out.stderr);
+        assert!(out.stderr.contains("progressive.steps"), "{}", out.stderr);
+    }
+    // Traefik without ExternalName Services cannot reach the new side.
+    crate::multiport::patch(
+        &lab,
+        "old",
+        "apps",
+        "deployments",
+        "traefik",
+        "traefik",
+        json!({ "spec": { "template": { "spec": { "containers": [{ "name": "traefik", "image": "traefik:v3.1", "args": ["--providers.kubernetescrd", "--entryPoints.web.address=:8000"], "ports": [{ "name": "web", "containerPort": 8000 }] }] } } } }),
+    );
+    let out = sb
+        .ferry(["run", SCRIPT, "--lab-dir", &dir, "--id", "x"])
+        .code(1)
+        .run();
+    assert!(
+        out.stderr
+            .contains("allowExternalNameServices=true (Helm: providers.kubernetesCRD.allowExternalNameServices=true)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(sb.step("x", "app1: check cutover")["status"], "failed");
+    assert!(split(&lab).is_none());
+    assert_eq!(route_service(&lab)["name"], "app1-internal");
+}
