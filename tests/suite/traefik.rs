@@ -376,3 +376,144 @@ if !text.contains("traefik_service_requests_total{{") {{ throw text; }}
         out.stdout
     );
 }
+
+/// Traefik's dynamic configuration for a progressive split as its
+/// Kubernetes CRD provider builds it from the recipe's objects: the
+/// IngressRoute a router to its TraefikService, the TraefikService a
+/// `weighted` service of its legs as written, each leg a load balancer to
+/// `servers[leg]` (`<app>-next`, an ExternalName Service, is dialled at
+/// its `externalName` on the Service's port: here the "new" backend).
+fn weighted_provider(objects: &[Value], servers: &HashMap<&str, String>) -> Value {
+    let mut http = json!({ "routers": {}, "services": {} });
+    for object in objects {
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let spec = &object["spec"];
+        match object["kind"].as_str().unwrap() {
+            "IngressRoute" => {
+                let route = &spec["routes"][0];
+                let service = &route["services"][0];
+                assert_eq!(service["kind"], "TraefikService", "{object}");
+                http["routers"][name] = json!({
+                    "entryPoints": spec["entryPoints"], "rule": route["match"],
+                    "service": service["name"],
+                });
+            }
+            "TraefikService" => {
+                let legs: Vec<Value> = spec["weighted"]["services"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|leg| {
+                        let leg_name = leg["name"].as_str().unwrap();
+                        let server = &servers[leg_name];
+                        http["services"][leg_name] = json!({ "loadBalancer": {
+                            "servers": [{ "url": format!("http://{server}") }],
+                            "passHostHeader": leg["passHostHeader"].as_bool().unwrap_or(true),
+                        } });
+                        json!({ "name": leg_name, "weight": leg["weight"] })
+                    })
+                    .collect();
+                http["services"][name] = json!({ "weighted": { "services": legs } });
+            }
+            "Service" => {
+                assert_eq!(spec["type"], "ExternalName", "{object}");
+                assert_eq!(spec["externalName"], "new.mycompany.internal", "{object}");
+                assert_eq!(spec["ports"][0]["port"], 80, "{object}");
+            }
+            other => panic!("a split object ferry does not make: {other}"),
+        }
+    }
+    json!({ "http": http })
+}
+
+/// The recipe's progressive split, as real Traefik routes it: at 10% and
+/// 50% to the new cluster, 1,000 requests split within 3 percentage
+/// points of the asked weights, the Host header kept on both legs.
+#[test]
+fn the_progressive_split_is_routed_by_traefik_at_the_asked_weights() {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    sb.write(
+        "split.rhai",
+        r#"
+import "ferry/migrate" as migrate;
+import "ferry/ports" as ports;
+import "ferry/progressive" as progressive;
+let old = cluster("old");
+let zone = dns("private");
+let app = migrate::app("app1", "app1-ns");
+let plan = ports::plan(old, app, old.get("svc", "app1-ns", "app1"));
+for w in [10, 50] {
+    let weight = w;
+    step(`split ${weight}`, || progressive::routes(old, app, plan, true)
+        + [progressive::traefik_service(old, app, progressive::split_ports(plan)[0], weight), progressive::next_service(zone, app, plan)]);
+}
+"#,
+    );
+    sb.ferry([
+        "run",
+        "split.rhai",
+        "--id",
+        "s",
+        "--lab-dir",
+        &lab.dir_arg(),
+    ])
+    .run();
+    let old = Backend::start("old");
+    let new = Backend::start("new");
+    let servers: HashMap<&str, String> = [("app1-internal", &old), ("app1-next", &new)]
+        .into_iter()
+        .map(|(name, b)| (name, format!("127.0.0.1:{}", b.port)))
+        .collect();
+    for weight in [10u64, 50] {
+        let objects = sb.step("s", &format!("split {weight}"))["value"]
+            .as_array()
+            .unwrap()
+            .clone();
+        // The split route carries no mark of its own: the new cluster's answers keep theirs.
+        assert_eq!(objects[0]["spec"]["routes"][0]["middlewares"], json!([]));
+        let dynamic = weighted_provider(&objects, &servers).to_string();
+        let port = free_port();
+        let traefik = Traefik::launch(&[("web", port)], &dynamic, port);
+        let via = format!("127.0.0.1:{port}");
+        let run = format!("w{weight}");
+        sb.write(
+            "ready.rhai",
+            &format!(
+                r#"step("ready", || probe::until(#{{ http: "http://app1.app1-ns/", resolve: "{via}", expect_body: "Hello from" }}, #{{ successes: 2, interval_ms: 100, timeout_s: 60 }}));"#
+            ),
+        );
+        let ready = sb.ferry(["run", "ready.rhai", "--id", &format!("{run}-ready")]).any_code().run();
+        assert_eq!(ready.code, 0, "{}\ntraefik log:\n{}", ready.stderr, traefik.log());
+        let (old_before, new_before) = (old.requests(), new.requests());
+        sb.write(
+            "count.rhai",
+            &format!(
+                r#"
+step("count", || {{
+    let seen = #{{ old: 0, "new": 0, other: 0 }};
+    for i in 0..1000 {{
+        let r = probe::http("http://app1.app1-ns/", #{{ resolve: "{via}" }});
+        if r.body.contains("Hello from old (Host: app1.app1-ns)") {{ seen.old += 1; }}
+        else if r.body.contains("Hello from new (Host: app1.app1-ns)") {{ seen["new"] += 1; }}
+        else {{ seen.other += 1; }}
+    }}
+    seen
+}});
+"#
+            ),
+        );
+        sb.ferry(["run", "count.rhai", "--id", &run]).run();
+        let seen = sb.step(&run, "count")["value"].clone();
+        assert_eq!(seen["other"], 0, "{seen}\n{}", traefik.log());
+        let to_new = seen["new"].as_u64().unwrap();
+        assert_eq!(seen["old"].as_u64().unwrap() + to_new, 1000, "{seen}");
+        assert!(
+            (to_new as i64 - weight as i64 * 10).abs() <= 30,
+            "asked {weight}%, Traefik sent {to_new} of 1000 to the new leg"
+        );
+        // The backends saw the same: nothing was answered by anything else.
+        assert_eq!(new.requests() - new_before, to_new);
+        assert_eq!(old.requests() - old_before, 1000 - to_new);
+    }
+}
