@@ -541,6 +541,25 @@ mod tests {
     }
 
     #[test]
+    fn unmarked_answers_are_direct_unless_the_spec_names_them() {
+        let http = |extra: Value| {
+            let mut v = json!({ "http": "http://app1.ns/", "path_header": "X-Ferry-Via" });
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            match spec(v) {
+                Ok(ProbeSpec::Http(h)) => Ok(h.unmarked().to_owned()),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e),
+            }
+        };
+        assert_eq!(http(json!({})).unwrap(), "direct");
+        assert_eq!(http(json!({ "unmarked_path": "old" })).unwrap(), "old");
+        let err = spec(json!({ "http": "http://app1.ns/", "unmarked_path": "old" })).unwrap_err();
+        assert!(err.contains("`unmarked_path` needs `path_header`"), "{err}");
+    }
+
+    #[test]
     fn http_spec_with_overrides() {
         let s = spec(
             json!({ "http": "http://old.mycompany.internal/", "host": "app1.app1-ns",

@@ -437,6 +437,37 @@ mod tests {
     }
 
     #[test]
+    fn unmarked_answers_can_be_counted_under_another_path() {
+        let mut samples: Vec<Sample> =
+            [(0, None), (10, Some("new")), (20, Some("old")), (30, None)]
+                .into_iter()
+                .map(|(at, path)| Sample {
+                    path: path.map(str::to_owned),
+                    ..sample(at, true, 1)
+                })
+                .collect();
+        let mut stats = Stats::from_samples(
+            "t".into(),
+            100.0,
+            LIMITS,
+            &mut samples,
+            Duration::from_millis(40),
+            0,
+            true,
+        );
+        stats.name_unmarked("old");
+        assert_eq!(
+            stats
+                .paths
+                .iter()
+                .map(|(k, v)| (k.as_str(), *v))
+                .collect::<Vec<_>>(),
+            [("new", 1), ("old", 3)]
+        );
+        assert_eq!(stats.last_path.as_deref(), Some("old"));
+    }
+
+    #[test]
     fn answers_are_counted_by_path_and_the_last_one_is_named() {
         let mut samples: Vec<Sample> = [
             (0, None),

@@ -307,4 +307,26 @@ fn progressive_options_are_checked_before_anything_changes() {
     assert_eq!(sb.step("x", "app1: check cutover")["status"], "failed");
     assert!(split(&lab).is_none());
     assert_eq!(route_service(&lab)["name"], "app1-internal");
+
+    // Why: such a Traefik drops a route whose service is an ExternalName
+    // (the lab's ingress does as Traefik does), so the split would fail
+    // every caller it sent there.
+    sb.write(
+        "force.rhai",
+        r#"
+import "ferry/migrate" as migrate;
+import "ferry/ports" as ports;
+import "ferry/progressive" as progressive;
+let old = cluster("old");
+let app = migrate::app("app1", "app1-ns");
+let plan = ports::plan(old, app, old.get("svc", "app1-ns", "app1-internal"));
+step("split anyway", || progressive::set_weight(old, dns("private"), app, plan, 50));
+"#,
+    );
+    sb.ferry(["run", "force.rhai", "--lab-dir", &dir]).run();
+    assert_eq!(weights(&lab), (50, 50));
+    assert_eq!(
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
+        "404 page not found"
+    );
 }

@@ -483,8 +483,17 @@ for w in [10, 50] {
                 r#"step("ready", || probe::until(#{{ http: "http://app1.app1-ns/", resolve: "{via}", expect_body: "Hello from" }}, #{{ successes: 2, interval_ms: 100, timeout_s: 60 }}));"#
             ),
         );
-        let ready = sb.ferry(["run", "ready.rhai", "--id", &format!("{run}-ready")]).any_code().run();
-        assert_eq!(ready.code, 0, "{}\ntraefik log:\n{}", ready.stderr, traefik.log());
+        let ready = sb
+            .ferry(["run", "ready.rhai", "--id", &format!("{run}-ready")])
+            .any_code()
+            .run();
+        assert_eq!(
+            ready.code,
+            0,
+            "{}\ntraefik log:\n{}",
+            ready.stderr,
+            traefik.log()
+        );
         let (old_before, new_before) = (old.requests(), new.requests());
         sb.write(
             "count.rhai",

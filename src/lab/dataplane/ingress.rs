@@ -446,11 +446,15 @@ impl Leaf<'_> {
                 .iter()
                 .map(|s| s["weight"].as_i64().map_or(1, |w| w.max(0) as u64))
                 .collect();
+            // Traefik builds every service of the split up front: one it
+            // cannot use drops the whole route, not just its share.
+            if !services.iter().all(|s| self.usable(ns, s, depth + 1)) {
+                return None;
+            }
             let chosen = self.balancers.next(&key, object, &weights)?;
             return self.resolve(ns, services[chosen], depth + 1);
         }
-        let svc = self.state.objects.get(&format!("services/{ns}/{name}"))?;
-        if svc["spec"]["type"] == "ExternalName" && !self.settings.allow_external_name {
+        if !self.usable(ns, reference, depth) {
             return None;
         }
         Some(Backend {
@@ -460,6 +464,31 @@ impl Leaf<'_> {
             response_headers: Vec::new(),
             h2c: reference["scheme"] == "h2c",
         })
+    }
+
+    /// Whether Traefik can build `reference`: it exists, and an ExternalName
+    /// Service only where the provider allows them (a TraefikService: all
+    /// of its services).
+    fn usable(&self, namespace: &str, reference: &Value, depth: usize) -> bool {
+        let ns = reference["namespace"].as_str().unwrap_or(namespace);
+        let Some(name) = reference["name"].as_str() else {
+            return false;
+        };
+        if reference["kind"] == "TraefikService" {
+            let key = format!("traefikservices.{}/{ns}/{name}", self.group);
+            return depth <= 3
+                && self.state.objects.get(&key).is_some_and(|o| {
+                    o["spec"]["weighted"]["services"]
+                        .as_array()
+                        .is_some_and(|all| all.iter().all(|s| self.usable(ns, s, depth + 1)))
+                });
+        }
+        self.state
+            .objects
+            .get(&format!("services/{ns}/{name}"))
+            .is_some_and(|svc| {
+                svc["spec"]["type"] != "ExternalName" || self.settings.allow_external_name
+            })
     }
 }
 
