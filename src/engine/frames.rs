@@ -88,6 +88,40 @@ pub fn with_guard<R>(f: impl FnOnce() -> R) -> (R, Option<std::time::Instant>) {
     (result, first)
 }
 
+/// A check that says a guard's limits are already broken.
+pub type Breach = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
+thread_local! {
+    /// The checks of the guards with `stop_early` whose bodies run on this thread.
+    static BREACHES: std::cell::RefCell<Vec<Breach>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` (a guard's body) with `breach` checked by every wait inside it.
+pub fn with_breach<R>(breach: Option<Breach>, f: impl FnOnce() -> R) -> R {
+    let Some(breach) = breach else {
+        return f();
+    };
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            BREACHES.with(|b| b.borrow_mut().pop());
+        }
+    }
+    BREACHES.with(|b| b.borrow_mut().push(breach));
+    let _pop = Pop;
+    f()
+}
+
+/// A check for waits: whether any enclosing guard with `stop_early` has
+/// broken its limits (`None` when there is none to ask).
+pub fn breach() -> Option<Breach> {
+    let all: Vec<Breach> = BREACHES.with(|b| b.borrow().clone());
+    if all.is_empty() {
+        return None;
+    }
+    Some(std::sync::Arc::new(move || all.iter().any(|b| b())))
+}
+
 thread_local! {
     /// When the innermost guard's body on this thread first changed the world.
     static FIRST_CHANGE: std::cell::Cell<Option<std::time::Instant>> =

@@ -209,13 +209,16 @@ impl Session {
             std::time::Duration::from_millis(total_ms),
             deadline_ms,
         );
+        // Inside a guard with `stop_early`, its breach ends the wait.
+        let breach = super::frames::breach();
+        let tick = if breach.is_some() { 50 } else { 250 };
         let outcome = self.block_on(async {
             loop {
                 let left = countdown.remaining_ms();
-                if left == 0 {
+                if left == 0 || breach.as_ref().is_some_and(|b| b()) {
                     return;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(left.min(250))).await;
+                tokio::time::sleep(std::time::Duration::from_millis(left.min(tick))).await;
                 countdown.progress();
             }
         });

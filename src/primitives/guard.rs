@@ -36,7 +36,8 @@ pub fn register(engine: &mut Engine, session: &Arc<Session>) {
             "/// of a run to the next success), with the body's result as `value`. Inside a",
             "/// step they are journaled in the step's data under `guard`. If more than",
             "/// `max_failures` (default 0) failed, or failures lasted longer than `max_gap_ms`",
-            "/// (default: no limit), the guard fails showing the statistics. Under `ferry",
+            "/// (default: no limit), the guard fails showing the statistics; with",
+            "/// `stop_early: true` the body's sleeps end as soon as that happens. Under `ferry",
             "/// plan` nothing is probed: the body runs and the result is",
             "/// `#{ planned: true, requests: 0, failures: 0, value }`.",
             "///",
@@ -118,7 +119,12 @@ fn guard(
     )
     .map_err(|e| runtime_error(format!("guard: {e}"), pos))?;
 
-    let (result, flipped) = frames::with_guard(|| body.call_within_context::<Dynamic>(ctx, ()));
+    let breach: Option<frames::Breach> = options
+        .stop_early
+        .then(|| std::sync::Arc::new(prober.over_limit()) as frames::Breach);
+    let (result, flipped) = frames::with_guard(|| {
+        frames::with_breach(breach, || body.call_within_context::<Dynamic>(ctx, ()))
+    });
 
     let stopped = block_on(session, pos, prober.stop());
     let end = match &stopped {

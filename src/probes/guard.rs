@@ -32,12 +32,20 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 pub struct GuardOptions {
     pub rate: f64,
     pub limits: Limits,
+    /// `stop_early`: once more than `max_failures` failed, the body's waits
+    /// end at once (its `sleep`s are cut short), so a breach is acted on
+    /// without sitting out the watch window.
+    pub stop_early: bool,
 }
 
 impl GuardOptions {
     /// `#{ rate, max_failures, max_gap_ms }`
     pub fn from_map(map: &Map<String, Value>) -> Result<GuardOptions, String> {
-        super::spec::check_keys(map, &["rate", "max_failures", "max_gap_ms"], "guard")?;
+        super::spec::check_keys(
+            map,
+            &["rate", "max_failures", "max_gap_ms", "stop_early"],
+            "guard",
+        )?;
         let rate = super::spec::number(map, "rate")?.unwrap_or(DEFAULT_RATE);
         if !(MIN_RATE..=MAX_RATE).contains(&rate) {
             return Err(format!(
@@ -50,6 +58,7 @@ impl GuardOptions {
                 max_failures: super::spec::integer(map, "max_failures")?.unwrap_or(0),
                 max_gap_ms: super::spec::integer(map, "max_gap_ms")?,
             },
+            stop_early: super::spec::boolean(map, "stop_early")?.unwrap_or(false),
         })
     }
 }
@@ -228,6 +237,13 @@ impl Prober {
         self.stop.take();
         self.task.abort();
         end
+    }
+
+    /// Whether more requests failed so far than the limits allow (for
+    /// `stop_early`): a check that reads the live counts, for any thread.
+    pub fn over_limit(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let (live, max) = (self.live.clone(), self.options.limits.max_failures);
+        move || live.failures.load(Ordering::Relaxed) > max
     }
 
     pub fn stats(&self, end: Duration) -> Stats {

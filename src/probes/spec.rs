@@ -484,7 +484,7 @@ fn string(map: &Map<String, Value>, key: &str) -> Result<Option<String>, String>
     }
 }
 
-fn boolean(map: &Map<String, Value>, key: &str) -> Result<Option<bool>, String> {
+pub(super) fn boolean(map: &Map<String, Value>, key: &str) -> Result<Option<bool>, String> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),

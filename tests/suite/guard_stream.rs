@@ -57,6 +57,7 @@ fn guard_through(
             max_failures: 0,
             max_gap_ms,
         },
+        stop_early: false,
     };
     let mut prober = Prober::start(
         rt.handle(),
