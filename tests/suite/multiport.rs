@@ -52,6 +52,7 @@ pub(crate) fn add_entry_points(lab: &LabFixture, extra: &[(&str, u16)]) {
     // extra entry points.
     let mut args = vec![
         json!("--providers.kubernetescrd"),
+        json!("--providers.kubernetescrd.allowExternalNameServices=true"),
         json!("--entryPoints.web.address=:8000"),
         json!("--metrics.prometheus=true"),
         json!("--metrics.prometheus.entryPoint=prometheus"),
@@ -144,7 +145,7 @@ pub(crate) fn serve_app1(lab: &LabFixture, ports: Value) {
     );
 }
 
-fn multiport() -> Value {
+pub(crate) fn multiport() -> Value {
     json!([
         { "name": "http", "port": 80, "targetPort": 80 },
         { "name": "metrics", "port": 9090, "targetPort": "metrics", "appProtocol": "http" },

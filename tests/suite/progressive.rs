@@ -49,6 +49,7 @@ fn route_service(lab: &LabFixture) -> Value {
 /// Runs until `step` completes, then kills the run with SIGKILL.
 fn kill_after(mut child: Running, step: &str) {
     let stdout = child.stdout.take().expect("piped stdout");
+    let mut failed = Vec::new();
     for line in std::io::BufReader::new(stdout).lines() {
         let Ok(event) = serde_json::from_str::<Value>(&line.unwrap_or_default()) else {
             continue;
@@ -57,8 +58,11 @@ fn kill_after(mut child: Running, step: &str) {
             child.kill_now();
             return;
         }
+        if event["kind"] == "step_failed" {
+            failed.push(event);
+        }
     }
-    panic!("the run ended before `{step}` completed");
+    panic!("the run ended before `{step}` completed: {failed:?}");
 }
 
 /// The split's evidence at a weight step: asked vs observed, no failure.
@@ -329,4 +333,126 @@ step("split anyway", || progressive::set_weight(old, dns("private"), app, plan, 
         lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns"),
         "404 page not found"
     );
+}
+
+#[test]
+fn every_http_port_is_split_and_the_others_move_with_the_flip() {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    let dir = lab.dir_arg();
+    crate::multiport::add_entry_points(&lab, &[("metrics", 9090), ("grpc", 50051)]);
+    crate::multiport::serve_app1(&lab, crate::multiport::multiport());
+    crate::common::await_condition("app1 answers on 9090", || {
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns:9090/")
+            .starts_with("Hello")
+    });
+    // TCP connect guards hold each connection up to their 1 s timeout:
+    // watch windows of 2 s at least, so their probes complete.
+    let args = [
+        "--json",
+        "run",
+        SCRIPT,
+        "--id",
+        "m",
+        "--lab-dir",
+        &dir,
+        "--set",
+        "hold=2",
+        "--set",
+        "baseline=2",
+    ];
+    kill_after(sb.spawn(args), "app1: weight 50%");
+    // One split per HTTP route, h2c spoken on both legs of the gRPC port's.
+    for (name, h2c) in [("app1", false), ("app1-9090", false), ("app1-50051", true)] {
+        let split = lab
+            .object(
+                "old",
+                &format!("traefikservices.traefik.io/app1-ns/{name}-ferry-split"),
+            )
+            .unwrap_or_else(|| panic!("no split for {name}"));
+        let legs = split["spec"]["weighted"]["services"].as_array().unwrap();
+        assert_eq!(
+            legs.iter()
+                .map(|l| (l["weight"].as_i64().unwrap(), l["scheme"] == "h2c"))
+                .collect::<Vec<_>>(),
+            [(50, h2c), (50, h2c)],
+            "{split}"
+        );
+    }
+    let value = &sb.step("m", "app1: weight 50%")["value"];
+    for port in ["http 80/TCP", "metrics 9090/TCP", "grpc 50051/TCP"] {
+        let seen = &value["ports"][port];
+        assert_eq!(seen["failures"], 0, "{port}: {value}");
+        let percent = seen["observed"]["new_percent"].as_f64().unwrap();
+        assert!((percent - 50.0).abs() <= 5.0, "{port}: {value}");
+    }
+    // Plain TCP goes through the per-app LoadBalancer: not split, still old.
+    let db = &value["ports"]["postgres 5432/TCP"];
+    assert_eq!(db["failures"], 0, "{value}");
+    assert_eq!(db["observed"]["new"], 0, "{value}");
+
+    sb.ferry(["resume", "m"]).run();
+    assert_eq!(
+        sb.step("m", "app1: EndpointSlice -> new ingress")["data"]["guard"]["failures"],
+        0
+    );
+    for name in ["app1", "app1-9090", "app1-50051"] {
+        assert!(
+            lab.object(
+                "old",
+                &format!("traefikservices.traefik.io/app1-ns/{name}-ferry-split")
+            )
+            .is_none()
+        );
+    }
+    assert_eq!(
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns:9090/"),
+        "Hello, I'm app1 (cluster new)"
+    );
+}
+
+#[test]
+fn the_analysis_judges_error_rate_latency_and_the_baseline_ratio() {
+    let sb = Sandbox::new();
+    sb.write(
+        "judge.rhai",
+        r#"
+import "ferry/progressive" as progressive;
+let limits = #{ max_error_rate: 0.01, max_p99_ms: 150.0, max_p99_ratio: 1.5 };
+let stats = |requests, failures, p99, before, after| #{ requests: requests, failures: failures, latency_ms: #{ p99: p99 }, paths: #{ old: before, "new": after } };
+let base = #{ p99_ms: 100.0 };
+step("healthy", || progressive::judge(limits, stats.call(1000, 10, 140.0, 500, 490), base, 50));
+step("failing", || progressive::judge(limits, stats.call(1000, 11, 140.0, 500, 489), base, 50));
+step("slow", || progressive::judge(limits, stats.call(1000, 0, 160.0, 500, 500), #{ p99_ms: 110.0 }, 50));
+step("slower than the baseline", || progressive::judge(limits, stats.call(1000, 0, 140.0, 500, 500), #{ p99_ms: 90.0 }, 50));
+step("not split", || progressive::judge(limits, stats.call(1000, 0, 10.0, 1000, 0), base, 10));
+step("off", || progressive::judge(#{ max_error_rate: (), max_p99_ms: (), max_p99_ratio: () }, stats.call(10, 9, 900.0, 1, 0), base, 0));
+"#,
+    );
+    sb.ferry(["run", "judge.rhai", "--id", "j"]).run();
+    let reasons = |step: &str| -> Vec<String> {
+        sb.step("j", step)["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(reasons("healthy"), Vec::<String>::new());
+    assert_eq!(
+        reasons("failing"),
+        ["error rate 1.1% (11 of 1000) above 1.0%"]
+    );
+    assert_eq!(reasons("slow"), ["p99 160.0 ms above 150.0 ms"]);
+    assert_eq!(
+        reasons("slower than the baseline"),
+        ["p99 140.0 ms above 1.5 × the baseline's 90.0 ms"]
+    );
+    assert_eq!(
+        reasons("not split"),
+        [
+            "no answer came from the new cluster at 10% (#{\"new\": 0, \"old\": 1000}): the split is not in effect"
+        ]
+    );
+    assert_eq!(reasons("off"), Vec::<String>::new());
 }
