@@ -122,6 +122,13 @@ pub fn breach() -> Option<Breach> {
     Some(std::sync::Arc::new(move || all.iter().any(|b| b())))
 }
 
+/// Resolves once `breach` says so (polled: the counts it reads are atomics).
+pub async fn breached(breach: &Breach) {
+    while !breach() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 thread_local! {
     /// When the innermost guard's body on this thread first changed the world.
     static FIRST_CHANGE: std::cell::Cell<Option<std::time::Instant>> =

@@ -146,8 +146,15 @@ fn guard(
     });
     stopped?;
 
-    // The body's own failure (or a pause, or Ctrl-C) wins; the statistics are recorded either way.
-    let value = result?;
+    // The body's own failure (or a pause, or Ctrl-C) wins; the statistics
+    // are recorded either way. Except where the guard cut the body short
+    // (`stop_early`): its broken limits are why the body stopped.
+    let cut_short = options.stop_early
+        && !violations.is_empty()
+        && result
+            .as_ref()
+            .is_err_and(|e| crate::engine::control::Control::of(e).is_none());
+    let value = if cut_short { Dynamic::UNIT } else { result? };
     if !violations.is_empty() {
         let last = stats
             .last_error

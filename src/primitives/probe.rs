@@ -327,9 +327,29 @@ fn until(
         options.timeout,
     );
     let progress = |_: &ProbeResult, _: u32| countdown.progress();
-    let result = block_on(session, pos, probes::until::until(&spec, options, progress));
+    // Inside a guard with `stop_early`, its breach ends the wait too.
+    let breach = crate::engine::frames::breach();
+    let result = block_on(session, pos, async {
+        let until = probes::until::until(&spec, options, progress);
+        match &breach {
+            None => Some(until.await),
+            Some(breach) => tokio::select! {
+                done = until => Some(done),
+                _ = crate::engine::frames::breached(breach) => None,
+            },
+        }
+    });
     drop(countdown);
-    match result? {
+    let Some(result) = result? else {
+        return Err(runtime_error(
+            format!(
+                "probe::until {} stopped: the guard around it broke its limits",
+                spec.target()
+            ),
+            pos,
+        ));
+    };
+    match result {
         UntilResult::Held { last, attempts } => {
             let mut map = outcome_map(&last).try_cast::<Map>().unwrap_or_default();
             map.insert("attempts".into(), Dynamic::from(attempts as rhai::INT));

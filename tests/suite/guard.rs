@@ -219,3 +219,44 @@ fn ctrl_c_stops_a_guard_promptly_even_with_requests_hanging() {
     let step = sb.step("c", "flip");
     assert_eq!(step["status"], "interrupted");
 }
+
+/// `stop_early`: a guard whose failures pass its budget ends its body's
+/// waits (a watch window's `sleep`, a `probe::until`) at once, and fails
+/// with its own statistics, instead of sitting out the wait.
+#[test]
+fn stop_early_cuts_the_bodys_waits_short_at_the_failure_budget() {
+    let app = Backend::start("app1");
+    app.force_status(Some(503));
+    let sb = Sandbox::new();
+    let url = app.url("/");
+    sb.write(
+        "g.rhai",
+        &format!(
+            r#"
+let watched = #{{ http: "{url}", expect_status: 200 }};
+let slept = ();
+try {{
+    step("sleep", || guard(watched, #{{ rate: 50, max_failures: 3, stop_early: true }}, || {{ sleep(120); "slept" }}));
+}} catch (e) {{ slept = e.to_map(); }}
+let waited = ();
+try {{
+    step("until", || guard(watched, #{{ rate: 50, max_failures: 3, stop_early: true }}, || probe::until(watched, #{{ timeout_s: 120, interval_ms: 50 }})));
+}} catch (e) {{ waited = e.to_map(); }}
+step("seen", || #{{ slept: slept, waited: waited }});
+"#
+        ),
+    );
+    sb.ferry(["run", "g.rhai", "--id", "g"]).run();
+    let seen = sb.step("g", "seen")["value"].clone();
+    for step in ["slept", "waited"] {
+        let e = &seen[step];
+        assert_eq!(e["source"], "guard", "{step}: {e}");
+        assert!(
+            e["message"].as_str().unwrap().contains("broke its limits"),
+            "{step}: {e}"
+        );
+        assert!(e["failures"].as_u64().unwrap() > 3, "{step}: {e}");
+        // Cut short: nowhere near the 120 s the body would have waited.
+        assert!(e["duration_ms"].as_u64().unwrap() < 60_000, "{step}: {e}");
+    }
+}

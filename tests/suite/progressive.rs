@@ -163,34 +163,40 @@ fn progressive_script_moves_app1_at_10_50_and_100_percent_with_no_failed_request
     );
 }
 
+/// Scales the new cluster's app1 to `replicas` (0: its ingress answers 503).
+fn scale_new(lab: &LabFixture, replicas: i64) {
+    crate::multiport::patch(
+        lab,
+        "new",
+        "apps",
+        "deployments",
+        "app1-ns",
+        "app1",
+        json!({ "spec": { "replicas": replicas } }),
+    )
+}
+
+/// Runs until `step` completes, then breaks the new side; returns the
+/// run's exit code once it ends.
+fn break_new_after(sb: &Sandbox, lab: &LabFixture, run: &str, step: &str) -> i32 {
+    let mut child = sb.spawn(run_args(&lab.dir_arg(), run));
+    let stdout = child.stdout.take().expect("piped stdout");
+    // Read to the end: the run keeps writing its events.
+    for line in std::io::BufReader::new(stdout).lines() {
+        let event: Value = serde_json::from_str(&line.unwrap_or_default()).unwrap_or_default();
+        if event["kind"] == "step_completed" && event["step"] == step {
+            scale_new(lab, 0);
+        }
+    }
+    crate::common::finish(child).code
+}
+
 #[test]
 fn a_breach_at_50_percent_steps_back_to_10_and_a_resume_after_the_fix_completes() {
     let sb = Sandbox::new();
     let lab = LabFixture::serve(&sb.file("lab"));
-    let dir = lab.dir_arg();
-    let mut child = sb.spawn(run_args(&dir, "b"));
-    let stdout = child.stdout.take().expect("piped stdout");
-    let scale = |replicas: i64| {
-        crate::multiport::patch(
-            &lab,
-            "new",
-            "apps",
-            "deployments",
-            "app1-ns",
-            "app1",
-            json!({ "spec": { "replicas": replicas } }),
-        )
-    };
-    // Read to the end: the run keeps writing its events.
-    for line in std::io::BufReader::new(stdout).lines() {
-        let event: Value = serde_json::from_str(&line.unwrap_or_default()).unwrap_or_default();
-        if event["kind"] == "step_completed" && event["step"] == "app1: weight 10%" {
-            // The new cluster's app1 goes away: its ingress answers 503.
-            scale(0);
-        }
-    }
-    let out = crate::common::finish(child);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let scale = |replicas| scale_new(&lab, replicas);
+    assert_eq!(break_new_after(&sb, &lab, "b", "app1: weight 10%"), 1);
     let failed = sb.step("b", "app1: weight 50%");
     assert_eq!(failed["status"], "failed", "{failed}");
     let error = failed["error"].as_str().unwrap();
@@ -455,4 +461,35 @@ step("off", || progressive::judge(#{ max_error_rate: (), max_p99_ms: (), max_p99
         ]
     );
     assert_eq!(reasons("off"), Vec::<String>::new());
+}
+
+#[test]
+fn a_failing_flip_at_100_percent_steps_back_to_the_last_split() {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    assert_eq!(break_new_after(&sb, &lab, "f", "app1: weight 50%"), 1);
+    let flip = sb.step("f", "app1: EndpointSlice -> new ingress");
+    assert_eq!(flip["status"], "failed", "{flip}");
+    let error = flip["error"].as_str().unwrap();
+    assert!(error.contains("Stepped back to 50%"), "{error}");
+    // The bridge is back on the old ingress, whose route splits 50/50.
+    let slice = lab
+        .object(
+            "old",
+            "endpointslices.discovery.k8s.io/app1-ns/app1-ferry-bridge",
+        )
+        .expect("the bridge's slice");
+    assert_eq!(
+        slice["metadata"]["annotations"]["ferry.dev/points-at"],
+        "old"
+    );
+    assert_eq!(weights(&lab), (50, 50));
+
+    scale_new(&lab, 1);
+    sb.ferry(["resume", "f"]).run();
+    assert_eq!(
+        sb.step("f", "app1: EndpointSlice -> new ingress")["attempts"],
+        2
+    );
+    assert!(split(&lab).is_none());
 }
