@@ -493,3 +493,31 @@ fn a_failing_flip_at_100_percent_steps_back_to_the_last_split() {
     );
     assert!(split(&lab).is_none());
 }
+
+#[test]
+fn with_the_externalname_bridge_the_split_is_the_same_and_the_flip_is_dns() {
+    let sb = Sandbox::new();
+    let lab = LabFixture::serve(&sb.file("lab"));
+    // A short DNS cache: the ExternalName flips are watched as long as it lives.
+    lab.set_dns_cache("old", 2, 1);
+    let dir = lab.dir_arg();
+    let mut args = run_args(&dir, "e");
+    args.remove(0);
+    // Its first flip strands the callers that cached app1's ClusterIP.
+    args.extend([
+        "--set",
+        "bridge=externalname",
+        "--set",
+        "max_failures=100000",
+    ]);
+    sb.ferry(args).run();
+    // Once bridged, the split moves callers with no failure.
+    assert_weight_step(&sb, "e", 10);
+    assert_weight_step(&sb, "e", 50);
+    let flip = sb.step("e", "app1: ExternalName -> new.mycompany.internal");
+    assert_eq!(flip["data"]["guard"]["failures"], 0, "{flip}");
+    assert_eq!(flip["data"]["guard"]["last_path"], "new", "{flip}");
+    let svc = lab.object("old", "services/app1-ns/app1").unwrap();
+    assert_eq!(svc["spec"]["externalName"], "new.mycompany.internal");
+    assert!(split(&lab).is_none());
+}
