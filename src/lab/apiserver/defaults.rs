@@ -1,6 +1,7 @@
 //! The fields kube-apiserver fills in before it validates a write (its
 //! defaulting and `PrepareForCreate`/`PrepareForUpdate`), for the kinds
-//! whose answers ferry reads: port protocols and target ports, a Service's
+//! whose answers ferry reads: a Deployment's strategy and limits and its
+//! pod template's policies, port protocols and target ports, a Service's
 //! type and the fields its type change drops, a Secret's `stringData`
 //! folded into `data`, a Namespace's finalizer and name label, and an
 //! EndpointSlice endpoint's conditions.
@@ -15,9 +16,10 @@ pub fn apply(resource: &Resource, old: Option<&Value>, object: &mut Value) {
         ("", "Secret") => secret(object),
         ("", "Namespace") => namespace(object),
         ("apps", "Deployment" | "StatefulSet" | "ReplicaSet" | "DaemonSet") => {
-            for container in containers(object) {
-                protocols(container.get_mut("ports"));
+            if resource.kind == "Deployment" {
+                deployment(object);
             }
+            pod_template(object);
         }
         ("discovery.k8s.io", "EndpointSlice") => {
             for endpoint in object
@@ -33,6 +35,80 @@ pub fn apply(resource: &Resource, old: Option<&Value>, object: &mut Value) {
             protocols(object.get_mut("ports"));
         }
         _ => {}
+    }
+}
+
+/// `SetDefaults_Deployment`: a rolling update of 25% / 25%, ten old
+/// ReplicaSets kept, 600 s to progress.
+fn deployment(object: &mut Value) {
+    let Some(spec) = object.get_mut("spec").filter(|s| s.is_object()) else {
+        return;
+    };
+    if spec["strategy"].is_null() {
+        spec["strategy"] = json!({});
+    }
+    if let Some(strategy) = spec.get_mut("strategy").filter(|s| s.is_object()) {
+        if strategy["type"].is_null() {
+            strategy["type"] = json!("RollingUpdate");
+        }
+        if strategy["type"] == "RollingUpdate" && strategy["rollingUpdate"].is_null() {
+            strategy["rollingUpdate"] = json!({});
+        }
+        if strategy["type"] == "RollingUpdate"
+            && let Some(rolling) = strategy.get_mut("rollingUpdate").filter(|r| r.is_object())
+        {
+            for field in ["maxSurge", "maxUnavailable"] {
+                if rolling[field].is_null() {
+                    rolling[field] = json!("25%");
+                }
+            }
+        }
+    }
+    for (field, value) in [
+        ("revisionHistoryLimit", 10),
+        ("progressDeadlineSeconds", 600),
+    ] {
+        if spec[field].is_null() {
+            spec[field] = json!(value);
+        }
+    }
+}
+
+/// The pod template's defaults (`SetDefaults_PodSpec`, `_Container`).
+fn pod_template(object: &mut Value) {
+    if let Some(pod) = object
+        .pointer_mut("/spec/template/spec")
+        .filter(|p| p.is_object())
+    {
+        for (field, value) in [
+            ("restartPolicy", json!("Always")),
+            ("terminationGracePeriodSeconds", json!(30)),
+            ("dnsPolicy", json!("ClusterFirst")),
+            ("securityContext", json!({})),
+            ("schedulerName", json!("default-scheduler")),
+        ] {
+            if pod[field].is_null() {
+                pod[field] = value;
+            }
+        }
+    }
+    for container in containers(object) {
+        protocols(container.get_mut("ports"));
+        let image = container["image"].as_str().unwrap_or_default();
+        let last = image.rsplit('/').next().unwrap_or_default();
+        let pinned =
+            image.contains('@') || last.split_once(':').is_some_and(|(_, t)| t != "latest");
+        let pull = if pinned { "IfNotPresent" } else { "Always" };
+        for (field, value) in [
+            ("imagePullPolicy", json!(pull)),
+            ("resources", json!({})),
+            ("terminationMessagePath", json!("/dev/termination-log")),
+            ("terminationMessagePolicy", json!("File")),
+        ] {
+            if container[field].is_null() {
+                container[field] = value;
+            }
+        }
     }
 }
 
@@ -120,10 +196,20 @@ fn secret(object: &mut Value) {
 
 fn namespace(object: &mut Value) {
     let name = object["metadata"]["name"].clone();
-    if object["metadata"].is_object() {
-        object["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
+    if let Some(meta) = object.get_mut("metadata").filter(|m| m.is_object()) {
+        if meta["labels"].is_null() {
+            meta["labels"] = json!({});
+        }
+        if let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut) {
+            labels.insert("kubernetes.io/metadata.name".into(), name);
+        }
     }
-    if object["spec"]["finalizers"].is_null() {
-        object["spec"]["finalizers"] = json!(["kubernetes"]);
+    if object["spec"].is_null() {
+        object["spec"] = json!({});
+    }
+    if let Some(spec) = object.get_mut("spec").filter(|s| s.is_object())
+        && spec["finalizers"].is_null()
+    {
+        spec["finalizers"] = json!(["kubernetes"]);
     }
 }
