@@ -139,7 +139,7 @@ async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Bod
         ["version"] => {
             return Ok(json_response(
                 StatusCode::OK,
-                &json!({ "major": "1", "minor": "33", "gitVersion": "v1.33.0-ferry-lab", "platform": "linux/amd64", "goVersion": "go1.24" }),
+                &json!({ "major": "1", "minor": "36", "gitVersion": "v1.36.2-ferry-lab", "platform": "linux/amd64", "goVersion": "go1.26" }),
             ));
         }
         ["healthz" | "readyz" | "livez"] => return Ok(Response::new(full("ok"))),
