@@ -1,7 +1,8 @@
 //! What a real API server (and the controllers that always run with it) do
-//! to an object on its way into storage, per kind:
+//! to an object on its way into storage: its defaults (`defaults.rs`), its
+//! field validation (`validation/`), then per kind:
 //!
-//! * Service: defaults, clusterIP allocation from the cluster's range, the
+//! * Service: clusterIP allocation from the cluster's range, the
 //!   Kubernetes >= 1.20 type-change rules (to ExternalName, unchanged
 //!   allocated fields are dropped — `dropTypeDependentFields`; back to
 //!   ClusterIP, a requested IP is re-allocated if free, otherwise a new one
@@ -162,18 +163,7 @@ fn service(
 
     match kind.as_str() {
         "ExternalName" => {
-            if spec
-                .get("externalName")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-            {
-                return Err(ApiError::invalid(
-                    resource,
-                    &name,
-                    "spec.externalName",
-                    "Required value",
-                ));
-            }
+            // validation.rs checked externalName and the ports.
             let requested = spec
                 .get("clusterIP")
                 .and_then(Value::as_str)

@@ -121,7 +121,7 @@ pub fn validate(resource: &Resource, old: Option<&Value>, object: &Value) -> Res
     }
     metadata(&mut causes, object, old.is_some());
     match (resource.group.as_str(), resource.kind.as_str()) {
-        ("", "Service") => service::validate(&mut causes, old, object),
+        ("", "Service") => service::validate(&mut causes, object),
         ("", "ConfigMap") => config::configmap(&mut causes, old, object),
         ("", "Secret") => config::secret(&mut causes, old, object),
         ("apps", "Deployment" | "StatefulSet" | "ReplicaSet" | "DaemonSet") => {

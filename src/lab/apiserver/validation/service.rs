@@ -8,7 +8,7 @@ use super::endpointslice::protocol;
 use super::{Causes, names};
 use serde_json::Value;
 
-pub fn validate(causes: &mut Causes, _old: Option<&Value>, object: &Value) {
+pub fn validate(causes: &mut Causes, object: &Value) {
     let spec = &object["spec"];
     let kind = spec["type"].as_str().unwrap_or("ClusterIP");
     if !matches!(
