@@ -338,10 +338,19 @@ async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Bod
             };
             Ok(json_response(code, &result))
         }
-        (Method::DELETE, Some(name)) => Ok(json_response(
-            StatusCode::OK,
-            &cluster.delete(&target.resource, ns, name, opts)?,
-        )),
+        (Method::DELETE, Some(name)) => {
+            // kube-rs (ferry's client) sends dryRun in the DeleteOptions
+            // body, not in the query.
+            let options = read_delete_options(req).await?;
+            let opts = Write {
+                dry_run: opts.dry_run || options.dry_run,
+                ..opts
+            };
+            Ok(json_response(
+                StatusCode::OK,
+                &cluster.delete(&target.resource, ns, name, opts)?,
+            ))
+        }
         (_, _) => Err(ApiError::method_not_allowed()),
     }
 }
@@ -463,6 +472,42 @@ fn selectors(query: &HashMap<String, String>) -> Result<(LabelSelector, FieldSel
     )
     .map_err(ApiError::bad_request)?;
     Ok((labels, fields))
+}
+
+/// What a DELETE's body asks for (`DeleteOptions`); an empty body asks
+/// for nothing.
+struct DeleteOptions {
+    dry_run: bool,
+}
+
+async fn read_delete_options(req: Request<Incoming>) -> Result<DeleteOptions, ApiError> {
+    let bytes = http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?
+        .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DeleteOptions { dry_run: false });
+    }
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(options) = &body else {
+        let json_type = match body {
+            Value::Array(_) => "array",
+            Value::String(_) => "string",
+            Value::Number(_) => "number",
+            Value::Bool(_) => "bool",
+            _ => "null",
+        };
+        return Err(ApiError::bad_request(format!(
+            "couldn't get version/kind; json parse error: json: cannot unmarshal {json_type} into Go value of type struct {{ APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }}"
+        )));
+    };
+    let dry_run = options
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|modes| modes.iter().any(|m| m == "All"));
+    Ok(DeleteOptions { dry_run })
 }
 
 /// A JSON or YAML request body.

@@ -105,7 +105,11 @@ impl Driver {
         let method = exchange["method"].as_str().expect("a method");
         let path = exchange["path"].as_str().expect("a path");
         let bare = path.split('?').next().unwrap_or(path).to_owned();
-        let dry_run = path.contains("dryRun=All");
+        // kube-rs sends a delete's dryRun in its DeleteOptions body.
+        let dry_run = path.contains("dryRun=All")
+            || exchange["body"]["dryRun"]
+                .as_array()
+                .is_some_and(|modes| modes.iter().any(|m| m == "All"));
         let request_body = exchange.get("body");
         let key = match (method, request_body) {
             ("POST", Some(body)) => match body["metadata"]["name"].as_str() {
