@@ -432,7 +432,10 @@ fn a_kind_two_groups_serve_is_refused_as_ambiguous() {
 }
 
 /// Validation as kube-apiserver 1.36 answers it (messages as recorded from
-/// the real server): Service names are DNS-1035 labels, ports 1-65535.
+/// the real server, see `lab_recorded`): Service names are RFC 1123 labels
+/// (1.36 relaxed them from DNS-1035: `1abc` is a valid name now), ports
+/// 1-65535 (a port out of range is reported for the target port it
+/// defaults too).
 #[test]
 fn the_lab_validates_service_names_and_ports_like_the_api_server() {
     use ferry::lab::apiserver::Write;
@@ -455,18 +458,25 @@ fn the_lab_validates_service_names_and_ports_like_the_api_server() {
     assert_eq!((err.code, err.reason), (422, "Invalid"));
     assert_eq!(
         err.message,
-        "Service \"badport\" is invalid: spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive"
+        "Service \"badport\" is invalid: [spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive, spec.ports[0].targetPort: Invalid value: 70000: must be between 1 and 65535, inclusive]"
     );
+    old.create(
+        &services,
+        Some("default"),
+        service("1abc", 80),
+        Write::default(),
+    )
+    .unwrap();
     let err = old
         .create(
             &services,
             Some("default"),
-            service("1abc", 80),
+            service("Bad_Name", 80),
             Write::default(),
         )
         .unwrap_err();
     assert!(
-        err.message.starts_with("Service \"1abc\" is invalid: metadata.name: Invalid value: \"1abc\": a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character"),
+        err.message.starts_with("Service \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"),
         "{}",
         err.message
     );

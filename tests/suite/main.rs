@@ -30,6 +30,7 @@ mod journal_postgres;
 mod journal_store;
 mod lab;
 mod lab_dns;
+mod lab_recorded;
 mod ledger;
 mod lifecycle;
 mod modules;

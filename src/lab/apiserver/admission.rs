@@ -1,7 +1,8 @@
 //! What a real API server (and the controllers that always run with it) do
-//! to an object on its way into storage, per kind:
+//! to an object on its way into storage: its defaults (`defaults.rs`), its
+//! field validation (`validation/`), then per kind:
 //!
-//! * Service: defaults, clusterIP allocation from the cluster's range, the
+//! * Service: clusterIP allocation from the cluster's range, the
 //!   Kubernetes >= 1.20 type-change rules (to ExternalName, unchanged
 //!   allocated fields are dropped — `dropTypeDependentFields`; back to
 //!   ClusterIP, a requested IP is re-allocated if free, otherwise a new one
@@ -14,9 +15,11 @@
 //! Addresses: cluster `i` uses 127.(10i).0.0/16 for Services, 127.(10i+1)/16
 //! for LoadBalancers and 127.(10i+2)/16 for pods; all of 127/8 is loopback.
 
+use super::defaults;
 use super::resources::Resource;
 use super::status::ApiError;
 use super::store::{ClusterStore, State};
+use super::validation;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
@@ -29,11 +32,15 @@ pub fn admit(
     object: &mut Value,
 ) -> Result<(), ApiError> {
     stored_size(object)?;
+    defaults::apply(resource, old, object);
+    validation::validate(resource, old, object)?;
     match (resource.group.as_str(), resource.kind.as_str()) {
         ("", "ConfigMap" | "Secret") => data_size(resource, object),
         ("", "Service") => service(cluster.index, state, resource, old, object),
         ("", "Namespace") => {
-            object["status"] = json!({ "phase": "Active" });
+            if object["status"]["phase"].is_null() {
+                object["status"] = json!({ "phase": "Active" });
+            }
             Ok(())
         }
         ("", "Pod") => {
@@ -154,47 +161,9 @@ fn service(
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request("spec must be an object"))?;
 
-    for (i, port) in spec
-        .get_mut("ports")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        for field in ["port", "targetPort"] {
-            if let Some(n) = port[field].as_i64()
-                && !(1..=65535).contains(&n)
-            {
-                return Err(ApiError::invalid(
-                    resource,
-                    &name,
-                    &format!("spec.ports[{i}].{field}"),
-                    format!("Invalid value: {n}: must be between 1 and 65535, inclusive"),
-                ));
-            }
-        }
-        if port["protocol"].is_null() {
-            port["protocol"] = json!("TCP");
-        }
-        if port["targetPort"].is_null() {
-            port["targetPort"] = port["port"].clone();
-        }
-    }
-
     match kind.as_str() {
         "ExternalName" => {
-            if spec
-                .get("externalName")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-            {
-                return Err(ApiError::invalid(
-                    resource,
-                    &name,
-                    "spec.externalName",
-                    "Required value",
-                ));
-            }
+            // validation.rs checked externalName and the ports.
             let requested = spec
                 .get("clusterIP")
                 .and_then(Value::as_str)
@@ -236,12 +205,20 @@ fn service(
                 // patchAllocatedValues: an update that omits the IP keeps it.
                 (Some(old), None) => old,
                 (Some(old), Some(new)) if old == new => old,
-                (Some(old), Some(new)) => {
+                (Some(_), Some(new)) => {
+                    let shown = spec
+                        .get("clusterIPs")
+                        .filter(|ips| ips.is_array())
+                        .cloned()
+                        .unwrap_or_else(|| json!([new]));
                     return Err(ApiError::invalid(
                         resource,
                         &name,
-                        "spec.clusterIP",
-                        format!("Invalid value: \"{new}\": field is immutable (was {old})"),
+                        "spec.clusterIPs[0]",
+                        format!(
+                            "Invalid value: {}: may not change once set",
+                            validation::names::shown(&shown)
+                        ),
                     ));
                 }
                 (None, Some(none)) if none == "None" => none,
@@ -250,8 +227,10 @@ fn service(
                         ApiError::invalid(
                             resource,
                             &name,
-                            "spec.clusterIPs",
-                            format!("Invalid value: [\"{wanted}\"]: must be a valid IP address"),
+                            "spec.clusterIPs[0]",
+                            format!(
+                                "Invalid value: \"{wanted}\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+                            ),
                         )
                     })?;
                     if !in_range(parsed, second) {
@@ -260,7 +239,7 @@ fn service(
                             &name,
                             "spec.clusterIPs",
                             format!(
-                                "Invalid value: [\"{wanted}\"]: failed to allocate IP {wanted}: provided IP is not in the valid range. The range of valid IPs is {cidr}"
+                                "Invalid value: [\"{wanted}\"]: failed to allocate IP {wanted}: the provided network does not match the current range"
                             ),
                         ));
                     }
@@ -286,10 +265,8 @@ fn service(
             };
             spec.insert("clusterIP".into(), json!(ip));
             spec.insert("clusterIPs".into(), json!([ip]));
-            if ip != "None" {
-                spec.insert("ipFamilies".into(), json!(["IPv4"]));
-                spec.insert("ipFamilyPolicy".into(), json!("SingleStack"));
-            }
+            spec.insert("ipFamilies".into(), json!(["IPv4"]));
+            spec.insert("ipFamilyPolicy".into(), json!("SingleStack"));
             spec.entry("sessionAffinity").or_insert(json!("None"));
             spec.entry("internalTrafficPolicy")
                 .or_insert(json!("Cluster"));
@@ -300,7 +277,7 @@ fn service(
             } else {
                 spec.entry("externalTrafficPolicy")
                     .or_insert(json!("Cluster"));
-                assign_node_ports(state, old_spec, spec);
+                assign_node_ports(resource, &name, state, old_spec, spec)?;
                 if kind == "LoadBalancer" {
                     let kept = old
                         .and_then(|o| o.pointer("/status/loadBalancer/ingress/0/ip"))
@@ -324,16 +301,8 @@ fn service(
                 }
             }
         }
-        other => {
-            return Err(ApiError::invalid(
-                resource,
-                &name,
-                "spec.type",
-                format!(
-                    "Unsupported value: \"{other}\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""
-                ),
-            ));
-        }
+        // Validation refused every other type.
+        _ => {}
     }
     Ok(())
 }
@@ -352,11 +321,16 @@ fn strip_node_ports(spec: &mut serde_json::Map<String, Value>) {
     spec.remove("healthCheckNodePort");
 }
 
+/// kube-apiserver's default `--service-node-port-range`.
+const NODE_PORTS: std::ops::RangeInclusive<i64> = 30_000..=32_767;
+
 fn assign_node_ports(
+    resource: &Resource,
+    name: &str,
     state: &State,
     old_spec: Option<&Value>,
     spec: &mut serde_json::Map<String, Value>,
-) {
+) -> Result<(), ApiError> {
     let mut used: HashSet<i64> = state
         .scan("services", None)
         .flat_map(|s| s["spec"]["ports"].as_array().cloned().unwrap_or_default())
@@ -366,13 +340,24 @@ fn assign_node_ports(
         .and_then(|s| s["ports"].as_array())
         .cloned()
         .unwrap_or_default();
-    for port in spec
+    for (i, port) in spec
         .get_mut("ports")
         .and_then(Value::as_array_mut)
         .into_iter()
         .flatten()
+        .enumerate()
     {
-        if port["nodePort"].is_i64() {
+        if let Some(wanted) = port["nodePort"].as_i64() {
+            if !NODE_PORTS.contains(&wanted) {
+                return Err(ApiError::invalid(
+                    resource,
+                    name,
+                    &format!("spec.ports[{i}].nodePort"),
+                    format!(
+                        "Invalid value: {wanted}: provided port is not in the valid range. The range of valid ports is 30000-32767"
+                    ),
+                ));
+            }
             continue;
         }
         let kept = old_ports
@@ -380,11 +365,12 @@ fn assign_node_ports(
             .find(|o| o["port"] == port["port"])
             .and_then(|o| o["nodePort"].as_i64());
         let node_port = kept
-            .or_else(|| (30_000..=32_767).find(|p| !used.contains(p)))
+            .or_else(|| NODE_PORTS.clone().find(|p| !used.contains(p)))
             .unwrap_or(30_000);
         used.insert(node_port);
         port["nodePort"] = json!(node_port);
     }
+    Ok(())
 }
 
 fn pod(index: u8, state: &State, old: Option<&Value>, object: &mut Value) {

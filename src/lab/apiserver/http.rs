@@ -139,7 +139,7 @@ async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Bod
         ["version"] => {
             return Ok(json_response(
                 StatusCode::OK,
-                &json!({ "major": "1", "minor": "33", "gitVersion": "v1.33.0-ferry-lab", "platform": "linux/amd64", "goVersion": "go1.24" }),
+                &json!({ "major": "1", "minor": "36", "gitVersion": "v1.36.2-ferry-lab", "platform": "linux/amd64", "goVersion": "go1.26" }),
             ));
         }
         ["healthz" | "readyz" | "livez"] => return Ok(Response::new(full("ok"))),
@@ -163,7 +163,7 @@ async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Bod
                 &resources::group_list(&cluster.resources()),
             ));
         }
-        ["api", "v1"] => return discovery(cluster, "", "v1", &path),
+        ["api", "v1"] => return discovery(cluster, "", "v1"),
         ["apis", group] => {
             let list = resources::group_list(&cluster.resources());
             let found = list["groups"]
@@ -178,26 +178,33 @@ async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Bod
                     g["apiVersion"] = json!("v1");
                     Ok(json_response(StatusCode::OK, &g))
                 }
-                None => Err(ApiError::not_found_path(&path)),
+                None => Ok(page_not_found()),
             };
         }
-        ["apis", group, version] => return discovery(cluster, group, version, &path),
+        ["apis", group, version] => return discovery(cluster, group, version),
         ["openapi", "v3"] => {
             return Ok(json_response(
                 StatusCode::OK,
                 &resources::openapi_index(&cluster.resources()),
             ));
         }
-        ["openapi", "v3", "api", version] => return openapi(cluster, "", version, &path),
+        ["openapi", "v3", "api", version] => return openapi(cluster, "", version),
         ["openapi", "v3", "apis", group, version] => {
-            return openapi(cluster, group, version, &path);
+            return openapi(cluster, group, version);
         }
         ["api", "v1", rest @ ..] => ("", "v1", rest),
         ["apis", group, version, rest @ ..] => (group, version, rest),
-        _ => return Err(ApiError::not_found_path(&path)),
+        _ => return Err(ApiError::not_found_path()),
     };
-    let target =
-        target(cluster, group, version, rest).ok_or_else(|| ApiError::not_found_path(&path))?;
+    let Some(target) = target(cluster, group, version, rest) else {
+        // Built-in groups answer with a `Status`; other paths fall through
+        // to kube-apiserver's plain 404 (the CRD handler's, too).
+        return if resources::is_builtin_group(group) {
+            Err(ApiError::not_found_path())
+        } else {
+            Ok(page_not_found())
+        };
+    };
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     let field_manager = query.get("fieldManager").cloned();
     let opts = Write {
@@ -237,7 +244,7 @@ async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Bod
                 } });
                 Ok(json_response(StatusCode::CREATED, &review))
             }
-            (method, _) => Err(ApiError::method_not_allowed(method.as_str())),
+            (_, _) => Err(ApiError::method_not_allowed()),
         };
     }
     let status_only = target.subresource.as_deref() == Some("status");
@@ -250,6 +257,12 @@ async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Bod
             Ok(json_response(
                 StatusCode::OK,
                 &cluster.list(&target.resource, ns, &labels, &fields),
+            ))
+        }
+        (Method::GET, Some(name)) if target.subresource.as_deref() == Some("scale") => {
+            Ok(json_response(
+                StatusCode::OK,
+                &scale(&cluster.get(&target.resource, ns, name)?),
             ))
         }
         (Method::GET, Some(name)) => Ok(json_response(
@@ -265,6 +278,25 @@ async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Bod
         }
         (Method::PUT, Some(name)) => {
             let body = read_body(req).await?;
+            let missing = cluster.get(&target.resource, ns, name).is_err();
+            if missing && !status_only && target.resource.creates_on_update() {
+                // Services and Leases are created by an update that finds
+                // none (`AllowCreateOnUpdate`), whatever resourceVersion it names.
+                let mut body = body;
+                if body["metadata"]["name"].as_str().is_some_and(|n| n != name) {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({}) does not match the name on the URL ({name})",
+                        body["metadata"]["name"].as_str().unwrap_or_default()
+                    )));
+                }
+                if let Some(meta) = body["metadata"].as_object_mut() {
+                    meta.remove("resourceVersion");
+                }
+                return Ok(json_response(
+                    StatusCode::CREATED,
+                    &cluster.create(&target.resource, ns, body, opts)?,
+                ));
+            }
             let result = if status_only {
                 cluster.replace_status(&target.resource, ns, name, body, opts)?
             } else {
@@ -280,43 +312,99 @@ async fn route(context: &Context, req: Request<Incoming>) -> Result<Response<Bod
                 .unwrap_or_default()
                 .to_owned();
             let kind = PatchKind::from_content_type(&content_type)
-                .ok_or_else(|| ApiError::unsupported_media_type(&content_type))?;
+                .ok_or_else(ApiError::unsupported_media_type)?;
+            if kind == PatchKind::Strategic && target.resource.is_custom() {
+                return Err(ApiError::unsupported_patch(&[
+                    "application/json-patch+json",
+                    "application/merge-patch+json",
+                    "application/apply-patch+yaml",
+                ]));
+            }
             let body = read_body(req).await?;
+            kind.check_body(&body).map_err(ApiError::bad_request)?;
+            // A server-side apply that creates answers 201, as a create.
+            let creates = kind == PatchKind::Apply
+                && !status_only
+                && cluster.get(&target.resource, ns, name).is_err();
             let result = if status_only {
                 cluster.patch_status(&target.resource, ns, name, kind, &body, opts)?
             } else {
                 cluster.patch(&target.resource, ns, name, kind, &body, opts)?
             };
-            Ok(json_response(StatusCode::OK, &result))
+            let code = if creates {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(json_response(code, &result))
         }
-        (Method::DELETE, Some(name)) => Ok(json_response(
-            StatusCode::OK,
-            &cluster.delete(&target.resource, ns, name, opts)?,
-        )),
-        (method, _) => Err(ApiError::method_not_allowed(method.as_str())),
+        (Method::DELETE, Some(name)) => {
+            // kube-rs (ferry's client) sends dryRun in the DeleteOptions
+            // body, not in the query.
+            let options = read_delete_options(req).await?;
+            let opts = Write {
+                dry_run: opts.dry_run || options.dry_run,
+                ..opts
+            };
+            Ok(json_response(
+                StatusCode::OK,
+                &cluster.delete(&target.resource, ns, name, opts)?,
+            ))
+        }
+        (_, _) => Err(ApiError::method_not_allowed()),
     }
 }
 
-fn openapi(
-    cluster: &ClusterStore,
-    group: &str,
-    version: &str,
-    path: &str,
-) -> Result<Response<Body>, ApiError> {
+fn openapi(cluster: &ClusterStore, group: &str, version: &str) -> Result<Response<Body>, ApiError> {
     resources::openapi_document(&cluster.resources(), group, version)
         .map(|doc| json_response(StatusCode::OK, &doc))
-        .ok_or_else(|| ApiError::not_found_path(path))
+        .ok_or_else(ApiError::not_found_path)
+}
+
+/// kube-apiserver's answer to a path no handler serves: plain text.
+fn page_not_found() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::NOT_FOUND)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(full("404 page not found\n"))
+        .unwrap_or_else(|_| Response::new(full("")))
+}
+
+/// A workload's `scale` subresource (`autoscaling/v1` `Scale`).
+fn scale(object: &Value) -> Value {
+    let meta = &object["metadata"];
+    let selector = object["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": { "replicas": object["spec"]["replicas"] },
+        "status": { "replicas": object["status"]["replicas"], "selector": selector },
+    })
 }
 
 fn discovery(
     cluster: &ClusterStore,
     group: &str,
     version: &str,
-    path: &str,
 ) -> Result<Response<Body>, ApiError> {
-    resources::resource_list(&cluster.resources(), group, version)
-        .map(|list| json_response(StatusCode::OK, &list))
-        .ok_or_else(|| ApiError::not_found_path(path))
+    match resources::resource_list(&cluster.resources(), group, version) {
+        Some(list) => Ok(json_response(StatusCode::OK, &list)),
+        None if resources::is_builtin_group(group) => Err(ApiError::not_found_path()),
+        None => Ok(page_not_found()),
+    }
 }
 
 /// `namespaces/{ns}/{plural}[/{name}[/{sub}]]` or `{plural}[/{name}[/{sub}]]`.
@@ -386,6 +474,42 @@ fn selectors(query: &HashMap<String, String>) -> Result<(LabelSelector, FieldSel
     Ok((labels, fields))
 }
 
+/// What a DELETE's body asks for (`DeleteOptions`); an empty body asks
+/// for nothing.
+struct DeleteOptions {
+    dry_run: bool,
+}
+
+async fn read_delete_options(req: Request<Incoming>) -> Result<DeleteOptions, ApiError> {
+    let bytes = http_body_util::Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?
+        .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(DeleteOptions { dry_run: false });
+    }
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
+    let Value::Object(options) = &body else {
+        let json_type = match body {
+            Value::Array(_) => "array",
+            Value::String(_) => "string",
+            Value::Number(_) => "number",
+            Value::Bool(_) => "bool",
+            _ => "null",
+        };
+        return Err(ApiError::bad_request(format!(
+            "couldn't get version/kind; json parse error: json: cannot unmarshal {json_type} into Go value of type struct {{ APIVersion string \"json:\\\"apiVersion,omitempty\\\"\"; Kind string \"json:\\\"kind,omitempty\\\"\" }}"
+        )));
+    };
+    let dry_run = options
+        .get("dryRun")
+        .and_then(Value::as_array)
+        .is_some_and(|modes| modes.iter().any(|m| m == "All"));
+    Ok(DeleteOptions { dry_run })
+}
+
 /// A JSON or YAML request body.
 async fn read_body(req: Request<Incoming>) -> Result<Value, ApiError> {
     let content_type = req
@@ -407,7 +531,7 @@ async fn read_body(req: Request<Incoming>) -> Result<Value, ApiError> {
         })?
         .to_bytes();
     if content_type.contains("protobuf") {
-        return Err(ApiError::unsupported_media_type(&content_type));
+        return Err(ApiError::unsupported_media_type());
     }
     if content_type.contains("yaml") {
         serde_yaml_ng::from_slice(&bytes)

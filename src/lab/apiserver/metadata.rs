@@ -17,27 +17,24 @@ pub(super) fn present(resource: &Resource, object: &Value) -> Value {
     object
 }
 
+/// The body decodes as the resource's type (`decode.rs` has the 400s).
 pub(super) fn check_kind(resource: &Resource, object: &Value) -> Result<(), ApiError> {
-    if !object.is_object() {
-        return Err(ApiError::bad_request("the body must be a JSON object"));
-    }
-    if let Some(kind) = object["kind"].as_str()
-        && kind != resource.kind
-    {
-        return Err(ApiError::bad_request(format!(
-            "the kind of the object ({kind}) does not match the resource ({})",
-            resource.kind
-        )));
-    }
-    if let Some(api_version) = object["apiVersion"].as_str()
-        && api_version != resource.api_version()
-    {
-        return Err(ApiError::bad_request(format!(
-            "the API version in the data ({api_version}) does not match the expected API version ({})",
-            resource.api_version()
-        )));
-    }
-    Ok(())
+    super::decode::decode(resource, object)
+}
+
+/// Whether kube-apiserver keeps a `metadata.generation` for the kind: the
+/// workloads, EndpointSlices, Ingresses, Pods, CRDs and custom resources
+/// do; Services, ConfigMaps, Secrets, Namespaces and Leases do not.
+pub(super) fn has_generation(resource: &Resource) -> bool {
+    resource.is_custom()
+        || matches!(
+            (resource.group.as_str(), resource.kind.as_str()),
+            ("", "Pod")
+                | ("apps" | "batch", _)
+                | ("discovery.k8s.io", "EndpointSlice")
+                | ("networking.k8s.io", "Ingress")
+                | ("apiextensions.k8s.io", "CustomResourceDefinition")
+        )
 }
 
 pub(super) fn object_name(
@@ -52,7 +49,8 @@ pub(super) fn object_name(
         .as_str()
         .filter(|n| !n.is_empty())
     {
-        return valid_name(resource, name).map(|()| name.to_owned());
+        // Its format is checked with the rest of the object (`validation`).
+        return Ok(name.to_owned());
     }
     if let Some(prefix) = object["metadata"]["generateName"].as_str() {
         let suffix: String = new_uid()
@@ -69,52 +67,6 @@ pub(super) fn object_name(
         "metadata.name",
         "Required value: name or generateName is required",
     ))
-}
-
-/// Names as the API server validates them: Services are DNS-1035 labels,
-/// Namespaces RFC 1123 labels, everything else RFC 1123 subdomains, with
-/// the real server's messages.
-fn valid_name(resource: &Resource, name: &str) -> Result<(), ApiError> {
-    let lower_alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let label_chars = name.chars().all(|c| lower_alnum(c) || c == '-');
-    let ends_ok = name.ends_with(lower_alnum);
-    let (ok, max, rule) = match (resource.group.as_str(), resource.kind.as_str()) {
-        ("", "Service") => (
-            label_chars && name.starts_with(|c: char| c.is_ascii_lowercase()) && ends_ok,
-            63,
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
-        ),
-        ("", "Namespace") => (
-            label_chars && name.starts_with(lower_alnum) && ends_ok,
-            63,
-            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
-        ),
-        _ => (
-            name.split('.').all(|part| {
-                !part.is_empty()
-                    && part.chars().all(|c| lower_alnum(c) || c == '-')
-                    && part.starts_with(lower_alnum)
-                    && part.ends_with(lower_alnum)
-            }),
-            253,
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
-        ),
-    };
-    let invalid = |why: String| {
-        Err(ApiError::invalid(
-            resource,
-            name,
-            "metadata.name",
-            format!("Invalid value: \"{name}\": {why}"),
-        ))
-    };
-    if name.len() > max {
-        return invalid(format!("must be no more than {max} characters"));
-    }
-    if !ok {
-        return invalid(rule.to_owned());
-    }
-    Ok(())
 }
 
 /// The namespace a write lands in: the URL's, which the body may repeat but not contradict.

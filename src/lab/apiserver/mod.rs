@@ -10,6 +10,8 @@
 //! without ownership conflicts, watches start at "now").
 
 pub mod admission;
+mod decode;
+pub(crate) mod defaults;
 mod exec;
 mod http;
 mod metadata;
@@ -19,6 +21,7 @@ pub mod selector;
 pub mod status;
 pub mod store;
 mod traffic;
+pub mod validation;
 
 pub use exec::PodCommands;
 pub use http::{LAB_USER, serve};

@@ -27,6 +27,30 @@ impl PatchKind {
             _ => None,
         }
     }
+
+    /// The shape kube-apiserver decodes a patch into before applying it:
+    /// a list of operations for JSON patch, an object for the others. The
+    /// error is its 400 message.
+    pub fn check_body(self, patch: &Value) -> Result<(), String> {
+        let json_type = match patch {
+            Value::Object(_) => "object",
+            Value::Array(_) => "array",
+            Value::String(_) => "string",
+            Value::Number(_) => "number",
+            Value::Bool(_) => "bool",
+            Value::Null => return Ok(()),
+        };
+        match (self, patch) {
+            (PatchKind::Json, Value::Array(_)) => Ok(()),
+            (PatchKind::Json, _) => Err(format!(
+                "error decoding patch: json: cannot unmarshal {json_type} into Go value of type []handlers.jsonPatchOp"
+            )),
+            (_, Value::Object(_)) => Ok(()),
+            (_, _) => Err(format!(
+                "error decoding patch: json: cannot unmarshal {json_type} into Go value of type map[string]interface {{}}"
+            )),
+        }
+    }
 }
 
 /// Applies `patch` to `target`; the error is the reason a 422 reports.
@@ -72,7 +96,8 @@ fn strategic_merge(target: &mut Value, patch: &Value) {
             }
             Value::Array(items) => {
                 let current = target_map.remove(key).unwrap_or(Value::Array(Vec::new()));
-                target_map.insert(key.clone(), merge_list(current, items));
+                let order = patch_map.get(&format!("$setElementOrder/{key}"));
+                target_map.insert(key.clone(), merge_list(key, current, items, order));
             }
             Value::Object(_) => {
                 strategic_merge(target_map.entry(key.clone()).or_insert(Value::Null), value)
@@ -84,36 +109,59 @@ fn strategic_merge(target: &mut Value, patch: &Value) {
     }
 }
 
-/// Merges a keyed list element-wise; anything else is replaced, as merge patch does.
-fn merge_list(current: Value, patch: &[Value]) -> Value {
-    let Value::Array(mut current) = current else {
+/// The key that identifies elements of the list `field`, as the built-in
+/// kinds' patch strategies name it (Service ports merge by `port`).
+fn merge_key(field: &str, patch: &[Value], current: &[Value]) -> Option<&'static str> {
+    let preferred: &[&str] = if field == "ports" {
+        &["port", "containerPort", "name"]
+    } else {
+        MERGE_KEYS
+    };
+    preferred.iter().copied().find(|k| {
+        !patch.is_empty()
+            && patch.iter().all(|p| p.get(*k).is_some())
+            && current.iter().all(|c| c.get(*k).is_some())
+    })
+}
+
+/// Merges a keyed list element-wise, as kube-apiserver orders the result:
+/// the patch's elements first (or `$setElementOrder`'s order), then the
+/// ones only the server had. Anything else is replaced, as merge patch does.
+fn merge_list(field: &str, current: Value, patch: &[Value], order: Option<&Value>) -> Value {
+    let Value::Array(current) = current else {
         return Value::Array(patch.to_vec());
     };
-    let key = MERGE_KEYS.iter().find(|k| {
-        !patch.is_empty()
-            && patch.iter().all(|p| p.get(**k).is_some())
-            && current.iter().all(|c| c.get(**k).is_some())
-    });
-    let Some(key) = key else {
+    let Some(key) = merge_key(field, patch, &current) else {
         return Value::Array(patch.iter().filter(|p| !is_directive(p)).cloned().collect());
     };
+    let mut merged = Vec::new();
     for item in patch {
-        let id = &item[*key];
-        let delete = item.get("$patch").and_then(Value::as_str) == Some("delete");
-        match current.iter().position(|c| &c[*key] == id) {
-            Some(i) if delete => {
-                current.remove(i);
-            }
-            Some(i) => strategic_merge(&mut current[i], item),
-            None if delete => {}
-            None => {
-                let mut fresh = Value::Null;
-                strategic_merge(&mut fresh, item);
-                current.push(fresh);
-            }
+        if item.get("$patch").and_then(Value::as_str) == Some("delete") {
+            continue;
+        }
+        let mut element = current
+            .iter()
+            .find(|c| c[key] == item[key])
+            .cloned()
+            .unwrap_or(Value::Null);
+        strategic_merge(&mut element, item);
+        merged.push(element);
+    }
+    for element in current {
+        if !patch.iter().any(|p| p[key] == element[key]) {
+            merged.push(element);
         }
     }
-    Value::Array(current)
+    if let Some(Value::Array(order)) = order {
+        let rank = |e: &Value| {
+            order
+                .iter()
+                .position(|o| o[key] == e[key])
+                .unwrap_or(order.len())
+        };
+        merged.sort_by_key(rank);
+    }
+    Value::Array(merged)
 }
 
 fn is_directive(item: &Value) -> bool {

@@ -61,6 +61,23 @@ impl Resource {
         }
     }
 
+    /// Whether a CRD defines it (custom resources take no strategic merge
+    /// patch and always carry a generation).
+    pub fn is_custom(&self) -> bool {
+        !builtins()
+            .iter()
+            .any(|b| b.group == self.group && b.plural == self.plural)
+    }
+
+    /// Whether a PUT that finds no object creates it (kube-apiserver's
+    /// `AllowCreateOnUpdate`): Services, Endpoints and Leases.
+    pub fn creates_on_update(&self) -> bool {
+        matches!(
+            (self.group.as_str(), self.kind.as_str()),
+            ("", "Service" | "Endpoints") | ("coordination.k8s.io", "Lease")
+        )
+    }
+
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
@@ -175,6 +192,11 @@ impl Resource {
 }
 
 /// The built-in kinds every lab cluster serves.
+/// Whether kube-apiserver itself serves `group` (`""` is the core group).
+pub fn is_builtin_group(group: &str) -> bool {
+    builtins().iter().any(|r| r.group == group)
+}
+
 pub fn builtins() -> Vec<Resource> {
     vec![
         Resource::builtin(

@@ -33,11 +33,11 @@ impl LabelSelector {
             } else if let Some((key, values)) = split_set(part, " in ") {
                 Requirement::In(key, values?)
             } else if let Some((key, value)) = part.split_once("!=") {
-                Requirement::NotEquals(key.trim().to_owned(), value.trim().to_owned())
+                Requirement::NotEquals(key.trim().to_owned(), operand(value)?)
             } else if let Some((key, value)) =
                 part.split_once("==").or_else(|| part.split_once('='))
             {
-                Requirement::Equals(key.trim().to_owned(), value.trim().to_owned())
+                Requirement::Equals(key.trim().to_owned(), operand(value)?)
             } else {
                 Requirement::Exists(part.to_owned())
             };
@@ -144,6 +144,18 @@ impl FieldSelector {
             };
             (text == *value) == *equal
         })
+    }
+}
+
+/// The value after `=`, `==` or `!=`; another operator there is refused
+/// as kube-apiserver's parser refuses it.
+fn operand(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    match value.chars().next() {
+        Some(c @ ('=' | '!' | '<' | '>')) => Err(format!(
+            "unable to parse requirement: found '{c}', expected: identifier"
+        )),
+        _ => Ok(value.to_owned()),
     }
 }
 

@@ -23,9 +23,14 @@ impl ApiError {
         }
     }
 
+    /// `details` naming the object; the core group is left out, as the
+    /// real server omits empty fields.
     fn about(mut self, resource: &Resource, name: &str) -> Self {
-        self.details =
-            Some(json!({ "name": name, "group": resource.group, "kind": resource.plural }));
+        let mut details = json!({ "name": name, "kind": resource.plural });
+        if !resource.group.is_empty() {
+            details["group"] = json!(resource.group);
+        }
+        self.details = Some(details);
         self
     }
 
@@ -76,16 +81,65 @@ impl ApiError {
         field: &str,
         detail: impl Into<String>,
     ) -> Self {
-        let detail = detail.into();
+        Self::invalid_causes(resource, name, vec![Cause::new(field, detail)])
+    }
+
+    /// 422 with every cause validation found, worded as kube-apiserver
+    /// words them: one cause after a colon, several in brackets.
+    pub fn invalid_causes(resource: &Resource, name: &str, causes: Vec<Cause>) -> Self {
+        Self::invalid_kind(&resource.group, &resource.kind, name, causes)
+    }
+
+    /// 422 about an object of `kind` in `group` (a request's options are
+    /// `PatchOptions.meta.k8s.io`, not the object patched).
+    pub fn invalid_kind(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
+        // The message names each distinct cause once (Go's aggregate
+        // dedups), the details list them all.
+        let mut listed: Vec<String> = Vec::new();
+        for cause in &causes {
+            let line = format!("{}: {}", cause.field, cause.message);
+            if !listed.contains(&line) {
+                listed.push(line);
+            }
+        }
+        let summary = match listed.as_slice() {
+            [one] => one.clone(),
+            many => format!("[{}]", many.join(", ")),
+        };
+        let qualified = if group.is_empty() {
+            kind.to_owned()
+        } else {
+            format!("{kind}.{group}")
+        };
         let mut e = Self::new(
             422,
             "Invalid",
-            format!("{} \"{name}\" is invalid: {field}: {detail}", resource.kind),
+            format!("{qualified} \"{name}\" is invalid: {summary}"),
         );
-        e.details = Some(json!({
-            "name": name, "group": resource.group, "kind": resource.kind,
-            "causes": [{ "reason": "FieldValueInvalid", "message": detail, "field": field }],
-        }));
+        let mut details = json!({ "kind": kind });
+        if !name.is_empty() {
+            details["name"] = json!(name);
+        }
+        if !group.is_empty() {
+            details["group"] = json!(group);
+        }
+        details["causes"] = causes
+            .iter()
+            .map(|c| json!({ "reason": c.reason, "message": c.message, "field": c.field }))
+            .collect();
+        e.details = Some(details);
+        e
+    }
+
+    /// 422 for a JSON patch that cannot be applied (a failed `test`, a
+    /// missing path): kube-apiserver says no more than this.
+    pub fn patch_rejected() -> Self {
+        let mut e = Self::new(
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request",
+        );
+        e.details = Some(json!({}));
         e
     }
 
@@ -111,28 +165,43 @@ impl ApiError {
         Self::new(401, "Unauthorized", "Unauthorized")
     }
 
-    pub fn not_found_path(path: &str) -> Self {
-        Self::new(
+    /// 404 for a path the server does not serve (kubectl adds the path).
+    pub fn not_found_path() -> Self {
+        let mut e = Self::new(
             404,
             "NotFound",
-            format!("the server could not find the requested resource ({path})"),
-        )
+            "the server could not find the requested resource",
+        );
+        e.details = Some(json!({}));
+        e
     }
 
-    pub fn method_not_allowed(method: &str) -> Self {
-        Self::new(
+    pub fn method_not_allowed() -> Self {
+        let mut e = Self::new(
             405,
             "MethodNotAllowed",
-            format!("the server does not allow this method on the requested resource ({method})"),
-        )
+            "the server does not allow this method on the requested resource",
+        );
+        e.details = Some(json!({}));
+        e
     }
 
-    pub fn unsupported_media_type(content_type: &str) -> Self {
+    /// 415 for a body type the server does not read at all.
+    pub fn unsupported_media_type() -> Self {
+        let mut e = Self::new(415, "UnsupportedMediaType", "415: Unsupported Media Type");
+        e.details = Some(json!({}));
+        e
+    }
+
+    /// 415 for a patch type the resource does not take (strategic merge
+    /// on a custom resource).
+    pub fn unsupported_patch(accepted: &[&str]) -> Self {
         Self::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (got {content_type})"
+                "the body of the request was in an unknown format - accepted media types include: {}",
+                accepted.join(", ")
             ),
         )
     }
@@ -155,6 +224,38 @@ impl ApiError {
             status["details"] = details.clone();
         }
         status
+    }
+}
+
+/// One thing validation found wrong: the field's path and the message
+/// (`Invalid value: 70000: must be between 1 and 65535, inclusive`), whose
+/// opening words give the reason clients read (`FieldValueInvalid`, ...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cause {
+    pub reason: &'static str,
+    pub field: String,
+    pub message: String,
+}
+
+impl Cause {
+    pub fn new(field: &str, message: impl Into<String>) -> Cause {
+        let message = message.into();
+        let reason = [
+            ("Required value", "FieldValueRequired"),
+            ("Forbidden", "FieldValueForbidden"),
+            ("Duplicate value", "FieldValueDuplicate"),
+            ("Unsupported value", "FieldValueNotSupported"),
+            ("Too long", "FieldValueTooLong"),
+            ("Too many", "FieldValueTooMany"),
+        ]
+        .iter()
+        .find(|(prefix, _)| message.starts_with(prefix))
+        .map_or("FieldValueInvalid", |(_, reason)| reason);
+        Cause {
+            reason,
+            field: field.to_owned(),
+            message,
+        }
     }
 }
 

@@ -12,7 +12,8 @@
 
 use super::admission;
 use super::metadata::{
-    check_kind, finalizers, managed_fields, object_name, present, require_namespace, scope,
+    check_kind, finalizers, has_generation, managed_fields, object_name, present,
+    require_namespace, scope,
 };
 use super::patch::{self, PatchKind};
 use super::resources::{self, Resource};
@@ -209,8 +210,21 @@ impl ClusterStore {
         &self,
         resource: &Resource,
         namespace: Option<&str>,
+        object: Value,
+        opts: Write,
+    ) -> Result<Value, ApiError> {
+        self.create_as(resource, namespace, object, opts, "Update")
+    }
+
+    /// A create recorded in managedFields as `operation` (`Apply` when a
+    /// server-side apply creates).
+    fn create_as(
+        &self,
+        resource: &Resource,
+        namespace: Option<&str>,
         mut object: Value,
         opts: Write,
+        operation: &str,
     ) -> Result<Value, ApiError> {
         check_kind(resource, &object)?;
         let mut state = self.state();
@@ -237,14 +251,23 @@ impl ClusterStore {
         }
         meta.insert("uid".into(), json!(new_uid()));
         meta.insert("resourceVersion".into(), json!(rv.to_string()));
-        meta.insert("generation".into(), json!(1));
+        if has_generation(resource) {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
         meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
         meta.remove("deletionTimestamp");
         if let Some(manager) = opts.field_manager {
-            meta.insert("managedFields".into(), managed_fields(manager, "Update"));
+            meta.insert("managedFields".into(), managed_fields(manager, operation));
         }
         admission::admit(self, &state, resource, None, &mut object)?;
-        if !opts.dry_run {
+        if opts.dry_run {
+            // Nothing was stored, so nothing has a version yet.
+            if let Some(meta) = object["metadata"].as_object_mut() {
+                meta.remove("resourceVersion");
+            }
+        } else {
             self.commit(
                 &mut state,
                 key,
@@ -256,7 +279,8 @@ impl ClusterStore {
         Ok(present(resource, &object))
     }
 
-    /// PUT: the caller's resourceVersion must be the live one.
+    /// PUT: a resourceVersion the caller sends must be the live one; one
+    /// left out makes the update unconditional, as in kube-apiserver.
     pub fn replace(
         &self,
         resource: &Resource,
@@ -266,13 +290,11 @@ impl ClusterStore {
         opts: Write,
     ) -> Result<Value, ApiError> {
         check_kind(resource, &object)?;
-        if object["metadata"]["name"]
-            .as_str()
-            .is_some_and(|n| n != name)
+        if let Some(other) = object["metadata"]["name"].as_str()
+            && other != name
         {
             return Err(ApiError::bad_request(format!(
-                "the name of the object ({}) does not match the name on the URL ({name})",
-                object["metadata"]["name"]
+                "the name of the object ({other}) does not match the name on the URL ({name})"
             )));
         }
         let state = self.state();
@@ -282,19 +304,12 @@ impl ClusterStore {
             .get(&key)
             .cloned()
             .ok_or_else(|| ApiError::not_found(resource, name))?;
-        match object["metadata"]["resourceVersion"].as_str() {
-            None | Some("") => {
-                return Err(ApiError::invalid(
-                    resource,
-                    name,
-                    "metadata.resourceVersion",
-                    "Invalid value: 0x0: must be specified for an update",
-                ));
-            }
-            Some(rv) if Some(rv) != live["metadata"]["resourceVersion"].as_str() => {
-                return Err(ApiError::conflict(resource, name));
-            }
-            Some(_) => {}
+        if let Some(rv) = object["metadata"]["resourceVersion"]
+            .as_str()
+            .filter(|rv| !rv.is_empty())
+            && Some(rv) != live["metadata"]["resourceVersion"].as_str()
+        {
+            return Err(ApiError::conflict(resource, name));
         }
         drop(state);
         self.update(resource, namespace, name, &live, &mut object, opts, false)
@@ -349,31 +364,28 @@ impl ClusterStore {
         body: &Value,
         opts: Write,
     ) -> Result<Value, ApiError> {
+        if kind == PatchKind::Apply {
+            apply_request(resource, name, body, opts)?;
+        }
         let Some(live) = self.stored(resource, namespace, name) else {
             // Server-side apply creates what does not exist yet.
             if kind == PatchKind::Apply {
                 let mut object = body.clone();
+                if !object["metadata"].is_object() {
+                    object["metadata"] = json!({});
+                }
                 if object["metadata"]["name"].is_null() {
                     object["metadata"]["name"] = json!(name);
                 }
-                return self.create(
-                    resource,
-                    namespace,
-                    object,
-                    Write {
-                        field_manager: opts.field_manager.or(Some("apply")),
-                        ..opts
-                    },
-                );
+                return self.create_as(resource, namespace, object, opts, "Apply");
             }
             return Err(ApiError::not_found(resource, name));
         };
-        if kind == PatchKind::Apply {
-            check_kind(resource, body)?;
-        }
         let mut object = live.clone();
-        patch::apply(kind, &mut object, body)
-            .map_err(|e| ApiError::invalid(resource, name, "patch", e))?;
+        patch::apply(kind, &mut object, body).map_err(|_| ApiError::patch_rejected())?;
+        if !object.is_object() {
+            return Err(ApiError::bad_request("the patched object is no object"));
+        }
         if let Some(rv) = body["metadata"]["resourceVersion"].as_str()
             && Some(rv) != live["metadata"]["resourceVersion"].as_str()
         {
@@ -383,7 +395,21 @@ impl ClusterStore {
         if kind == PatchKind::Apply
             && let Some(manager) = opts.field_manager
         {
-            object["metadata"]["managedFields"] = managed_fields(manager, "Apply");
+            // The manager's apply entry joins (or replaces) the others.
+            let mut entries: Vec<Value> = live["metadata"]["managedFields"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|e| !(e["manager"] == manager && e["operation"] == "Apply"))
+                .collect();
+            entries.extend(
+                managed_fields(manager, "Apply")
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+            object["metadata"]["managedFields"] = Value::Array(entries);
         }
         self.update(resource, namespace, name, &live, &mut object, opts, false)
     }
@@ -444,13 +470,39 @@ impl ClusterStore {
                 }
             }
         }
-        let generation = live["metadata"]["generation"].as_i64().unwrap_or(1);
-        let spec_changed = object.get("spec") != live.get("spec");
-        object["metadata"]["generation"] = json!(if spec_changed {
-            generation + 1
-        } else {
-            generation
-        });
+        // A write that leaves managedFields out keeps the live ones.
+        if object["metadata"].get("managedFields").is_none()
+            && let Some(fields) = live["metadata"].get("managedFields")
+        {
+            object["metadata"]["managedFields"] = fields.clone();
+        }
+        // Compare what will be stored: defaults first, as admission adds them.
+        super::defaults::apply(resource, Some(live), object);
+        if has_generation(resource) {
+            let generation = live["metadata"]["generation"].as_i64().unwrap_or(1);
+            // Anything but metadata and status is the spec (custom objects
+            // and Secrets keep theirs at the top level).
+            let spec_changed = object.as_object().is_some_and(|o| {
+                o.iter()
+                    .filter(|(k, _)| {
+                        !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
+                    })
+                    .any(|(k, v)| live.get(k) != Some(v))
+            }) || live.as_object().is_some_and(|l| {
+                l.keys()
+                    .filter(|k| {
+                        !matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind")
+                    })
+                    .any(|k| object.get(k).is_none())
+            });
+            object["metadata"]["generation"] = json!(if spec_changed {
+                generation + 1
+            } else {
+                generation
+            });
+        } else if let Some(meta) = object["metadata"].as_object_mut() {
+            meta.remove("generation");
+        }
         let rv = state.rv + 1;
         object["metadata"]["resourceVersion"] = json!(rv.to_string());
         admission::admit(self, &state, resource, Some(live), object)?;
@@ -459,19 +511,34 @@ impl ClusterStore {
             !live["metadata"]["deletionTimestamp"].is_null() && finalizers(object).is_empty();
         // A write that changes nothing is not stored, as kube-apiserver skips
         // it: the resourceVersion stays and no watch event is sent.
+        // managedFields count by who wrote how (a first server-side apply
+        // by a manager is a change), not by when.
         let mut unchanged = object.clone();
-        for field in ["resourceVersion", "managedFields"] {
-            match live["metadata"].get(field) {
-                Some(v) => unchanged["metadata"][field] = v.clone(),
-                None => {
-                    if let Some(meta) = unchanged["metadata"].as_object_mut() {
-                        meta.remove(field);
-                    }
+        let mut before = live.clone();
+        for o in [&mut unchanged, &mut before] {
+            if let Some(entries) = o["metadata"]
+                .get_mut("managedFields")
+                .and_then(Value::as_array_mut)
+            {
+                for entry in entries.iter_mut().filter_map(Value::as_object_mut) {
+                    entry.remove("time");
                 }
             }
         }
-        if !finishing && unchanged == *live {
+        match live["metadata"].get("resourceVersion") {
+            Some(v) => unchanged["metadata"]["resourceVersion"] = v.clone(),
+            None => {
+                if let Some(meta) = unchanged["metadata"].as_object_mut() {
+                    meta.remove("resourceVersion");
+                }
+            }
+        }
+        if !finishing && unchanged == before {
             return Ok(present(resource, live));
+        }
+        if opts.dry_run {
+            // Nothing is stored: the object keeps the live version.
+            object["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"].clone();
         }
         if !opts.dry_run {
             if finishing {
@@ -521,7 +588,7 @@ impl ClusterStore {
             return Ok(present(resource, &object));
         }
         if opts.dry_run {
-            return Ok(present(resource, &object));
+            return Ok(deleted(resource, &object));
         }
         if resource.group_resource() == "namespaces" {
             // The namespace takes everything in it along.
@@ -544,7 +611,14 @@ impl ClusterStore {
             }
         }
         self.commit(&mut state, key, None, ChangeKind::Deleted, resource)?;
-        Ok(present(resource, &object))
+        object["metadata"]["resourceVersion"] = json!(state.rv.to_string());
+        if resource.group_resource() == "namespaces" {
+            // The lab deletes a namespace at once; kube-apiserver answers
+            // with it terminating, and so does the lab.
+            object["metadata"]["deletionTimestamp"] = json!(now_rfc3339());
+            object["status"]["phase"] = json!("Terminating");
+        }
+        Ok(deleted(resource, &object))
     }
 
     /// Writes one change: log, state, broadcast. The log first: a change
@@ -583,6 +657,57 @@ impl ClusterStore {
         });
         Ok(())
     }
+}
+
+/// What a DELETE answers: the object for the kinds kube-apiserver returns
+/// it for (Namespaces, Pods, Services: `ReturnDeletedObject`), a `Status`
+/// of success naming it for the others.
+fn deleted(resource: &Resource, object: &Value) -> Value {
+    if matches!(
+        (resource.group.as_str(), resource.kind.as_str()),
+        ("", "Namespace" | "Pod" | "Service")
+    ) {
+        return present(resource, object);
+    }
+    let mut details = json!({
+        "name": object["metadata"]["name"],
+        "kind": resource.plural,
+        "uid": object["metadata"]["uid"],
+    });
+    if !resource.group.is_empty() {
+        details["group"] = json!(resource.group);
+    }
+    super::status::success(details)
+}
+
+/// A server-side apply request kube-apiserver takes: one naming its field
+/// manager, with the object the URL names.
+fn apply_request(
+    resource: &Resource,
+    name: &str,
+    body: &Value,
+    opts: Write,
+) -> Result<(), ApiError> {
+    if opts.field_manager.is_none_or(str::is_empty) {
+        return Err(ApiError::invalid_kind(
+            "meta.k8s.io",
+            "PatchOptions",
+            "",
+            vec![super::status::Cause::new(
+                "fieldManager",
+                "Required value: is required for apply patch",
+            )],
+        ));
+    }
+    check_kind(resource, body)?;
+    if let Some(other) = body["metadata"]["name"].as_str()
+        && other != name
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({other}) does not match the name on the URL ({name})"
+        )));
+    }
+    Ok(())
 }
 
 /// etcd's answer to a write it cannot store, with the lab's cause.

@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod bind;
+pub mod exchanges;
 pub mod history;
 pub mod knot;
 pub mod lab;
