@@ -58,10 +58,10 @@ impl Series {
             bucket.sort();
             series
                 .p50_ms
-                .push(ms(super::stats::percentile(&bucket, 50.0)));
+                .push(super::stats::ms(super::stats::percentile(&bucket, 50.0)));
             series
                 .p99_ms
-                .push(ms(super::stats::percentile(&bucket, 99.0)));
+                .push(super::stats::ms(super::stats::percentile(&bucket, 99.0)));
         }
         series
     }
@@ -106,10 +106,6 @@ impl Series {
         (series.failures.len() == n && series.p50_ms.len() == n && series.p99_ms.len() == n)
             .then_some(series)
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 #[cfg(test)]
