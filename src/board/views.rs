@@ -166,20 +166,15 @@ pub fn fleet(
     dead: &std::collections::HashSet<String>,
     filter: &FleetFilter,
 ) -> Markup {
-    let mut namespaces: Vec<&str> = fleet
-        .rows
-        .iter()
-        .filter_map(|r| r.namespace.as_deref())
-        .collect();
-    namespaces.sort_unstable();
-    namespaces.dedup();
-    let mut clusters: Vec<&str> = fleet
-        .rows
-        .iter()
-        .filter_map(|r| r.cluster.as_deref())
-        .collect();
-    clusters.sort_unstable();
-    clusters.dedup();
+    // The filters' choices: each value the rows have, once, in order.
+    let distinct = |of: fn(&AppRow) -> Option<&str>| -> Vec<&str> {
+        let mut values: Vec<&str> = fleet.rows.iter().filter_map(of).collect();
+        values.sort_unstable();
+        values.dedup();
+        values
+    };
+    let namespaces = distinct(|r| r.namespace.as_deref());
+    let clusters = distinct(|r| r.cluster.as_deref());
     let shown: Vec<&AppRow> = fleet
         .rows
         .iter()
