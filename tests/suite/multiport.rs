@@ -145,7 +145,32 @@ pub(crate) fn serve_app1(lab: &LabFixture, ports: Value) {
     );
 }
 
-pub(crate) fn multiport() -> Value {
+/// The lab's app1 with the ports of [`multiport`], both clusters' Traefik
+/// carrying them, once it answers on its metrics port.
+pub(crate) fn serve_multiport_app1(lab: &LabFixture) {
+    add_entry_points(lab, &[("metrics", 9090), ("grpc", 50051)]);
+    serve_app1(lab, multiport());
+    await_condition("app1 answers on 9090", || {
+        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns:9090/")
+            .starts_with("Hello")
+    });
+}
+
+/// app2's pod in the old cluster calling every port of app1 ([`callers`])
+/// every 50 ms.
+fn app2_calls_every_port(lab: &LabFixture) -> Poller {
+    let client = pod_of(lab, "old", "app2-ns", "app2");
+    Poller::start_commands(
+        lab.lab.network.clone(),
+        "old",
+        "app2-ns",
+        &client,
+        callers(),
+        Duration::from_millis(50),
+    )
+}
+
+fn multiport() -> Value {
     json!([
         { "name": "http", "port": 80, "targetPort": 80 },
         { "name": "metrics", "port": 9090, "targetPort": "metrics", "appProtocol": "http" },
@@ -234,21 +259,8 @@ fn an_app_with_http_metrics_h2c_and_tcp_ports_moves_with_no_caller_failing_on_an
     let sb = Sandbox::new();
     let lab = LabFixture::serve(&sb.file("lab"));
     let dir = lab.dir_arg();
-    add_entry_points(&lab, &[("metrics", 9090), ("grpc", 50051)]);
-    serve_app1(&lab, multiport());
-    await_condition("app1 answers on 9090 and 5432", || {
-        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns:9090/")
-            .starts_with("Hello")
-    });
-    let client = pod_of(&lab, "old", "app2-ns", "app2");
-    let poller = Poller::start_commands(
-        lab.lab.network.clone(),
-        "old",
-        "app2-ns",
-        &client,
-        callers(),
-        Duration::from_millis(50),
-    );
+    serve_multiport_app1(&lab);
+    let poller = app2_calls_every_port(&lab);
     let run = |args: &[&str], code: i32| {
         let mut all = args.to_vec();
         if args[0] == "run" {
@@ -788,21 +800,8 @@ fn move_through_load_balancers(bridge: &str) -> (Sandbox, LabFixture, Vec<Call>)
     let lab = LabFixture::serve(&sb.file("lab"));
     // No DNS cache: the ExternalName flip itself is what is measured elsewhere.
     lab.set_dns_cache("old", 0, 0);
-    add_entry_points(&lab, &[("metrics", 9090), ("grpc", 50051)]);
-    serve_app1(&lab, multiport());
-    await_condition("app1 answers on 9090", || {
-        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns:9090/")
-            .starts_with("Hello")
-    });
-    let client = pod_of(&lab, "old", "app2-ns", "app2");
-    let poller = Poller::start_commands(
-        lab.lab.network.clone(),
-        "old",
-        "app2-ns",
-        &client,
-        callers(),
-        Duration::from_millis(50),
-    );
+    serve_multiport_app1(&lab);
+    let poller = app2_calls_every_port(&lab);
     let dir = lab.dir_arg();
     let bridge = format!("bridge={bridge}");
     sb.ferry([

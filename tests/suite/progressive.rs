@@ -346,12 +346,7 @@ fn every_http_port_is_split_and_the_others_move_with_the_flip() {
     let sb = Sandbox::new();
     let lab = LabFixture::serve(&sb.file("lab"));
     let dir = lab.dir_arg();
-    crate::multiport::add_entry_points(&lab, &[("metrics", 9090), ("grpc", 50051)]);
-    crate::multiport::serve_app1(&lab, crate::multiport::multiport());
-    crate::common::await_condition("app1 answers on 9090", || {
-        lab.curl_from("old", "app2-ns", "app2", "http://app1.app1-ns:9090/")
-            .starts_with("Hello")
-    });
+    crate::multiport::serve_multiport_app1(&lab);
     // TCP connect guards hold each connection up to their 1 s timeout:
     // watch windows of 2 s at least, so their probes complete.
     let args = [
