@@ -2,9 +2,9 @@
 //! calling through the old route it refuses, naming the rate it saw, and
 //! changes nothing; once the client stopped, it drains and retires.
 
-use crate::common::Sandbox;
 use crate::common::lab::LabFixture;
 use crate::common::poller::Poller;
+use crate::common::{APP1_FROM_APP2, Sandbox};
 use std::time::Duration;
 
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
@@ -14,16 +14,7 @@ fn finalize_refuses_while_a_client_calls_through_the_old_route_then_drains() {
     let sb = Sandbox::new();
     let lab = LabFixture::serve(&sb.file("lab"));
     let dir = lab.dir_arg();
-    let app = [
-        "--set",
-        "app=app1",
-        "--set",
-        "ns=app1-ns",
-        "--set",
-        "client_ns=app2-ns",
-        "--set",
-        "client_labels=app=app2",
-    ];
+    let app = APP1_FROM_APP2;
     let migrate = format!("{SCRIPTS}/migrate-app.rhai");
     let mut args = vec!["run", migrate.as_str(), "--id", "m", "--lab-dir", &dir];
     args.extend(app);

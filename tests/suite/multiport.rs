@@ -6,7 +6,7 @@
 
 use crate::common::lab::LabFixture;
 use crate::common::poller::{Call, Poller};
-use crate::common::{Sandbox, await_condition};
+use crate::common::{APP1_FROM_APP2, Sandbox, await_condition};
 use ferry::lab::apiserver::Write;
 use ferry::lab::apiserver::patch::PatchKind;
 use serde_json::{Value, json};
@@ -268,22 +268,13 @@ fn an_app_with_http_metrics_h2c_and_tcp_ports_moves_with_no_caller_failing_on_an
         }
         sb.ferry(all).code(code).run()
     };
+    let migrate_app = script("migrate-app.rhai");
     let migrate = [
-        "run",
-        &script("migrate-app.rhai"),
-        "--id",
-        "m",
-        "--set",
-        "app=app1",
-        "--set",
-        "ns=app1-ns",
-        "--set",
-        "client_ns=app2-ns",
-        "--set",
-        "client_labels=app=app2",
-        "--set",
-        "expect=Hello, I'm app1",
-    ];
+        &["run", &migrate_app, "--id", "m"][..],
+        &APP1_FROM_APP2,
+        &["--set", "expect=Hello, I'm app1"],
+    ]
+    .concat();
     run(&migrate, 3);
 
     // The plan, journaled by the check step: HTTP ports on their entry
@@ -602,22 +593,14 @@ fn a_udp_port_nothing_can_carry_is_refused_in_the_check_step_with_nothing_change
     });
     let before = dump(&lab);
     let out = sb
-        .ferry([
-            "run",
-            &script("migrate-app.rhai"),
-            "--id",
-            "u",
-            "--set",
-            "app=app1",
-            "--set",
-            "ns=app1-ns",
-            "--set",
-            "client_ns=app2-ns",
-            "--set",
-            "client_labels=app=app2",
-            "--lab-dir",
-            &dir,
-        ])
+        .ferry(
+            [
+                &["run", &script("migrate-app.rhai"), "--id", "u"][..],
+                &APP1_FROM_APP2,
+                &["--lab-dir", &dir],
+            ]
+            .concat(),
+        )
         .any_code()
         .run();
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
@@ -727,22 +710,14 @@ fn a_tls_port_crosses_the_labs_ingress_by_sni_passthrough() {
                 })
         })
     });
-    sb.ferry([
-        "run",
-        &script("migrate-app.rhai"),
-        "--id",
-        "m",
-        "--set",
-        "app=app1",
-        "--set",
-        "ns=app1-ns",
-        "--set",
-        "client_ns=app2-ns",
-        "--set",
-        "client_labels=app=app2",
-        "--lab-dir",
-        &lab.dir_arg(),
-    ])
+    sb.ferry(
+        [
+            &["run", &script("migrate-app.rhai"), "--id", "m"][..],
+            &APP1_FROM_APP2,
+            &["--lab-dir", &lab.dir_arg()],
+        ]
+        .concat(),
+    )
     .code(3)
     .run();
     let route = object(&lab, "old", "ingressroutetcps.traefik.io/app1-ns/app1-8443");
@@ -804,24 +779,14 @@ fn move_through_load_balancers(bridge: &str) -> (Sandbox, LabFixture, Vec<Call>)
     let poller = app2_calls_every_port(&lab);
     let dir = lab.dir_arg();
     let bridge = format!("bridge={bridge}");
-    sb.ferry([
-        "run",
-        &script("migrate-app.rhai"),
-        "--id",
-        "m",
-        "--set",
-        "app=app1",
-        "--set",
-        "ns=app1-ns",
-        "--set",
-        "client_ns=app2-ns",
-        "--set",
-        "client_labels=app=app2",
-        "--set",
-        &bridge,
-        "--lab-dir",
-        &dir,
-    ])
+    sb.ferry(
+        [
+            &["run", &script("migrate-app.rhai"), "--id", "m"][..],
+            &APP1_FROM_APP2,
+            &["--set", &bridge, "--lab-dir", &dir],
+        ]
+        .concat(),
+    )
     .code(3)
     .run();
     sb.ferry(["approve", "m", "prepare"]).code(0).run();

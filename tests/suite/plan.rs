@@ -4,8 +4,8 @@
 //! precondition is reported at its step; `--run` plans what a resume would
 //! do next.
 
-use crate::common::Sandbox;
 use crate::common::lab::LabFixture;
+use crate::common::{APP1_FROM_APP2, Sandbox};
 
 const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
 
@@ -92,22 +92,14 @@ fn the_plan_of_the_article_reads_step_by_step() {
     let lab = LabFixture::serve(&sb.file("lab"));
     let script = format!("{SCRIPTS}/migrate-app.rhai");
     let out = sb
-        .ferry([
-            "plan",
-            &script,
-            "--lab-dir",
-            &lab.dir_arg(),
-            "--set",
-            "app=app1",
-            "--set",
-            "ns=app1-ns",
-            "--set",
-            "client_ns=app2-ns",
-            "--set",
-            "client_labels=app=app2",
-            "--set",
-            "bridge=externalname",
-        ])
+        .ferry(
+            [
+                &["plan", &script, "--lab-dir", &lab.dir_arg()][..],
+                &APP1_FROM_APP2,
+                &["--set", "bridge=externalname"],
+            ]
+            .concat(),
+        )
         .run();
     let text = out.stdout;
     // The steps and gates in the order the run takes them, each once.

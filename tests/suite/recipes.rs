@@ -2,9 +2,9 @@
 //! records and routing are exactly as expected, guards see no failure, and a
 //! rollback after cutover puts everything back while app2 keeps answers.
 
-use crate::common::Sandbox;
 use crate::common::lab::LabFixture;
 use crate::common::poller::Poller;
+use crate::common::{APP1_FROM_APP2, Sandbox};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -101,21 +101,11 @@ fn migrate_app_leaves_exactly_the_expected_state_after_each_phase() {
     // Phase 1: bridged through the old ingress.
     run(
         &[
-            "run",
-            &script("migrate-app.rhai"),
-            "--id",
-            "m",
-            "--set",
-            "app=app1",
-            "--set",
-            "ns=app1-ns",
-            "--set",
-            "client_ns=app2-ns",
-            "--set",
-            "client_labels=app=app2",
-            "--set",
-            "expect=Hello, I'm app1",
-        ],
+            &["run", &script("migrate-app.rhai"), "--id", "m"][..],
+            &APP1_FROM_APP2,
+            &["--set", "expect=Hello, I'm app1"],
+        ]
+        .concat(),
         3,
     );
     // The Service kept its address and ports; only its endpoints moved.
@@ -363,16 +353,7 @@ fn rollback_after_cutover_restores_the_lab_while_app2_keeps_answers() {
     let lab = LabFixture::serve(&sb.file("lab"));
     let dir = lab.dir_arg();
     let before_ip = svc(&lab, "old", "app1-ns", "app1")["spec"]["clusterIP"].clone();
-    let base = [
-        "--set",
-        "app=app1",
-        "--set",
-        "ns=app1-ns",
-        "--set",
-        "client_ns=app2-ns",
-        "--set",
-        "client_labels=app=app2",
-    ];
+    let base = APP1_FROM_APP2;
     let migrate = script("migrate-app.rhai");
     let mut args = vec!["run", &migrate, "--id", "r", "--lab-dir", &dir];
     args.extend(base);

@@ -23,6 +23,19 @@ use std::time::{Duration, Instant};
 
 pub const FERRY: &str = env!("CARGO_BIN_EXE_ferry");
 
+/// `migrate-app.rhai`'s parameters for the article's app1, watched from
+/// app2's pods (its client in the old cluster).
+pub const APP1_FROM_APP2: [&str; 8] = [
+    "--set",
+    "app=app1",
+    "--set",
+    "ns=app1-ns",
+    "--set",
+    "client_ns=app2-ns",
+    "--set",
+    "client_labels=app=app2",
+];
+
 pub struct Sandbox {
     dir: tempfile::TempDir,
 }
