@@ -44,43 +44,17 @@ fn draw<'a>(
     let top = requests.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
     let flip = flip_ms.map(|ms| ms as f64 / 1000.0);
 
-    let mut chart = ChartBuilder::on(&upper)
-        .margin(6)
-        .x_label_area_size(18)
-        .y_label_area_size(48)
-        .caption("requests / s and failures / s", ("sans-serif", 13))
-        .build_cartesian_2d(0.0..end, 0.0..top)?;
-    chart
-        .configure_mesh()
-        .light_line_style(WHITE.mix(0.0))
-        .x_labels(8)
-        .y_labels(4)
-        .label_style(("sans-serif", 11))
-        .draw()?;
-    chart
-        .draw_series(LineSeries::new(requests, BLUE.stroke_width(2)))?
-        .label("requests")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLUE.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new(failures, RED.stroke_width(2)))?
-        .label("failures")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], RED.stroke_width(2)));
-    if let Some(at) = flip {
-        chart
-            .draw_series(LineSeries::new(
-                [(at, 0.0), (at, top)],
-                ORANGE.stroke_width(2),
-            ))?
-            .label("flip")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], ORANGE.stroke_width(2)));
-    }
-    chart
-        .configure_series_labels()
-        .border_style(GREY)
-        .background_style(WHITE.mix(0.85))
-        .label_font(("sans-serif", 11))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()?;
+    panel(
+        &upper,
+        Panel {
+            caption: "requests / s and failures / s",
+            x_desc: None,
+            end,
+            top,
+            lines: vec![(requests, BLUE, "requests"), (failures, RED, "failures")],
+            flip: flip.map(|at| (at, true)),
+        },
+    )?;
 
     let points = |values: &[f64]| -> Vec<(f64, f64)> {
         values
@@ -93,33 +67,73 @@ fn draw<'a>(
     let p50 = points(&series.p50_ms);
     let p99 = points(&series.p99_ms);
     let slowest = p99.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
-    let mut chart = ChartBuilder::on(&lower)
+    panel(
+        &lower,
+        Panel {
+            caption: "latency (ms): p50, p99",
+            x_desc: Some("seconds from the guard's start"),
+            end,
+            top: slowest,
+            lines: vec![(p50, GREY, "p50"), (p99, BLUE, "p99")],
+            // The flip is in the upper panel's legend already.
+            flip: flip.map(|at| (at, false)),
+        },
+    )?;
+    root.present()?;
+    Ok(())
+}
+
+/// A line of a panel: its points, colour and legend label.
+type Line<'s> = (Vec<(f64, f64)>, RGBColor, &'s str);
+
+/// One of the chart's two panels: its lines over `0..end` seconds and
+/// `0..top`, with their legend, and the flip as a vertical line (named in
+/// the legend when its flag says so).
+struct Panel<'s> {
+    caption: &'s str,
+    x_desc: Option<&'s str>,
+    end: f64,
+    top: f64,
+    lines: Vec<Line<'s>>,
+    flip: Option<(f64, bool)>,
+}
+
+fn panel<'a>(
+    area: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+    panel: Panel<'_>,
+) -> Result<(), Box<dyn std::error::Error + 'a>> {
+    let mut chart = ChartBuilder::on(area)
         .margin(6)
-        .x_label_area_size(22)
+        .x_label_area_size(if panel.x_desc.is_some() { 22 } else { 18 })
         .y_label_area_size(48)
-        .caption("latency (ms): p50, p99", ("sans-serif", 13))
-        .build_cartesian_2d(0.0..end, 0.0..slowest)?;
-    chart
-        .configure_mesh()
-        .light_line_style(WHITE.mix(0.0))
+        .caption(panel.caption, ("sans-serif", 13))
+        .build_cartesian_2d(0.0..panel.end, 0.0..panel.top)?;
+    let mut mesh = chart.configure_mesh();
+    mesh.light_line_style(WHITE.mix(0.0))
         .x_labels(8)
         .y_labels(4)
-        .x_desc("seconds from the guard's start")
-        .label_style(("sans-serif", 11))
-        .draw()?;
-    chart
-        .draw_series(LineSeries::new(p50, GREY.stroke_width(2)))?
-        .label("p50")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], GREY.stroke_width(2)));
-    chart
-        .draw_series(LineSeries::new(p99, BLUE.stroke_width(2)))?
-        .label("p99")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], BLUE.stroke_width(2)));
-    if let Some(at) = flip {
-        chart.draw_series(LineSeries::new(
-            [(at, 0.0), (at, slowest)],
+        .label_style(("sans-serif", 11));
+    if let Some(desc) = panel.x_desc {
+        mesh.x_desc(desc);
+    }
+    mesh.draw()?;
+    let legend = |color: RGBColor| {
+        move |(x, y): (i32, i32)| PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2))
+    };
+    for (points, color, label) in panel.lines {
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .label(label)
+            .legend(legend(color));
+    }
+    if let Some((at, named)) = panel.flip {
+        let line = chart.draw_series(LineSeries::new(
+            [(at, 0.0), (at, panel.top)],
             ORANGE.stroke_width(2),
         ))?;
+        if named {
+            line.label("flip").legend(legend(ORANGE));
+        }
     }
     chart
         .configure_series_labels()
@@ -128,6 +142,5 @@ fn draw<'a>(
         .label_font(("sans-serif", 11))
         .position(SeriesLabelPosition::UpperRight)
         .draw()?;
-    root.present()?;
     Ok(())
 }
